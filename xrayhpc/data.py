@@ -1,0 +1,177 @@
+"""The dataset: class folders, the course template's split, and images decoded once and cached.
+
+Layout under a task folder (`two/` or `all/`): `train/<class>/*` and `test/<class>/*`. Classes are
+the sorted folder names, as Keras's flow_from_directory sees them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from xrayhpc.errors import UserError
+from xrayhpc.results import write_atomic
+
+# flow_from_directory's list, compared in lower case as Keras does
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".ppm", ".tif", ".tiff")
+RESAMPLE = {"nearest": Image.Resampling.NEAREST, "bilinear": Image.Resampling.BILINEAR}
+CACHE_VERSION = 1
+
+
+@dataclass
+class Split:
+    """Images of one split as uint8 (N, size, size, 3), their class indices and file names."""
+
+    images: np.ndarray
+    labels: np.ndarray
+    files: list[str]
+
+    def __len__(self) -> int:
+        return len(self.files)
+
+
+@dataclass
+class Dataset:
+    classes: list[str]
+    train: Split
+    val: Split
+    test: Split
+    skipped: list[dict[str, str]] = field(default_factory=list)
+
+    def counts(self) -> dict[str, dict[str, int]]:
+        """Images per class and split, as metrics.json records them."""
+        return {
+            name: {c: int(np.sum(split.labels == i)) for i, c in enumerate(self.classes)}
+            for name, split in (("train", self.train), ("val", self.val), ("test", self.test))
+        }
+
+
+def cache_dir() -> Path:
+    """Decoded images live here: $XRAYHPC_CACHE, else $XDG_CACHE_HOME/xrayhpc, else ~/.cache."""
+    if os.environ.get("XRAYHPC_CACHE"):
+        return Path(os.environ["XRAYHPC_CACHE"])
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "xrayhpc"
+
+
+def list_images(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.iterdir() if p.is_file() and p.name.lower().endswith(IMAGE_SUFFIXES))
+
+
+def _class_files(split_dir: Path, classes: list[str] | None) -> dict[str, list[Path]]:
+    if not split_dir.is_dir():
+        raise UserError(f"{split_dir}: folder not found; a task folder needs train/ and test/")
+    found = sorted(p.name for p in split_dir.iterdir() if p.is_dir())
+    if classes is None:
+        if not found:
+            raise UserError(f"{split_dir}: no class folders; put each class's images in a folder")
+        classes = found
+    elif found != classes:
+        raise UserError(
+            f"{split_dir}: class folders {found} differ from train/'s {classes}; "
+            "both splits need the same classes"
+        )
+    files = {}
+    for name in classes:
+        images = list_images(split_dir / name)
+        if not images:
+            raise UserError(
+                f"{split_dir / name}: no images (looked for {', '.join(IMAGE_SUFFIXES)})"
+            )
+        files[name] = images
+    return files
+
+
+def decode(path: Path, size: int, interpolation: str) -> np.ndarray:
+    """One file -> (size, size, 3) uint8, as Keras's load_img makes it (convert, then resize)."""
+    with Image.open(path) as img:
+        img.load()
+        rgb = img if img.mode == "RGB" else img.convert("RGB")
+        return np.asarray(rgb.resize((size, size), RESAMPLE[interpolation]), dtype=np.uint8)
+
+
+def _cache_key(files: list[Path], size: int, interpolation: str) -> str:
+    h = hashlib.sha256(f"v{CACHE_VERSION} {size} {interpolation}".encode())
+    for path in files:
+        st = path.stat()
+        h.update(f"\n{path.resolve()} {st.st_size} {st.st_mtime_ns}".encode())
+    return h.hexdigest()[:24]
+
+
+def decode_all(
+    files: list[Path], size: int, interpolation: str, threads: int,
+    log: Callable[[str], None] = print,
+) -> tuple[np.ndarray, dict[str, str]]:
+    """Decode every file once, cached on disk; unreadable files are reported, not fatal."""
+    path = cache_dir() / f"images-{_cache_key(files, size, interpolation)}.npz"
+    if path.is_file():
+        with np.load(path) as cached:
+            bad = json.loads(str(cached["bad"]))
+            return cached["images"], bad
+    out = np.zeros((len(files), size, size, 3), dtype=np.uint8)
+    bad: dict[str, str] = {}
+
+    def one(i: int) -> None:
+        try:
+            out[i] = decode(files[i], size, interpolation)
+        except (OSError, ValueError, Image.DecompressionBombError) as err:
+            bad[str(files[i])] = f"{type(err).__name__}: {err}"
+
+    log(f"decoding {len(files)} images to {size}x{size} (cached for later runs)")
+    with ThreadPoolExecutor(max(1, threads)) as pool:
+        list(pool.map(one, range(len(files))))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_atomic(path, lambda f: np.savez(f, images=out, bad=json.dumps(bad)))
+    return out, bad
+
+
+def load_dataset(
+    task_dir: Path, image_size: int, interpolation: str, validation_split: float,
+    threads: int = 1, log: Callable[[str], None] = print,
+) -> Dataset:
+    """Discover, decode (once) and split; the first `validation_split` of each class is validation."""
+    task_dir = Path(task_dir)
+    if not task_dir.is_dir():
+        raise UserError(
+            f"data folder {task_dir} not found; point XRAYHPC_DATA (or `data` in the grid) at the "
+            "folder that holds two/ and all/"
+        )
+    train_files = _class_files(task_dir / "train", None)
+    classes = list(train_files)
+    test_files = _class_files(task_dir / "test", classes)
+    every = [p for files in (train_files, test_files) for c in classes for p in files[c]]
+    images, bad = decode_all(every, image_size, interpolation, threads, log)
+    for file, reason in bad.items():
+        log(f"skipping unreadable image {file}: {reason}")
+    index = {str(p): i for i, p in enumerate(every)}
+
+    def split(files: dict[str, list[Path]], lo: float, hi: float) -> Split:
+        picked, labels = [], []
+        for label, name in enumerate(classes):
+            n = len(files[name])
+            for p in files[name][int(lo * n):int(hi * n)]:
+                if str(p) not in bad:
+                    picked.append(p)
+                    labels.append(label)
+        rows = [index[str(p)] for p in picked]
+        return Split(
+            images[rows], np.asarray(labels, dtype=np.int64),
+            [str(p.relative_to(task_dir)) for p in picked],
+        )
+
+    skipped = [{"file": str(Path(f).relative_to(task_dir)), "reason": r} for f, r in bad.items()]
+    return Dataset(
+        classes,
+        train=split(train_files, validation_split, 1.0),
+        val=split(train_files, 0.0, validation_split),
+        test=split(test_files, 0.0, 1.0),
+        skipped=skipped,
+    )

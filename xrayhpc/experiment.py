@@ -1,0 +1,278 @@
+"""Experiments and the TOML grid files that list them.
+
+A grid file has an optional `[defaults]` table, an optional top-level `data` path and any number
+of `[[experiment]]` tables. Every value may be a list: a table expands into the cartesian product
+of its lists (a list-valued setting such as `head_units` expands when given a list of lists).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import itertools
+import json
+import os
+from fnmatch import fnmatch
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from xrayhpc.errors import UserError
+from xrayhpc.models import BACKBONES
+
+TASKS = {"binary": "two", "multiclass": "all"}
+TASK_LABELS = {"binary": "task1", "multiclass": "task2"}
+DEVICES = ("gpu", "cpu")
+PREPROCESSING = ("rescale", "backbone")
+CHECKPOINTS = ("last", "val_loss", "val_accuracy")
+INTERPOLATIONS = ("nearest", "bilinear")
+# Axes that name an experiment; any other key that a table expands is added to the id.
+ID_KEYS = ("task", "backbone", "device")
+
+
+@dataclass(frozen=True)
+class Experiment:
+    """One training run: what the worker needs, and all that its result depends on."""
+
+    task: str
+    backbone: str
+    device: str
+    data: str = "data"
+    epochs: int = 40
+    batch_size: int = 5
+    learning_rate: float = 5e-4
+    image_size: int = 224
+    head_units: tuple[int, ...] = (256,)
+    dropouts: tuple[float, ...] = (0.5,)
+    trainable_backbone: bool = False
+    augment: bool = True
+    preprocessing: str = "rescale"
+    interpolation: str = "nearest"
+    weights: str = "imagenet"
+    seed: int = 0
+    validation_split: float = 0.2
+    checkpoint: str = "last"
+    fast_path: bool = True
+    tag: str = ""
+    id_suffix: str = field(default="", compare=False, repr=False)
+
+    @property
+    def id(self) -> str:
+        parts = [TASK_LABELS[self.task], self.backbone, self.device]
+        parts += [p for p in (self.tag, self.id_suffix) if p]
+        return "-".join(parts)
+
+    @property
+    def data_dir(self) -> Path:
+        """The task's folder (`two/` or `all/`) under the data root."""
+        return Path(self.data) / TASKS[self.task]
+
+    @property
+    def head_only(self) -> bool:
+        """A frozen backbone is run in large batches and only the head is trained on its features.
+
+        Without augmentation the backbone runs once over the images (the fast path); with it, once
+        per epoch over the fresh transforms. Either gives the same model as the plain path.
+        """
+        return self.fast_path and not self.trainable_backbone
+
+    def settings(self) -> dict[str, Any]:
+        """Every setting the result depends on, as JSON-ready values."""
+        out = dataclasses.asdict(self)
+        out.pop("id_suffix")
+        out["head_units"] = list(self.head_units)
+        out["dropouts"] = list(self.dropouts)
+        return out
+
+    @property
+    def fingerprint(self) -> str:
+        """Changes whenever a setting changes: a result with another fingerprint is stale."""
+        blob = json.dumps(self.settings(), sort_keys=True).encode()
+        return hashlib.sha256(blob).hexdigest()[:12]
+
+    @classmethod
+    def from_settings(cls, settings: dict[str, Any], source: str = "spec") -> Experiment:
+        """Build from a dict such as metrics.json's `experiment` or a JSON spec, validated."""
+        return _build(dict(settings), source, "", data_default=str(settings.get("data", "data")))
+
+
+FIELDS = {f.name: f for f in dataclasses.fields(Experiment) if f.name != "id_suffix"}
+
+
+def _kind(name: str) -> str:
+    return {
+        "int": "an integer",
+        "float": "a number",
+        "bool": "true or false",
+        "str": "a string",
+        "tuple[int, ...]": "a list of integers",
+        "tuple[float, ...]": "a list of numbers",
+    }[FIELDS[name].type]
+
+
+def _coerce(name: str, value: Any, where: str) -> Any:
+    kind = FIELDS[name].type
+    bad = UserError(f"{where}: `{name}` must be {_kind(name)}, got {value!r}")
+    if kind == "bool":
+        if not isinstance(value, bool):
+            raise bad
+        return value
+    if kind == "int":
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise bad
+        return value
+    if kind == "float":
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise bad
+        return float(value)
+    if kind == "str":
+        if not isinstance(value, str):
+            raise bad
+        return value
+    item = int if kind == "tuple[int, ...]" else (int, float)
+    if not isinstance(value, list | tuple) or not all(
+        isinstance(v, item) and not isinstance(v, bool) for v in value
+    ):
+        raise bad
+    return tuple(value) if item is int else tuple(float(v) for v in value)
+
+
+def _check(exp: Experiment, where: str) -> None:
+    """Impossible values, each named with what is allowed."""
+
+    def fail(key: str, allowed: str) -> None:
+        raise UserError(f"{where}: `{key}` = {getattr(exp, key)!r} is not allowed; {allowed}")
+
+    if exp.task not in TASKS:
+        fail("task", f"use one of {', '.join(TASKS)}")
+    if exp.backbone not in BACKBONES:
+        fail("backbone", f"use one of {', '.join(BACKBONES)}")
+    if exp.device not in DEVICES:
+        fail("device", f"use one of {', '.join(DEVICES)}")
+    for key in ("epochs", "batch_size"):
+        if getattr(exp, key) < 1:
+            fail(key, "it must be at least 1")
+    if exp.learning_rate <= 0:
+        fail("learning_rate", "it must be greater than 0")
+    smallest = BACKBONES[exp.backbone].min_size
+    if exp.image_size < smallest:
+        fail("image_size", f"{exp.backbone} needs at least {smallest}")
+    if not exp.head_units or min(exp.head_units) < 1:
+        fail("head_units", "give one or more layer widths, each at least 1")
+    if len(exp.dropouts) != len(exp.head_units):
+        fail("dropouts", f"give one rate per head layer ({len(exp.head_units)})")
+    if any(not 0 <= d < 1 for d in exp.dropouts):
+        fail("dropouts", "each rate must be in [0, 1)")
+    if exp.preprocessing not in PREPROCESSING:
+        fail("preprocessing", f"use one of {', '.join(PREPROCESSING)}")
+    if exp.interpolation not in INTERPOLATIONS:
+        fail("interpolation", f"use one of {', '.join(INTERPOLATIONS)}")
+    if exp.checkpoint not in CHECKPOINTS:
+        fail("checkpoint", f"use one of {', '.join(CHECKPOINTS)}")
+    if not 0 <= exp.validation_split < 1:
+        fail("validation_split", "it must be in [0, 1)")
+    if exp.validation_split == 0 and exp.checkpoint != "last":
+        fail("checkpoint", "a best-validation checkpoint needs validation_split > 0; use \"last\"")
+    if exp.weights not in ("imagenet", "none") and not Path(exp.weights).is_file():
+        fail("weights", "use \"imagenet\", \"none\" or the path of an existing weights file")
+
+
+def _build(values: dict[str, Any], where: str, suffix: str, data_default: str) -> Experiment:
+    unknown = sorted(set(values) - set(FIELDS))
+    if unknown:
+        raise UserError(
+            f"{where}: unknown key `{unknown[0]}`; the keys are: {', '.join(FIELDS)}"
+        )
+    for key in ID_KEYS:
+        if key not in values:
+            raise UserError(f"{where}: `{key}` is missing; every experiment needs {', '.join(ID_KEYS)}")
+    values.setdefault("data", data_default)
+    typed = {k: _coerce(k, v, where) for k, v in values.items()}
+    exp = Experiment(**typed, id_suffix=suffix)
+    _check(exp, where)
+    return exp
+
+
+def _expand(table: dict[str, Any]) -> list[tuple[dict[str, Any], str]]:
+    """One table -> its cartesian product, each with the id suffix of its non-id axes."""
+    axes: dict[str, list[Any]] = {}
+    for key, value in table.items():
+        is_tuple = key in FIELDS and FIELDS[key].type.startswith("tuple")
+        expands = isinstance(value, list) and (
+            not is_tuple or (value and all(isinstance(v, list) for v in value))
+        )
+        axes[key] = value if expands else [value]
+    varying = [k for k, v in axes.items() if len(v) > 1 and k not in ID_KEYS]
+    out = []
+    for combo in itertools.product(*axes.values()):
+        values = dict(zip(axes, combo, strict=True))
+        suffix = "-".join(f"{k}{_label(values[k])}" for k in varying)
+        out.append((values, suffix))
+    return out
+
+
+def _label(value: Any) -> str:
+    if isinstance(value, list):
+        return "x".join(_label(v) for v in value)
+    if isinstance(value, bool):
+        return "on" if value else "off"
+    return Path(value).stem if isinstance(value, str) and "/" in value else str(value)
+
+
+def data_root(grid_data: str | None, base: Path) -> str:
+    """XRAYHPC_DATA wins, then the grid's `data` (relative to the grid file), then ./data."""
+    env = os.environ.get("XRAYHPC_DATA")
+    if env:
+        return str(Path(env).expanduser().resolve())
+    if grid_data:
+        return str((base / Path(grid_data).expanduser()).resolve())
+    return str(Path("data").resolve())
+
+
+def load_grid(path: Path) -> list[Experiment]:
+    """Read a grid file and return its experiments, validated, ids unique."""
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        raise UserError(f"{path}: no such grid file; the grids are in jobs/") from None
+    try:
+        doc = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as err:
+        raise UserError(f"{path}: not valid TOML: {err}") from None
+    allowed_top = {"data", "defaults", "experiment"}
+    unknown = sorted(set(doc) - allowed_top)
+    if unknown:
+        raise UserError(
+            f"{path}: unknown top-level key `{unknown[0]}`; use `data`, [defaults] and [[experiment]]"
+        )
+    tables = doc.get("experiment", [])
+    if not isinstance(tables, list) or not tables:
+        raise UserError(f"{path}: no [[experiment]] tables; add at least one")
+    defaults = doc.get("defaults", {})
+    root = data_root(doc.get("data"), path.parent)
+    experiments: list[Experiment] = []
+    seen: dict[str, str] = {}
+    for number, table in enumerate(tables, start=1):
+        where = f"{path}: experiment {number}"
+        merged = {**defaults, **table}
+        if isinstance(merged.get("weights"), str) and merged["weights"] not in ("imagenet", "none"):
+            merged["weights"] = str((path.parent / merged["weights"]).resolve())
+        for values, suffix in _expand(merged):
+            exp = _build(values, where, suffix, root)
+            if exp.id in seen:
+                raise UserError(
+                    f"{where}: id `{exp.id}` is also made by {seen[exp.id]}; "
+                    "give one of them a distinct `tag`"
+                )
+            seen[exp.id] = where
+            experiments.append(exp)
+    return experiments
+
+
+def select(experiments: list[Experiment], only: str | None) -> list[Experiment]:
+    """Keep the experiments whose id matches a shell-style pattern (or contains the text)."""
+    if not only:
+        return experiments
+    return [e for e in experiments if fnmatch(e.id, only) or only in e.id]

@@ -1,0 +1,145 @@
+"""Backbones from keras.applications, their ImageNet weight files, and the study's head.
+
+Keras is imported inside the functions: the grid, the dispatcher and the status table only need
+the names, and the worker must choose its device before the backend starts.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import socket
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from xrayhpc.errors import UserError
+
+if TYPE_CHECKING:
+    import keras
+    import numpy as np
+
+FEATURE_LAYER = "features"
+WEIGHTS_URL = "https://storage.googleapis.com/tensorflow/keras-applications"
+DOWNLOAD_TIMEOUT_S = 60
+
+
+@dataclass(frozen=True)
+class Backbone:
+    """Where a backbone lives in keras.applications and what its ImageNet file is called."""
+
+    module: str
+    constructor: str
+    notop_file: str
+    min_size: int = 32
+
+    def weights_file(self, image_size: int) -> str:
+        return self.notop_file.format(size=image_size)
+
+
+BACKBONES: dict[str, Backbone] = {
+    "vgg16": Backbone("vgg16", "VGG16", "vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5"),
+    "vgg19": Backbone("vgg19", "VGG19", "vgg19_weights_tf_dim_ordering_tf_kernels_notop.h5"),
+    "resnet50": Backbone(
+        "resnet50", "ResNet50", "resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5"
+    ),
+    "inception_v3": Backbone(
+        "inception_v3", "InceptionV3",
+        "inception_v3_weights_tf_dim_ordering_tf_kernels_notop.h5", min_size=75,
+    ),
+    "mobilenet": Backbone("mobilenet", "MobileNet", "mobilenet_1_0_{size}_tf_no_top.h5"),
+    "mobilenet_v2": Backbone(
+        "mobilenet_v2", "MobileNetV2",
+        "mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_{size}_no_top.h5",
+    ),
+}
+
+
+def keras_models_dir() -> Path:
+    """Where Keras keeps downloaded weights ($KERAS_HOME/models, else ~/.keras/models)."""
+    home = os.environ.get("KERAS_HOME") or Path.home() / ".keras"
+    return Path(home) / "models"
+
+
+def resolve_weights(name: str, weights: str, image_size: int) -> str | None:
+    """Turn the experiment's `weights` into what keras.applications takes.
+
+    A pre-placed ImageNet file is passed as a path: Keras would otherwise check its md5, try to
+    download it again and delete it when that fails.
+    """
+    if weights == "none":
+        return None
+    if weights != "imagenet":
+        return weights
+    spec = BACKBONES[name]
+    cached = keras_models_dir() / spec.weights_file(image_size)
+    if cached.is_file():
+        return str(cached)
+    return "imagenet"
+
+
+def _missing_weights(name: str, image_size: int, err: BaseException) -> UserError:
+    spec = BACKBONES[name]
+    file = spec.weights_file(image_size)
+    return UserError(
+        f"weights = \"imagenet\" for {name}: {file} is not in {keras_models_dir()} and could not "
+        f"be downloaded ({type(err).__name__}: {str(err).splitlines()[0][:120]}); on a machine "
+        f"with internet fetch {WEIGHTS_URL}/{spec.module}/{file} into that folder "
+        "(or set KERAS_HOME), or use weights = \"none\" or a file path"
+    )
+
+
+def build_backbone(name: str, image_size: int, weights: str) -> keras.Model:
+    """The backbone without its top, loading ImageNet weights or failing with the fix."""
+    spec = BACKBONES[name]
+    module = importlib.import_module(f"keras.applications.{spec.module}")
+    constructor = getattr(module, spec.constructor)
+    source = resolve_weights(name, weights, image_size)
+    # Keras downloads have no timeout of their own: a silent server would hang the job.
+    previous = socket.getdefaulttimeout()
+    socket.setdefaulttimeout(DOWNLOAD_TIMEOUT_S)
+    try:
+        return constructor(
+            include_top=False, weights=source, input_shape=(image_size, image_size, 3)
+        )
+    except Exception as err:  # Keras raises a bare Exception for a failed fetch
+        if source == "imagenet":
+            raise _missing_weights(name, image_size, err) from None
+        if source is not None:
+            raise UserError(f"weights = {source!r}: cannot be loaded into {name}: {err}") from None
+        raise
+    finally:
+        socket.setdefaulttimeout(previous)
+
+
+def preprocess(name: str, mode: str, images: np.ndarray) -> np.ndarray:
+    """uint8 images -> the model's float input: the template's 1/255, or the backbone's own."""
+    import numpy as np
+
+    if mode == "rescale":
+        return images.astype(np.float32) / np.float32(255.0)
+    module = importlib.import_module(f"keras.applications.{BACKBONES[name].module}")
+    return module.preprocess_input(images.astype(np.float32))
+
+
+def build_head(
+    input_shape: tuple[int, ...], units: tuple[int, ...], dropouts: tuple[float, ...],
+    classes: int, seed: int,
+) -> keras.Model:
+    """Flatten, then Dense+Dropout per layer, then sigmoid (2 classes) or softmax.
+
+    The first Dense layer is named `features`: t-SNE is drawn from it.
+    """
+    import keras
+
+    layers: list[Any] = [keras.Input(input_shape), keras.layers.Flatten()]
+    for i, (width, rate) in enumerate(zip(units, dropouts, strict=True)):
+        layers.append(
+            keras.layers.Dense(width, activation="relu", name=FEATURE_LAYER if i == 0 else None)
+        )
+        layers.append(keras.layers.Dropout(rate, seed=seed + i))
+    if classes == 2:
+        layers.append(keras.layers.Dense(1, activation="sigmoid"))
+    else:
+        layers.append(keras.layers.Dense(classes, activation="softmax"))
+    return keras.Sequential(layers, name="head")

@@ -1,0 +1,77 @@
+"""The PNGs of a result folder: t-SNE of the feature layer, training curves, confusion matrix."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+from sklearn.manifold import TSNE  # noqa: E402
+
+from xrayhpc.results import write_atomic  # noqa: E402
+
+
+def _save(fig: plt.Figure, path: Path) -> None:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
+    plt.close(fig)
+    write_atomic(path, lambda f: f.write(buf.getvalue()))
+
+
+def tsne_points(features: np.ndarray, seed: int) -> np.ndarray:
+    """2-D t-SNE; perplexity shrinks for small sets (it must stay below the point count)."""
+    n = len(features)
+    if n < 3:
+        return np.zeros((n, 2))
+    perplexity = float(min(30.0, max(1.0, (n - 1) / 3)))
+    return TSNE(2, perplexity=perplexity, init="pca", random_state=seed).fit_transform(
+        features.reshape(n, -1).astype(np.float64)
+    )
+
+
+def tsne_png(points: np.ndarray, labels: np.ndarray, classes: list[str], title: str, path: Path) -> None:
+    fig, ax = plt.subplots(figsize=(6, 5))
+    colours = plt.get_cmap("tab10")
+    for i, name in enumerate(classes):
+        mask = labels == i
+        ax.scatter(points[mask, 0], points[mask, 1], s=18, color=colours(i), label=f"{name} ({mask.sum()})")
+    ax.set_title(title)
+    ax.set_xticks([])
+    ax.set_yticks([])
+    ax.legend(title="class", loc="best", fontsize=8)
+    _save(fig, path)
+
+
+def curves_png(history: list[dict[str, float]], best_epoch: int, title: str, path: Path) -> None:
+    epochs = np.arange(1, len(history) + 1)
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
+    for ax, metric in zip(axes, ("loss", "accuracy"), strict=True):
+        for prefix, style in (("", "-"), ("val_", "--")):
+            key = prefix + metric
+            if history and key in history[0]:
+                ax.plot(epochs, [h[key] for h in history], style, label="validation" if prefix else "training")
+        if best_epoch < len(history):
+            ax.axvline(best_epoch, color="grey", lw=0.8, ls=":", label=f"kept: epoch {best_epoch}")
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(metric)
+        ax.legend(fontsize=8)
+    fig.suptitle(title)
+    _save(fig, path)
+
+
+def confusion_png(matrix: list[list[int]], classes: list[str], title: str, path: Path) -> None:
+    m = np.asarray(matrix)
+    fig, ax = plt.subplots(figsize=(1.2 * len(classes) + 2.5, 1.2 * len(classes) + 2))
+    ax.imshow(m, cmap="Blues")
+    for (i, j), v in np.ndenumerate(m):
+        ax.text(j, i, str(v), ha="center", va="center", color="white" if v > m.max() / 2 else "black")
+    ax.set_xticks(range(len(classes)), classes, rotation=30, ha="right")
+    ax.set_yticks(range(len(classes)), classes)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    ax.set_title(title)
+    _save(fig, path)

@@ -1,0 +1,69 @@
+"""The result folder: the contract between the worker and everything after it.
+
+One folder per experiment under the results root. Every file is written whole (a temporary name in
+the same folder, then a rename), so a reader never sees half of one. `metrics.json` is written
+last: its presence, with this schema version, means the run is complete.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import IO, Any
+
+SCHEMA_VERSION = 1
+METRICS = "metrics.json"
+PROGRESS = "progress.json"
+LOG = "worker.log"
+JOB = "job.json"
+
+
+def results_root(given: str | Path | None = None) -> Path:
+    """--results, else $XRAYHPC_RESULTS, else ./results."""
+    return Path(given or os.environ.get("XRAYHPC_RESULTS") or "results").resolve()
+
+
+def write_atomic(path: Path, write: Callable[[IO[bytes]], Any]) -> None:
+    """Write through `write(file)` to a temporary name beside `path`, then rename over it."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_json(path: Path, data: Any) -> None:
+    text = json.dumps(data, indent=2, sort_keys=False, default=str) + "\n"
+    write_atomic(path, lambda f: f.write(text.encode()))
+
+
+def read_json(path: Path) -> Any | None:
+    """The parsed file, or None when it is absent or damaged."""
+    try:
+        return json.loads(Path(path).read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def read_metrics(folder: Path) -> dict[str, Any] | None:
+    """metrics.json when it is complete and of a schema this version reads, else None."""
+    data = read_json(Path(folder) / METRICS)
+    if isinstance(data, dict) and data.get("schema_version") == SCHEMA_VERSION:
+        return data
+    return None
+
+
+def is_done(folder: Path, fingerprint: str) -> bool:
+    """A complete result for exactly these settings."""
+    metrics = read_metrics(folder)
+    return bool(metrics) and metrics.get("experiment", {}).get("fingerprint") == fingerprint

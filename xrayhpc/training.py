@@ -1,0 +1,182 @@
+"""Build the model and train it, one epoch at a time, with the best-validation checkpoint.
+
+Two paths give the same model. The plain path trains backbone+head on images, as the course
+template does. With a frozen backbone the head-only path runs the backbone in large batches (once,
+or once per epoch when augmenting) and trains the head on the features: the batches, their order,
+the dropout masks and the initial weights are the same, so only float rounding differs.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import keras
+import numpy as np
+
+from xrayhpc.augment import augment
+from xrayhpc.data import Dataset
+from xrayhpc.experiment import Experiment
+from xrayhpc.models import FEATURE_LAYER, build_backbone, build_head, preprocess
+
+BACKBONE_BATCH = 32
+
+
+@dataclass
+class Models:
+    backbone: keras.Model
+    head: keras.Model
+    full: keras.Model
+
+
+@dataclass
+class Training:
+    """What training produced: per-epoch history, the epoch kept, and where the time went."""
+
+    history: list[dict[str, float]]
+    best_epoch: int
+    seconds: dict[str, float] = field(default_factory=dict)
+
+
+EpochHook = Callable[[int, dict[str, float]], None]
+
+
+def build(exp: Experiment, classes: int) -> Models:
+    """Backbone, head and the two joined, with initial weights fixed by the seed."""
+    keras.utils.set_random_seed(exp.seed)
+    backbone = build_backbone(exp.backbone, exp.image_size, exp.weights)
+    backbone.trainable = exp.trainable_backbone
+    keras.utils.set_random_seed(exp.seed)
+    head = build_head(backbone.output_shape[1:], exp.head_units, exp.dropouts, classes, exp.seed)
+    inputs = keras.Input((exp.image_size, exp.image_size, 3))
+    full = keras.Model(inputs, head(backbone(inputs)), name=f"{exp.backbone}_study")
+    return Models(backbone, head, full)
+
+
+def run_batched(model: keras.Model, x: np.ndarray, batch: int = BACKBONE_BATCH) -> np.ndarray:
+    """Inference in fixed-size batches (predict() on small arrays stalls intermittently).
+
+    The last batch is padded to full size so the compiled function is traced once.
+    """
+    n = len(x)
+    if n == 0:
+        return np.zeros((0, *model.output_shape[1:]), dtype=np.float32)
+    batch = min(batch, n)
+    out = []
+    for i in range(0, n, batch):
+        chunk = x[i:i + batch]
+        if len(chunk) < batch:
+            chunk = np.concatenate([chunk, np.zeros((batch - len(chunk), *x.shape[1:]), x.dtype)])
+        out.append(keras.ops.convert_to_numpy(model.predict_on_batch(chunk)))
+    return np.concatenate(out)[:n]
+
+
+def targets(labels: np.ndarray, classes: int) -> np.ndarray:
+    if classes == 2:
+        return labels.astype(np.float32).reshape(-1, 1)
+    return np.eye(classes, dtype=np.float32)[labels]
+
+
+def _inputs(exp: Experiment, images: np.ndarray) -> np.ndarray:
+    return preprocess(exp.backbone, exp.preprocessing, images)
+
+
+def feature_model(models: Models) -> keras.Model:
+    """Backbone features -> the head's feature layer (what t-SNE draws)."""
+    return keras.Model(models.head.inputs, models.head.get_layer(FEATURE_LAYER).output)
+
+
+def backbone_features(exp: Experiment, models: Models, images: np.ndarray) -> np.ndarray:
+    return run_batched(models.backbone, _inputs(exp, images))
+
+
+def train(
+    exp: Experiment, data: Dataset, models: Models, on_epoch: EpochHook,
+    cached_features: dict[str, np.ndarray] | None = None,
+) -> Training:
+    """Train for exp.epochs epochs; keep the best-validation weights when asked.
+
+    `cached_features` (head-only path) holds the backbone's output for `train` and `val` when the
+    caller computed it already; with augmentation the train features are recomputed each epoch.
+    """
+    classes = len(data.classes)
+    model = models.head if exp.head_only else models.full
+    model.compile(
+        optimizer=keras.optimizers.Adam(exp.learning_rate),
+        loss="binary_crossentropy" if classes == 2 else "categorical_crossentropy",
+        metrics=["accuracy"],
+        # XLA pays for the head (a 6.4 M-parameter Dense); it slowed the backbones down here
+        jit_compile=exp.head_only,
+    )
+    cached = dict(cached_features or {})
+    seconds = {"features": 0.0, "augment": 0.0, "fit": 0.0}
+
+    def to_inputs(images: np.ndarray) -> np.ndarray:
+        if not exp.head_only:
+            return _inputs(exp, images)
+        start = time.perf_counter()
+        out = backbone_features(exp, models, images)
+        seconds["features"] += time.perf_counter() - start
+        return out
+
+    y = targets(data.train.labels, classes)
+    val = None
+    if len(data.val):
+        if "val" not in cached:
+            cached["val"] = to_inputs(data.val.images)
+        val = (cached["val"], targets(data.val.labels, classes))
+    if not exp.augment and "train" not in cached:
+        cached["train"] = to_inputs(data.train.images)
+
+    history: list[dict[str, float]] = []
+    best_epoch, best_value, best_weights = exp.epochs, None, None
+    sign = -1.0 if exp.checkpoint == "val_loss" else 1.0
+    for epoch in range(exp.epochs):
+        start = time.perf_counter()
+        if exp.augment:
+            t = time.perf_counter()
+            images = augment(data.train.images, seed=exp.seed * 100_003 + epoch)
+            seconds["augment"] += time.perf_counter() - t
+            x = to_inputs(images)
+        else:
+            x = cached["train"]
+        order = np.random.default_rng([exp.seed, epoch]).permutation(len(x))
+        t = time.perf_counter()
+        fit = model.fit(
+            x[order], y[order], batch_size=exp.batch_size, epochs=1, shuffle=False,
+            validation_data=val, verbose=0,
+        )
+        seconds["fit"] += time.perf_counter() - t
+        record = {k: float(v[-1]) for k, v in fit.history.items()}
+        record["seconds"] = time.perf_counter() - start
+        history.append(record)
+        if exp.checkpoint != "last":
+            value = sign * record[exp.checkpoint]
+            if best_value is None or value > best_value:
+                best_epoch, best_value = epoch + 1, value
+                best_weights = model.get_weights()
+        on_epoch(epoch + 1, record)
+    if best_weights is not None:
+        model.set_weights(best_weights)
+    return Training(history, best_epoch, seconds)
+
+
+def predict(exp: Experiment, models: Models, images: np.ndarray, features: np.ndarray | None = None) -> np.ndarray:
+    """Class probabilities, shape (N, classes) also for the binary sigmoid."""
+    if exp.head_only:
+        if features is None:
+            features = backbone_features(exp, models, images)
+        out = run_batched(models.head, features)
+    else:
+        out = run_batched(models.full, _inputs(exp, images))
+    return np.concatenate([1 - out, out], axis=1) if out.shape[1] == 1 else out
+
+
+def describe(models: Models) -> dict[str, Any]:
+    return {
+        "backbone_parameters": int(models.backbone.count_params()),
+        "head_parameters": int(models.head.count_params()),
+        "trainable_parameters": int(sum(np.prod(w.shape) for w in models.full.trainable_weights)),
+    }

@@ -1,0 +1,212 @@
+"""The job body: one experiment in, one complete result folder out.
+
+    python -m xrayhpc.worker --grid jobs/report.toml --id task1-vgg16-cpu
+    python -m xrayhpc.worker --spec experiment.json
+
+Reads top to bottom: device, data, model, training, evaluation, features and t-SNE, files.
+Nothing here knows about schedulers; the dispatcher calls `run_experiment` inside a job.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+from xrayhpc import device
+from xrayhpc.errors import UserError, cli
+from xrayhpc.experiment import Experiment, load_grid, select
+from xrayhpc.results import LOG, METRICS, PROGRESS, SCHEMA_VERSION, results_root, write_json
+from xrayhpc.runlog import RunLog
+
+
+class Progress:
+    """progress.json, rewritten whole at each phase and epoch, for `xrayhpc.status`."""
+
+    def __init__(self, folder: Path, exp: Experiment) -> None:
+        self.path = folder / PROGRESS
+        self.exp = exp
+        self.start = time.time()
+
+    def write(self, state: str, phase: str, epoch: int = 0, last: dict[str, float] | None = None,
+              error: str | None = None) -> None:
+        write_json(self.path, {
+            "id": self.exp.id,
+            "fingerprint": self.exp.fingerprint,
+            "state": state,
+            "phase": phase,
+            "epoch": epoch,
+            "epochs": self.exp.epochs,
+            "last": last or {},
+            "error": error,
+            "started": self.start,
+            "updated": time.time(),
+            "elapsed_s": round(time.time() - self.start, 2),
+            "host": os.uname().nodename,
+            "pid": os.getpid(),
+        })
+
+
+def run_experiment(exp: Experiment, results: str | Path | None = None, tty: bool | None = None) -> Path:
+    """Train, evaluate and write the result folder; returns it. Raises UserError on bad input."""
+    device.configure(exp.device)
+    folder = results_root(results) / exp.id
+    folder.mkdir(parents=True, exist_ok=True)
+    progress = Progress(folder, exp)
+    progress.write("running", "starting")
+    with RunLog(folder / LOG, exp.id, tty) as log:
+        try:
+            return _run(exp, folder, progress, log)
+        except BaseException as err:
+            message = str(err) if isinstance(err, UserError) else f"{type(err).__name__}: {err}"
+            log(f"failed: {message}")
+            progress.write("failed", "failed", error=message)
+            raise
+
+
+def _run(exp: Experiment, folder: Path, progress: Progress, log: RunLog) -> Path:
+    clock = time.perf_counter()
+    seconds: dict[str, float] = {}
+
+    def phase_done(name: str, since: float) -> float:
+        now = time.perf_counter()
+        seconds[name] = round(now - since, 3)
+        return now
+
+    log(f"settings {json.dumps(exp.settings())} fingerprint {exp.fingerprint}")
+    used = device.check(exp.device)
+    log(f"device {used}; backend {device.backend_name()}; slots {device.slots() or 'unset'}")
+
+    from xrayhpc import evaluate, plots, training
+    from xrayhpc.data import load_dataset
+
+    progress.write("running", "loading")
+    data = load_dataset(
+        exp.data_dir, exp.image_size, exp.interpolation, exp.validation_split,
+        threads=device.slots() or os.cpu_count() or 1, log=log,
+    )
+    counts = data.counts()
+    log("images " + ", ".join(f"{s} {sum(c.values())}" for s, c in counts.items()) + f"; classes {data.classes}")
+    t = phase_done("load", clock)
+
+    models = training.build(exp, len(data.classes))
+    cached: dict[str, Any] = {}
+    if exp.head_only:
+        progress.write("running", "features")
+        log(f"running the frozen {exp.backbone} once over the images")
+        cached["val"] = training.backbone_features(exp, models, data.val.images)
+        cached["test"] = training.backbone_features(exp, models, data.test.images)
+        if not exp.augment:
+            cached["train"] = training.backbone_features(exp, models, data.train.images)
+    t = phase_done("features", t)
+
+    progress.write("running", "training")
+    log.epochs(exp.epochs)
+
+    def on_epoch(k: int, record: dict[str, float]) -> None:
+        log.epoch(k, exp.epochs, record)
+        progress.write("running", "training", k, record)
+
+    fitted = training.train(exp, data, models, on_epoch, {k: cached[k] for k in ("train", "val") if k in cached})
+    t = phase_done("train", t)
+
+    progress.write("running", "evaluating", exp.epochs)
+    probs = training.predict(exp, models, data.test.images, cached.get("test"))
+    test = evaluate.test_metrics(probs, data.test.labels, data.classes)
+    log(f"test accuracy {test['accuracy']:.4f} loss {test['loss']:.4f} (epoch {fitted.best_epoch} kept)")
+    t = phase_done("evaluate", t)
+
+    # t-SNE over the training folder (train + validation, as the template) and over the test set
+    import numpy as np
+
+    feature_model = training.feature_model(models)
+    folder_images = np.concatenate([data.train.images, data.val.images])
+    folder_labels = np.concatenate([data.train.labels, data.val.labels])
+    backbone_out = (
+        np.concatenate([cached["train"], cached["val"]]) if "train" in cached
+        else training.backbone_features(exp, models, folder_images)
+    )
+    sets = {
+        "train": (training.run_batched(feature_model, backbone_out), folder_labels),
+        "test": (training.run_batched(
+            feature_model,
+            cached["test"] if "test" in cached else training.backbone_features(exp, models, data.test.images),
+        ), data.test.labels),
+    }
+    for name, (feats, labels) in sets.items():
+        points = plots.tsne_points(feats, exp.seed)
+        plots.tsne_png(points, labels, data.classes, f"{exp.id}: t-SNE of `{training.FEATURE_LAYER}`, {name} ({len(labels)})",
+                       folder / f"tsne-{name}.png")
+    plots.curves_png(fitted.history, fitted.best_epoch, exp.id, folder / "curves.png")
+    plots.confusion_png(test["confusion"], data.classes, f"{exp.id}: test", folder / "confusion.png")
+    t = phase_done("tsne", t)
+
+    seconds["total"] = round(time.perf_counter() - clock, 3)
+    epochs_run = len(fitted.history)
+    train_images = len(data.train) * epochs_run
+    metrics = {
+        "schema_version": SCHEMA_VERSION,
+        "id": exp.id,
+        "experiment": {**exp.settings(), "id": exp.id, "fingerprint": exp.fingerprint},
+        "classes": data.classes,
+        "counts": counts,
+        "skipped_images": data.skipped,
+        "model": training.describe(models),
+        "path": "head-only" if exp.head_only else "plain",
+        "history": fitted.history,
+        "epochs_run": epochs_run,
+        "best_epoch": fitted.best_epoch,
+        "test": test,
+        "timing": {
+            **seconds,
+            "train_breakdown": {k: round(v, 3) for k, v in fitted.seconds.items()},
+            "seconds_per_epoch": round(seconds["train"] / max(1, epochs_run), 4),
+            "train_images_per_second": round(train_images / max(seconds["train"], 1e-9), 2),
+        },
+        "environment": device.environment(exp.device, used),
+        "finished": time.time(),
+    }
+    write_json(folder / METRICS, metrics)
+    progress.write("done", "done", epochs_run, fitted.history[-1] if fitted.history else None)
+    log(f"done in {seconds['total']:.1f}s: {folder}")
+    return folder
+
+
+def _experiments(args: argparse.Namespace) -> list[Experiment]:
+    if args.spec:
+        try:
+            settings = json.loads(Path(args.spec).read_text())
+        except (OSError, ValueError) as err:
+            raise UserError(f"{args.spec}: cannot read the JSON spec: {err}") from None
+        return [Experiment.from_settings(settings, args.spec)]
+    experiments = select(load_grid(Path(args.grid)), args.id or args.only)
+    if not experiments:
+        raise UserError(f"{args.grid}: no experiment matches {args.id or args.only!r}")
+    if args.id and not any(e.id == args.id for e in experiments):
+        raise UserError(f"{args.grid}: no experiment has id {args.id!r}")
+    return [e for e in experiments if e.id == args.id] if args.id else experiments
+
+
+@cli
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m xrayhpc.worker", description=__doc__.split("\n")[0])
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--grid", help="grid file (TOML) in jobs/")
+    source.add_argument("--spec", help="one experiment as JSON (the `experiment` of a metrics.json)")
+    parser.add_argument("--id", help="the experiment to run (default: every one in the grid, in turn)")
+    parser.add_argument("--only", help="run the experiments whose id matches this pattern")
+    parser.add_argument("--data", help="data root holding two/ and all/ (default: $XRAYHPC_DATA, the grid's `data`)")
+    parser.add_argument("--results", help="results root (default: $XRAYHPC_RESULTS or ./results)")
+    args = parser.parse_args(argv)
+    if args.data:
+        os.environ["XRAYHPC_DATA"] = args.data
+    for exp in _experiments(args):
+        run_experiment(exp, args.results)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
