@@ -56,6 +56,18 @@ def configure(device: str) -> None:
             tf.config.set_visible_devices([], "GPU")
 
 
+def _tensorflow_threads(tf: object) -> None:
+    """Thread pools from the slots; TensorFlow accepts this only before its runtime starts."""
+    n = slots()
+    if not n:
+        return
+    try:
+        tf.config.threading.set_intra_op_parallelism_threads(n)  # type: ignore[attr-defined]
+        tf.config.threading.set_inter_op_parallelism_threads(min(n, 2))  # type: ignore[attr-defined]
+    except RuntimeError:  # already started in this process: the environment variables stand
+        pass
+
+
 def gpu_names() -> list[str]:
     """GPUs the Keras backend can use."""
     if backend_name() == "jax":
@@ -64,6 +76,7 @@ def gpu_names() -> list[str]:
         return [d.device_kind for d in jax.devices() if d.platform == "gpu"]
     import tensorflow as tf
 
+    _tensorflow_threads(tf)
     names = []
     for gpu in tf.config.get_visible_devices("GPU"):
         details = tf.config.experimental.get_device_details(gpu)

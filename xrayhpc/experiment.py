@@ -27,6 +27,7 @@ DEVICES = ("gpu", "cpu")
 PREPROCESSING = ("rescale", "backbone")
 CHECKPOINTS = ("last", "val_loss", "val_accuracy")
 INTERPOLATIONS = ("nearest", "bilinear")
+XLA = ("auto", "on", "off")
 # Axes that name an experiment; any other key that a table expands is added to the id.
 ID_KEYS = ("task", "backbone", "device")
 
@@ -54,6 +55,7 @@ class Experiment:
     validation_split: float = 0.2
     checkpoint: str = "last"
     fast_path: bool = True
+    xla: str = "auto"
     tag: str = ""
     id_suffix: str = field(default="", compare=False, repr=False)
 
@@ -67,6 +69,15 @@ class Experiment:
     def data_dir(self) -> Path:
         """The task's folder (`two/` or `all/`) under the data root."""
         return Path(self.data) / TASKS[self.task]
+
+    @property
+    def jit_compile(self) -> bool:
+        """XLA pays for the head (a 6.4 M-parameter Dense) but slowed the backbones down here.
+
+        XLA and the plain kernels draw different dropout masks from the same seed: both paths of
+        one experiment agree when they use the same setting.
+        """
+        return self.head_only if self.xla == "auto" else self.xla == "on"
 
     @property
     def head_only(self) -> bool:
@@ -168,6 +179,8 @@ def _check(exp: Experiment, where: str) -> None:
         fail("preprocessing", f"use one of {', '.join(PREPROCESSING)}")
     if exp.interpolation not in INTERPOLATIONS:
         fail("interpolation", f"use one of {', '.join(INTERPOLATIONS)}")
+    if exp.xla not in XLA:
+        fail("xla", f"use one of {', '.join(XLA)}")
     if exp.checkpoint not in CHECKPOINTS:
         fail("checkpoint", f"use one of {', '.join(CHECKPOINTS)}")
     if not 0 <= exp.validation_split < 1:
@@ -230,8 +243,26 @@ def data_root(grid_data: str | None, base: Path) -> str:
     return str(Path("data").resolve())
 
 
-def load_grid(path: Path) -> list[Experiment]:
-    """Read a grid file and return its experiments, validated, ids unique."""
+def parse_overrides(pairs: list[str]) -> dict[str, Any]:
+    """`--set key=value` pairs, the value read as TOML (`epochs=2`, `weights="none"` or `weights=none`)."""
+    out: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, text = pair.partition("=")
+        key = key.strip()
+        if not sep or key not in FIELDS:
+            raise UserError(f"--set {pair!r}: give key=value with a key among: {', '.join(FIELDS)}")
+        try:
+            out[key] = tomllib.loads(f"v = {text}")["v"]
+        except tomllib.TOMLDecodeError:
+            out[key] = text
+    return out
+
+
+def load_grid(path: Path, overrides: dict[str, Any] | None = None) -> list[Experiment]:
+    """Read a grid file and return its experiments, validated, ids unique.
+
+    `overrides` (from --set) replace a setting in every experiment, after the file's own values.
+    """
     path = Path(path)
     try:
         text = path.read_text()
@@ -256,7 +287,7 @@ def load_grid(path: Path) -> list[Experiment]:
     seen: dict[str, str] = {}
     for number, table in enumerate(tables, start=1):
         where = f"{path}: experiment {number}"
-        merged = {**defaults, **table}
+        merged = {**defaults, **table, **(overrides or {})}
         if isinstance(merged.get("weights"), str) and merged["weights"] not in ("imagenet", "none"):
             merged["weights"] = str((path.parent / merged["weights"]).resolve())
         for values, suffix in _expand(merged):

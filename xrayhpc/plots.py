@@ -22,20 +22,27 @@ def _save(fig: plt.Figure, path: Path) -> None:
     write_atomic(path, lambda f: f.write(buf.getvalue()))
 
 
-def tsne_points(features: np.ndarray, seed: int) -> np.ndarray:
-    """2-D t-SNE; perplexity shrinks for small sets (it must stay below the point count)."""
+def tsne_points(features: np.ndarray, seed: int) -> np.ndarray | None:
+    """2-D t-SNE, or None when there is nothing to embed (under 3 points, or constant features:
+    an untrained or collapsed layer, where sklearn's PCA start divides by zero).
+
+    Perplexity shrinks for small sets: it must stay below the point count.
+    """
     n = len(features)
-    if n < 3:
-        return np.zeros((n, 2))
+    x = features.reshape(n, -1).astype(np.float64)
+    if n < 3 or not np.isfinite(x).all() or np.ptp(x, axis=0).max() == 0:
+        return None
     perplexity = float(min(30.0, max(1.0, (n - 1) / 3)))
-    return TSNE(2, perplexity=perplexity, init="pca", random_state=seed).fit_transform(
-        features.reshape(n, -1).astype(np.float64)
-    )
+    return TSNE(2, perplexity=perplexity, init="pca", random_state=seed).fit_transform(x)
 
 
-def tsne_png(points: np.ndarray, labels: np.ndarray, classes: list[str], title: str, path: Path) -> None:
+def tsne_png(points: np.ndarray | None, labels: np.ndarray, classes: list[str], title: str, path: Path) -> None:
     fig, ax = plt.subplots(figsize=(6, 5))
     colours = plt.get_cmap("tab10")
+    if points is None:
+        ax.text(0.5, 0.5, "the feature layer's output is constant\n(or too few images): nothing to embed",
+                ha="center", va="center", transform=ax.transAxes)
+        points = np.full((len(labels), 2), np.nan)
     for i, name in enumerate(classes):
         mask = labels == i
         ax.scatter(points[mask, 0], points[mask, 1], s=18, color=colours(i), label=f"{name} ({mask.sum()})")

@@ -107,8 +107,7 @@ def train(
         optimizer=keras.optimizers.Adam(exp.learning_rate),
         loss="binary_crossentropy" if classes == 2 else "categorical_crossentropy",
         metrics=["accuracy"],
-        # XLA pays for the head (a 6.4 M-parameter Dense); it slowed the backbones down here
-        jit_compile=exp.head_only,
+        jit_compile=exp.jit_compile,
     )
     cached = dict(cached_features or {})
     seconds = {"features": 0.0, "augment": 0.0, "fit": 0.0}

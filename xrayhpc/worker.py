@@ -18,7 +18,7 @@ from typing import Any
 
 from xrayhpc import device
 from xrayhpc.errors import UserError, cli
-from xrayhpc.experiment import Experiment, load_grid, select
+from xrayhpc.experiment import Experiment, load_grid, parse_overrides, select
 from xrayhpc.results import LOG, METRICS, PROGRESS, SCHEMA_VERSION, results_root, write_json
 from xrayhpc.runlog import RunLog
 
@@ -182,7 +182,7 @@ def _experiments(args: argparse.Namespace) -> list[Experiment]:
         except (OSError, ValueError) as err:
             raise UserError(f"{args.spec}: cannot read the JSON spec: {err}") from None
         return [Experiment.from_settings(settings, args.spec)]
-    experiments = select(load_grid(Path(args.grid)), args.id or args.only)
+    experiments = select(load_grid(Path(args.grid), parse_overrides(args.set)), args.id or args.only)
     if not experiments:
         raise UserError(f"{args.grid}: no experiment matches {args.id or args.only!r}")
     if args.id and not any(e.id == args.id for e in experiments):
@@ -198,6 +198,8 @@ def main(argv: list[str] | None = None) -> int:
     source.add_argument("--spec", help="one experiment as JSON (the `experiment` of a metrics.json)")
     parser.add_argument("--id", help="the experiment to run (default: every one in the grid, in turn)")
     parser.add_argument("--only", help="run the experiments whose id matches this pattern")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="override a setting in every experiment, e.g. --set weights=none (repeatable)")
     parser.add_argument("--data", help="data root holding two/ and all/ (default: $XRAYHPC_DATA, the grid's `data`)")
     parser.add_argument("--results", help="results root (default: $XRAYHPC_RESULTS or ./results)")
     args = parser.parse_args(argv)

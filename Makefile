@@ -1,0 +1,42 @@
+# xrayhpc: `make help` lists the targets.
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+GRID   ?= jobs/report.toml
+DEMO_DATA ?= results/demo-data
+ARGS   ?=
+
+.DEFAULT_GOAL := help
+.PHONY: help install demo test test-fast cluster-up cluster-down clean
+
+help: ## list the targets
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
+
+$(PY): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[test]'
+	@touch $(PY)
+
+install: $(PY) ## make .venv and install xrayhpc with its test tools
+
+demo: $(PY) ## synthetic X-rays + the smoke grid's CPU experiments, on this machine, into results/
+	$(PY) -m xrayhpc.synthetic $(DEMO_DATA)
+	$(PY) -m xrayhpc.worker --grid jobs/smoke.toml --only '*-cpu' --data $(DEMO_DATA) $(ARGS)
+	@echo "open results/task1-vgg16-cpu/ and results/task2-mobilenet-cpu/ (metrics.json, *.png)"
+
+test: $(PY) ## every test, slow and cluster ones included (bring the cluster up first: make cluster-up)
+	$(PY) -m pytest -q $(ARGS)
+
+test-fast: $(PY) ## the quick tests only (no training, no cluster)
+	$(PY) -m pytest -q -m "not slow and not cluster" $(ARGS)
+
+cluster-up: ## install Debian's gridengine and start a single-host test cluster (root)
+	bash qsub/testcluster/up.sh
+
+cluster-down: ## stop what cluster-up started
+	bash qsub/testcluster/down.sh
+
+clean: ## remove result folders (keeps results/README.md) and caches
+	find results -mindepth 1 -maxdepth 1 ! -name README.md -exec rm -rf {} +
+	rm -rf .pytest_cache

@@ -1,0 +1,151 @@
+"""The worker end to end on synthetic images: the result folder is the contract."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from conftest import ROOT, real_data
+from xrayhpc.device import DeviceError
+from xrayhpc.experiment import Experiment
+from xrayhpc.results import read_json, read_metrics
+from xrayhpc.worker import run_experiment
+
+pytestmark = pytest.mark.slow
+
+
+def small(data: Path, **settings: object) -> Experiment:
+    base: dict[str, object] = {
+        "task": "binary", "backbone": "vgg16", "device": "cpu", "data": str(data), "epochs": 2,
+        "batch_size": 4, "learning_rate": 1e-3, "image_size": 32, "weights": "none",
+        "augment": False, "head_units": (16,), "dropouts": (0.5,),
+    }
+    base.update(settings)
+    return Experiment(**base)  # type: ignore[arg-type]
+
+
+def test_result_folder_is_complete(synthetic: Path, tmp_path: Path) -> None:
+    exp = small(synthetic, checkpoint="val_loss", epochs=3)
+    folder = run_experiment(exp, tmp_path, tty=False)
+    assert folder == tmp_path / "task1-vgg16-cpu"
+    m = read_metrics(folder)
+    assert m is not None
+    assert m["experiment"]["fingerprint"] == exp.fingerprint
+    assert m["counts"] == {"train": {"covid": 8, "normal": 8}, "val": {"covid": 2, "normal": 2},
+                           "test": {"covid": 3, "normal": 3}}
+    assert len(m["history"]) == 3 and {"loss", "accuracy", "val_loss", "val_accuracy"} <= set(m["history"][0])
+    best = 1 + int(np.argmin([h["val_loss"] for h in m["history"]]))
+    assert m["best_epoch"] == best
+    test = m["test"]
+    assert test["count"] == 6 and test["accuracy"] == test["correct"] / 6
+    assert sum(map(sum, test["confusion"])) == 6
+    assert set(test["per_class"]) == {"covid", "normal"}
+    for phase in ("load", "features", "train", "evaluate", "tsne", "total"):
+        assert m["timing"][phase] >= 0
+    env = m["environment"]
+    assert env["device_requested"] == "cpu" and env["device_used"].startswith("cpu")
+    assert env["gpu_name"] is None and env["keras"]
+    for png in ("tsne-train.png", "tsne-test.png", "curves.png", "confusion.png"):
+        with Image.open(folder / png) as img:
+            assert img.size[0] > 200
+    progress = read_json(folder / "progress.json")
+    assert progress["state"] == "done" and progress["epoch"] == 3 == progress["epochs"]
+    assert "epoch 3/3" in (folder / "worker.log").read_text()
+    assert not list(folder.glob(".*tmp"))  # no temporary file left behind
+
+
+def test_fast_path_gives_the_plain_paths_model(synthetic: Path, tmp_path: Path) -> None:
+    """Frozen backbone: training the head on cached features == training the whole model.
+
+    Both compiled with XLA, so that dropout draws the same masks.
+    """
+    runs = {}
+    for fast in (True, False):
+        exp = small(synthetic, fast_path=fast, epochs=3, tag="fast" if fast else "plain", xla="on")
+        runs[fast] = read_metrics(run_experiment(exp, tmp_path, tty=False))
+    fast, plain = runs[True], runs[False]
+    assert fast["path"] == "head-only" and plain["path"] == "plain"
+    for a, b in zip(fast["history"], plain["history"], strict=True):
+        for key in ("loss", "val_loss", "accuracy", "val_accuracy"):
+            assert a[key] == pytest.approx(b[key], abs=2e-4), key
+    assert fast["test"]["loss"] == pytest.approx(plain["test"]["loss"], abs=2e-4)
+    assert fast["test"]["predictions"] == plain["test"]["predictions"]
+
+
+def test_augmented_multiclass_with_a_trainable_backbone(synthetic: Path, tmp_path: Path) -> None:
+    exp = small(synthetic, task="multiclass", backbone="mobilenet", trainable_backbone=True,
+                augment=True, head_units=(16, 16), dropouts=(0.5, 0.25), checkpoint="val_accuracy")
+    m = read_metrics(run_experiment(exp, tmp_path, tty=False))
+    assert m["path"] == "plain" and m["classes"] == ["covid", "normal", "pneumonia_bac", "pneumonia_vir"]
+    assert len(m["test"]["confusion"]) == 4 and m["test"]["roc_auc"] is not None
+    assert m["timing"]["train_breakdown"]["augment"] > 0
+
+
+def test_gpu_run_without_a_gpu_fails_and_says_so(synthetic: Path, tmp_path: Path) -> None:
+    exp = small(synthetic, device="gpu")
+    with pytest.raises(DeviceError, match="sees no GPU"):
+        run_experiment(exp, tmp_path, tty=False)
+    folder = tmp_path / exp.id
+    assert not (folder / "metrics.json").exists()
+    progress = read_json(folder / "progress.json")
+    assert progress["state"] == "failed" and "refusing to run on the CPU" in progress["error"]
+
+
+def test_slots_size_the_thread_pools(synthetic: Path, tmp_path: Path) -> None:
+    code = (
+        "import os, sys; from xrayhpc import device; device.configure('cpu'); device.check('cpu');"
+        "import tensorflow as tf; print(os.environ['OMP_NUM_THREADS'], tf.config.threading.get_intra_op_parallelism_threads())"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         env={**os.environ, "NSLOTS": "1"}, cwd=ROOT, check=True)
+    assert out.stdout.split()[-2:] == ["1", "1"]
+
+
+def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "xrayhpc.worker", *args], capture_output=True, text=True,
+                          env={**os.environ, **(env or {})}, cwd=ROOT, timeout=600)
+
+
+def test_cli_runs_a_grid_experiment_with_the_jax_backend(synthetic: Path, tmp_path: Path) -> None:
+    pytest.importorskip("jax")
+    out = run_cli("--grid", "jobs/smoke.toml", "--id", "task1-vgg16-cpu", "--set", "epochs=1",
+                  "--set", "image_size=32", "--data", str(synthetic), "--results", str(tmp_path),
+                  env={"KERAS_BACKEND": "jax"})
+    assert out.returncode == 0, out.stderr
+    m = read_metrics(tmp_path / "task1-vgg16-cpu")
+    assert m["environment"]["backend"] == "jax" and "jax" in m["environment"]
+    assert "epoch 1/1" in out.stdout  # plain lines when not on a terminal
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (["--grid", "jobs/nope.toml"], "jobs/nope.toml: no such grid file"),
+        (["--grid", "jobs/smoke.toml", "--id", "task9-x-cpu"], "no experiment"),
+        (["--grid", "jobs/smoke.toml", "--set", "epochs=0"], "`epochs` = 0 is not allowed"),
+        (["--grid", "jobs/smoke.toml", "--id", "task1-vgg16-cpu", "--data", "/nonexistent"],
+         "data folder /nonexistent/two not found"),
+    ],
+)
+def test_cli_errors_are_one_line(args: list[str], expected: str, tmp_path: Path) -> None:
+    out = run_cli(*args, "--results", str(tmp_path))
+    assert out.returncode == 2
+    assert expected in out.stderr
+    assert "Traceback" not in out.stderr and len(out.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.skipif(real_data() is None, reason="the real dataset is not beside this checkout")
+def test_real_data_task1_fast_path(tmp_path: Path) -> None:
+    """The real images: counts as the template saw them, a complete result (small images to stay quick)."""
+    exp = small(real_data(), image_size=64, epochs=2, batch_size=5)
+    m = read_metrics(run_experiment(exp, tmp_path, tty=False))
+    assert {k: sum(v.values()) for k, v in m["counts"].items()} == {"train": 104, "val": 25, "test": 18}
+    assert m["skipped_images"] == []
+    assert json.loads((tmp_path / exp.id / "metrics.json").read_text())["test"]["count"] == 18
