@@ -143,3 +143,22 @@ def build_head(
     else:
         layers.append(keras.layers.Dense(classes, activation="softmax"))
     return keras.Sequential(layers, name="head")
+
+
+def forward_flops(model: keras.Model) -> int:
+    """Floating-point operations of one forward pass of one image (2 per multiply-add)."""
+    import keras
+
+    total = 0
+    for layer in model.layers:
+        if isinstance(layer, keras.layers.DepthwiseConv2D):
+            _, h, w, _ = layer.output.shape
+            kh, kw = layer.kernel_size
+            total += 2 * h * w * kh * kw * layer.input.shape[-1] * layer.depth_multiplier
+        elif isinstance(layer, keras.layers.Conv2D):
+            _, h, w, c_out = layer.output.shape
+            kh, kw = layer.kernel_size
+            total += 2 * h * w * kh * kw * layer.input.shape[-1] * c_out // layer.groups
+        elif isinstance(layer, keras.layers.Dense):
+            total += 2 * layer.input.shape[-1] * layer.units
+    return int(total)

@@ -1,0 +1,171 @@
+"""Benchmarks, measured side by side in one run and written to results/bench/ (JSON + Markdown).
+
+    python -m xrayhpc.bench [--quick] [--epochs N] [--data DIR] [--out DIR]
+
+Worker: Task 1 of jobs/report.toml on the real data (else synthetic images, and it says so), CPU,
+`weights = "none"`: our worker against the course template's pipeline (xrayhpc.template), same
+epochs and batch size, augmentation off and on; each run is a fresh process with a cold image
+cache, timed end to end, with its peak memory. The floor: one backbone pass over every image at
+this machine's measured float32 matmul rate.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from xrayhpc.errors import UserError, cli
+from xrayhpc.experiment import Experiment, load_grid
+from xrayhpc.results import read_metrics, write_atomic, write_json
+
+ROOT = Path(__file__).resolve().parent.parent
+REPORT_GRID = ROOT / "jobs" / "report.toml"
+
+
+def run_child(args: list[str], env: dict[str, str], log: Path) -> dict[str, float]:
+    """Run a process to the end; its wall time and its own peak RSS (from wait4)."""
+    start = time.perf_counter()
+    with open(log, "w") as out:
+        proc = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT, env={**os.environ, **env}, cwd=ROOT)
+        _, status, usage = os.wait4(proc.pid, 0)
+    wall = time.perf_counter() - start
+    if status != 0:
+        raise UserError(f"benchmark run failed ({' '.join(args[:4])} ...); see {log}")
+    return {"wall_s": round(wall, 2), "peak_rss_mb": round(usage.ru_maxrss / 1024, 1)}
+
+
+def matmul_gflops() -> float:
+    """float32 matmul rate of this machine through TensorFlow (best of a few)."""
+    import tensorflow as tf
+
+    a = tf.random.normal((2048, 2048))
+    b = tf.random.normal((2048, 2048))
+    tf.matmul(a, b).numpy()
+    best = 0.0
+    for _ in range(3):
+        t = time.perf_counter()
+        for _ in range(5):
+            c = tf.matmul(a, b)
+        c.numpy()
+        best = max(best, 5 * 2 * 2048**3 / (time.perf_counter() - t) / 1e9)
+    return round(best, 1)
+
+
+def task1(data: Path, epochs: int, augment: bool) -> Experiment:
+    overrides = {"weights": "none", "epochs": epochs, "augment": augment, "data": str(data)}
+    return next(e for e in load_grid(REPORT_GRID, overrides) if e.id == "task1-vgg16-cpu")
+
+
+def bench_worker(data: Path, epochs: int, workdir: Path) -> dict[str, Any]:
+    from xrayhpc.models import build_backbone, forward_flops
+
+    import keras
+
+    flops = forward_flops(build_backbone("vgg16", 224, "none"))
+    keras.backend.clear_session()
+    rate = matmul_gflops()
+    images = sum(1 for _ in (data / "two").rglob("*") if _.is_file())
+    runs: dict[str, Any] = {}
+    for augment in (False, True):
+        label = "augment on" if augment else "augment off"
+        exp = task1(data, epochs, augment)
+        spec = workdir / f"spec-{int(augment)}.json"
+        spec.write_text(json.dumps(exp.settings()))
+        print(f"bench: our worker, Task 1, {epochs} epochs, {label} ...", flush=True)
+        env = {"XRAYHPC_CACHE": str(workdir / f"cache-{int(augment)}")}
+        ours = run_child([sys.executable, "-m", "xrayhpc.worker", "--spec", str(spec), "--results", str(workdir / "ours")],
+                         env, workdir / f"ours-{int(augment)}.log")
+        metrics = read_metrics(workdir / "ours" / exp.id)
+        ours.update(phases=metrics["timing"], accuracy=metrics["test"]["accuracy"], loss=metrics["test"]["loss"])
+        print(f"bench: the course template, {label} ...", flush=True)
+        out = workdir / f"template-{int(augment)}.json"
+        args = [sys.executable, "-m", "xrayhpc.template", str(data / "two"), str(out),
+                "--epochs", str(epochs), "--batch-size", str(exp.batch_size)]
+        template = run_child(args + ([] if augment else ["--no-augment"]), {}, workdir / f"template-{int(augment)}.log")
+        result = json.loads(out.read_text())
+        template.update(phases=result["timing"], accuracy=result["test"]["accuracy"], loss=result["test"]["loss"])
+        runs[label] = {"ours": ours, "template": template,
+                       "speedup": round(template["wall_s"] / ours["wall_s"], 2)}
+    floor_s = images * flops / (rate * 1e9)
+    fast = runs["augment off"]["ours"]
+    return {
+        "experiment": "task1-vgg16-cpu (jobs/report.toml) with weights=none",
+        "epochs": epochs,
+        "batch_size": task1(data, epochs, False).batch_size,
+        "images": images,
+        "vgg16_gflop_per_image": round(flops / 1e9, 2),
+        "matmul_gflops": rate,
+        "floor_s": round(floor_s, 1),
+        "fast_path_over_floor": round(fast["wall_s"] / floor_s, 2),
+        "fast_path_features_over_floor": round(fast["phases"]["features"] / floor_s, 2),
+        "runs": runs,
+    }
+
+
+def worker_table(w: dict[str, Any]) -> str:
+    lines = [
+        f"Task 1, frozen VGG16, {w['epochs']} epochs, batch {w['batch_size']}, {w['images']} images, CPU.",
+        "",
+        "| augmentation | pipeline | wall s | train s | s/epoch | peak MB | test acc | speedup |",
+        "|---|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for label, run in w["runs"].items():
+        for name in ("template", "ours"):
+            r = run[name]
+            lines.append(
+                f"| {label} | {name} | {r['wall_s']:.1f} | {r['phases']['train']:.1f} | "
+                f"{r['phases']['seconds_per_epoch']:.2f} | {r['peak_rss_mb']:.0f} | {r['accuracy']:.3f} | "
+                f"{run['speedup'] if name == 'ours' else ''} |"
+            )
+    lines += [
+        "",
+        f"Floor: one VGG16 pass ({w['vgg16_gflop_per_image']} GFLOP per 224x224 image) over the "
+        f"{w['images']} images at the measured {w['matmul_gflops']} GFLOP/s float32 matmul rate = "
+        f"{w['floor_s']} s. The fast path's wall time is {w['fast_path_over_floor']}x the floor "
+        f"(its backbone phase {w['fast_path_features_over_floor']}x).",
+    ]
+    return "\n".join(lines)
+
+
+def find_data(given: str | None) -> tuple[Path, str]:
+    """The real data when it can be found, else a synthetic set made for the run."""
+    for candidate in (given, os.environ.get("XRAYHPC_DATA"), str(ROOT.parent / "shared" / "data" / "covid-xray")):
+        if candidate and (Path(candidate) / "two").is_dir():
+            return Path(candidate).resolve(), "real"
+    from xrayhpc.synthetic import make_dataset
+
+    return make_dataset(Path(tempfile.mkdtemp(prefix="xrayhpc-bench-data-"))), "synthetic"
+
+
+@cli
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m xrayhpc.bench", description=__doc__.split("\n")[0])
+    parser.add_argument("--quick", action="store_true", help="a few epochs instead of the report's 40")
+    parser.add_argument("--epochs", type=int, help="epochs for the worker benchmark (default: 40, quick: 3)")
+    parser.add_argument("--data", help="data root with two/ (default: $XRAYHPC_DATA, ../shared/data/covid-xray)")
+    parser.add_argument("--out", type=Path, default=ROOT / "results" / "bench")
+    args = parser.parse_args(argv)
+    epochs = args.epochs or (3 if args.quick else 40)
+    data, kind = find_data(args.data)
+    print(f"bench: {kind} data in {data}")
+    command = "python -m xrayhpc.bench " + " ".join(argv if argv is not None else sys.argv[1:])
+    with tempfile.TemporaryDirectory(prefix="xrayhpc-bench-") as tmp:
+        worker = bench_worker(data, epochs, Path(tmp))
+    header = {"command": command, "data": kind, "host": platform.node(), "when": time.strftime("%Y-%m-%d %H:%M")}
+    write_json(args.out / "worker.json", {**header, **worker})
+    text = f"# Worker benchmark\n\n`{command}` on {kind} data, {header['when']}\n\n{worker_table(worker)}\n"
+    write_atomic(args.out / "worker.md", lambda f: f.write(text.encode()))
+    print(text)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

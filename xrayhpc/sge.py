@@ -1,0 +1,455 @@
+"""A submitit plugin for (Son of) Grid Engine, laid out like submitit's own Slurm module.
+
+In reading order: the status watcher, the job, the job environment, the executor, then the pure
+function that renders the job script from qsub/job.sh.template. Registered under the entry-point
+group `submitit`, so `submitit.AutoExecutor(folder, cluster="sge")` finds it.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import logging
+import os
+import re
+import shlex
+import shutil
+import subprocess
+import sys
+import time
+import typing as tp
+import uuid
+import xml.etree.ElementTree as ET
+from pathlib import Path
+from string import Template
+
+from submitit.core import core, job_environment, utils
+
+TEMPLATE = Path(__file__).resolve().parent.parent / "qsub" / "job.sh.template"
+# A job that left qstat may take a few seconds to reach the accounting file.
+ACCOUNTING_LAG_S = 30.0
+# submitit's is_done() waits on these; anything else is an end state.
+LIVE = ("PENDING", "RUNNING", "REQUEUED", "SUSPENDED", "COMPLETING", "UNKNOWN")
+
+
+def parse_task_ids(tasks: str) -> list[int]:
+    """SGE's task list ("3", "1-5:1", "1-9:2,12") -> 1-based task ids."""
+    ids: list[int] = []
+    for part in tasks.split(","):
+        m = re.fullmatch(r"(\d+)(?:-(\d+)(?::(\d+))?)?", part.strip())
+        if not m:
+            continue
+        lo = int(m.group(1))
+        hi = int(m.group(2) or lo)
+        ids.extend(range(lo, hi + 1, int(m.group(3) or 1)))
+    return ids
+
+
+def submitit_id(job: str, task: int | None) -> str:
+    """SGE job and 1-based task -> submitit's id (`123` or `123_0`)."""
+    return job if task is None else f"{job}_{task - 1}"
+
+
+def qstat_state(code: str) -> str:
+    """qstat's state letters -> submitit's state names; E (error, as in Eqw) comes first."""
+    if "E" in code:
+        return "ERROR"
+    if "d" in code:
+        return "COMPLETING"
+    if "R" in code and "q" in code:
+        return "REQUEUED"
+    if code.startswith(("s", "S", "T")) or "s" in code or "S" in code:
+        return "SUSPENDED"
+    if "r" in code or "t" in code:
+        return "RUNNING"
+    return "PENDING"
+
+
+def read_qstat_xml(text: str | bytes) -> dict[str, dict[str, str]]:
+    """`qstat -xml` -> {submitit id: info}; pending array ranges are expanded."""
+    out: dict[str, dict[str, str]] = {}
+    if not text or not str(text).strip():
+        return out
+    root = ET.fromstring(text)
+    for job in root.iter("job_list"):
+        number = job.findtext("JB_job_number", "")
+        code = job.findtext("state", "") or job.get("state", "")
+        queue = job.findtext("queue_name", "") or ""
+        info = {
+            "JobID": number, "State": qstat_state(code), "SgeState": code,
+            "NodeList": queue.split("@", 1)[1] if "@" in queue else "",
+            "Name": job.findtext("JB_name", ""),
+            "Slots": job.findtext("slots", ""),
+            "Started": job.findtext("JAT_start_time", "") or "",
+            "Submitted": job.findtext("JB_submission_time", "") or "",
+        }
+        tasks = job.findtext("tasks")
+        for task in parse_task_ids(tasks) if tasks else [None]:
+            out[submitit_id(number, task)] = dict(info)
+    return out
+
+
+def acct_state(failed: str, exit_status: str) -> str:
+    """qacct's `failed` and `exit_status` -> submitit's state."""
+    code = int(failed.split()[0]) if failed.split() and failed.split()[0].isdigit() else 0
+    status = int(exit_status) if exit_status.lstrip("-").isdigit() else 0
+    if code == 0 and status == 0:
+        return "COMPLETED"
+    if code == 37:  # qmaster enforced h_rt
+        return "TIMEOUT"
+    if code == 100 and status in (137, 143):  # qdel of a running job
+        return "CANCELLED"
+    if code in (1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 26, 27, 28, 29):  # could not start on the host
+        return "NODE_FAIL"
+    return "FAILED"
+
+
+def read_qacct(text: str | bytes) -> dict[str, dict[str, str]]:
+    """`qacct -j` records (separated by ===== lines) -> {submitit id: info}."""
+    if isinstance(text, bytes):
+        text = text.decode(errors="replace")
+    out: dict[str, dict[str, str]] = {}
+    for block in re.split(r"^=+\s*$", text, flags=re.M):
+        fields: dict[str, str] = {}
+        for line in block.splitlines():
+            key, _, value = line.partition(" ")
+            if key:
+                fields[key] = value.strip()
+        if "jobnumber" not in fields:
+            continue
+        task = fields.get("taskid", "undefined")
+        key = submitit_id(fields["jobnumber"], int(task) if task.isdigit() else None)
+        out[key] = {
+            "JobID": fields["jobnumber"],
+            "State": acct_state(fields.get("failed", "0"), fields.get("exit_status", "0")),
+            "NodeList": fields.get("hostname", ""),
+            "Failed": fields.get("failed", ""),
+            "ExitCode": fields.get("exit_status", ""),
+            "Name": fields.get("jobname", ""),
+            "Started": fields.get("start_time", ""),
+            "Ended": fields.get("end_time", ""),
+            "WallClock": fields.get("ru_wallclock", ""),
+        }
+    return out
+
+
+class SgeInfoWatcher(core.InfoWatcher):
+    """One `qstat -xml` for every live job, then at most one `qacct` for the ones that left it.
+
+    Asking for each job on its own would cost a scheduler call per job; on SCC the accounting file
+    is large, so qacct is asked only about this user's jobs started since the oldest one missing.
+    A job neither listed nor accounted for after ACCOUNTING_LAG_S is LOST (a pending job that was
+    deleted leaves no record), so nothing waits on it forever.
+    """
+
+    def __init__(self, delay_s: int = 60) -> None:
+        super().__init__(delay_s)
+        self._seen: dict[str, float] = {}  # when each job was last listed (or registered)
+        self.last_error = ""
+
+    def register_job(self, job_id: str) -> None:
+        super().register_job(job_id)
+        self._seen.setdefault(job_id, time.time())
+
+    def _make_command(self) -> list[str] | None:
+        return ["qstat", "-xml"] if self._registered - self._finished else None
+
+    def get_state(self, job_id: str, mode: str = "standard") -> str:
+        info = self.get_info(job_id, mode=mode)
+        return info.get("State") or "UNKNOWN"
+
+    def is_done(self, job_id: str, mode: str = "standard") -> bool:
+        return self.get_state(job_id, mode=mode).upper() not in LIVE
+
+    def read_info(self, string: bytes | str) -> dict[str, dict[str, str]]:
+        return read_qstat_xml(string)
+
+    def _run(self, command: list[str]) -> bytes | None:
+        self._num_calls += 1
+        try:
+            return subprocess.run(command, capture_output=True, check=True, timeout=60).stdout
+        except (OSError, subprocess.SubprocessError) as err:
+            stderr = getattr(err, "stderr", b"") or b""
+            self.last_error = f"{' '.join(command[:2])}: {stderr.decode(errors='replace').strip() or err}"
+            logging.getLogger("xrayhpc.sge").warning("%s; status may be out of date", self.last_error)
+            return None
+
+    def update(self) -> None:
+        """Refresh every registered job that has not ended: one qstat, at most one qacct."""
+        live = self._registered - self._finished
+        if not live:
+            return
+        self.last_error = ""
+        now = time.time()
+        listed = self._run(["qstat", "-xml"])
+        if listed is not None:
+            current = read_qstat_xml(listed)
+            self._info_dict.update(current)
+            for job_id in live & set(current):
+                self._seen[job_id] = now
+            gone = sorted(live - set(current))
+            if gone:
+                self._account(gone, now)
+        self._last_status_check = now
+        for job_id in live:
+            if self.is_done(job_id, mode="cache"):
+                self._finished.add(job_id)
+
+    def _account(self, gone: list[str], now: float) -> None:
+        since = min(self._seen.get(j, now) for j in gone) - 24 * 3600
+        stamp = time.strftime("%y%m%d%H%M", time.localtime(since))
+        owner = os.environ.get("USER") or _whoami()
+        text = self._run(["qacct", "-o", owner, "-b", stamp, "-j"])
+        records = read_qacct(text) if text else {}
+        for job_id in gone:
+            if job_id in records:
+                self._info_dict[job_id] = records[job_id]
+            elif now - self._seen.get(job_id, now) > ACCOUNTING_LAG_S:
+                self._info_dict[job_id] = {"JobID": job_id, "State": "LOST"}
+            else:
+                self._info_dict.setdefault(job_id, {"JobID": job_id})["State"] = "COMPLETING"
+
+
+def _whoami() -> str:
+    import pwd
+
+    return pwd.getpwuid(os.getuid()).pw_name
+
+
+class SgeJob(core.Job[core.R]):
+    _cancel_command = "qdel"
+    watcher = SgeInfoWatcher(delay_s=60)
+
+    def cancel(self, check: bool = True) -> None:
+        """qdel the job, or just this task of an array."""
+        job, _, index = self.job_id.partition("_")
+        command = ["qdel", job] + (["-t", str(int(index) + 1)] if index else [])
+        (subprocess.check_call if check else subprocess.call)(command, stdout=subprocess.DEVNULL)
+
+
+class SgeJobEnvironment(job_environment.JobEnvironment):
+    _env = {
+        "job_id": "JOB_ID",
+        "num_tasks": "SUBMITIT_NUM_TASKS",  # one task per job: SGE has no srun
+        "num_nodes": "SUBMITIT_NUM_NODES",
+        "node": "SUBMITIT_NODE",
+        "global_rank": "SUBMITIT_GLOBAL_RANK",
+        "local_rank": "SUBMITIT_LOCAL_RANK",
+    }
+
+    @property
+    def array_job_id(self) -> str | None:
+        return os.environ.get("JOB_ID") if self.array_task_id is not None else None
+
+    @property
+    def array_task_id(self) -> str | None:
+        """0-based, as submitit counts; SGE's SGE_TASK_ID is 1-based or "undefined"."""
+        task = os.environ.get("SGE_TASK_ID", "undefined")
+        return str(int(task) - 1) if task.isdigit() else None
+
+    def _requeue(self, countdown: int) -> None:
+        """Exit 99: Grid Engine puts the job back in the queue (no manager rights needed)."""
+        logging.getLogger("submitit").info("requeuing job %s by exit 99 (%d timeouts left)", self.job_id, countdown)
+        logging.shutdown()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(99)
+
+
+class SgeExecutor(core.PicklingExecutor):
+    """Grid Engine executor: each job is a script from qsub/job.sh.template, sent with `qsub`.
+
+    A batch (`with executor.batch():`) is one array job (`qsub -t 1-N`). Options are the keyword
+    parameters of `render_job_script`; submitit's generic ones map as: timeout_min -> time,
+    cpus_per_task -> cores, gpus_per_node -> gpus, name -> job_name, mem_gb -> mem_per_core.
+    """
+
+    job_class = SgeJob
+
+    def __init__(self, folder: str | Path, max_num_timeout: int = 3, python: str | None = None) -> None:
+        super().__init__(folder, max_num_timeout=max_num_timeout)
+        self.python = shlex.quote(sys.executable) if python is None else python
+
+    @classmethod
+    def _equivalence_dict(cls) -> core.EquivalenceDict:
+        return {
+            "name": "job_name",
+            "timeout_min": "time",
+            "cpus_per_task": "cores",
+            "gpus_per_node": "gpus",
+            "mem_gb": "mem_per_core",
+        }
+
+    @classmethod
+    def _valid_parameters(cls) -> set[str]:
+        return set(_default_parameters())
+
+    def _internal_update_parameters(self, **kwargs: tp.Any) -> None:
+        defaults = _default_parameters()
+        unknown = sorted(set(kwargs) - set(defaults))
+        if unknown:
+            valid = ", ".join(f"{k} (default {v!r})" for k, v in sorted(defaults.items()))
+            raise ValueError(f"unknown SGE option(s) {unknown}; valid: {valid}")
+        render_job_script(command="true", folder=self.folder, **{**self.parameters, **kwargs})
+        super()._internal_update_parameters(**kwargs)
+
+    @property
+    def _submitit_command_str(self) -> str:
+        return " ".join([self.python, "-u -m submitit.core._submit", shlex.quote(str(self.folder))])
+
+    def script(self, count: int = 1) -> str:
+        """The exact job script a submission of `count` jobs sends (what a dry run prints)."""
+        params = dict(self.parameters)
+        if count > 1:
+            params["map_count"] = count
+        return render_job_script(command=self._submitit_command_str, folder=self.folder, **params)
+
+    def _make_submission_file_text(self, command: str, uid: str) -> str:
+        return render_job_script(command=command, folder=self.folder, **self.parameters)
+
+    def _num_tasks(self) -> int:
+        return 1
+
+    def _make_submission_command(self, submission_file_path: Path) -> list[str]:
+        return submit_command(submission_file_path)
+
+    @staticmethod
+    def _get_job_id_from_submission_command(string: bytes | str) -> str:
+        """`qsub -terse` prints `123` or, for an array, `123.1-4:1`."""
+        if isinstance(string, bytes):
+            string = string.decode(errors="replace")
+        m = re.search(r"^\s*(\d+)(?:\.\S+)?\s*$", string, flags=re.M)
+        if m is None:
+            raise utils.FailedSubmissionError(f"could not read a job id from qsub's answer: {string!r}")
+        return m.group(1)
+
+    def _internal_process_submissions(
+        self, delayed_submissions: list[utils.DelayedSubmission]
+    ) -> list[core.Job[tp.Any]]:
+        if len(delayed_submissions) == 1:
+            return super()._internal_process_submissions(delayed_submissions)
+        folder = utils.JobPaths.get_first_id_independent_folder(self.folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        timeout_min = self.parameters.get("time", 60)
+        pickles = []
+        for delayed in delayed_submissions:
+            path = folder / f"{uuid.uuid4().hex}.pkl"
+            delayed.set_timeout(timeout_min, self.max_num_timeout)
+            delayed.dump(path)
+            pickles.append(path)
+        array = SgeExecutor(self.folder, self.max_num_timeout, self.python)
+        array.update_parameters(**self.parameters)
+        array.parameters["map_count"] = len(delayed_submissions)
+        try:
+            first = array._submit_command(self._submitit_command_str)
+        except BaseException:
+            for path in pickles:
+                path.unlink(missing_ok=True)
+            raise
+        jobs: list[core.Job[tp.Any]] = [
+            SgeJob(folder=self.folder, job_id=f"{first.job_id}_{i}") for i in range(len(pickles))
+        ]
+        for job, path in zip(jobs, pickles, strict=True):
+            job.paths.move_temporary_file(path, "submitted_pickle")
+        return jobs
+
+    @classmethod
+    def affinity(cls) -> int:
+        # qsub alone could be PBS; qconf is Grid Engine's own
+        return 2 if shutil.which("qsub") and shutil.which("qconf") else -1
+
+
+def submit_command(script: Path | str) -> list[str]:
+    """qsub, printing only the job id, refusing requests that no queue can ever satisfy."""
+    return ["qsub", "-terse", "-w", "e", str(script)]
+
+
+@functools.lru_cache
+def _default_parameters() -> dict[str, tp.Any]:
+    spec = inspect.signature(render_job_script)
+    return {
+        name: p.default for name, p in spec.parameters.items()
+        if p.default is not inspect.Parameter.empty and name not in ("map_count",)
+    }
+
+
+def _hms(minutes: float) -> str:
+    seconds = int(round(minutes * 60))
+    return f"{seconds // 3600:02d}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}"
+
+
+def render_job_script(
+    command: str,
+    folder: str | Path,
+    job_name: str = "submitit",
+    project: str | None = None,
+    queue: str | None = None,
+    time: float = 60,
+    signal_delay_s: int = 120,
+    cores: int = 1,
+    parallel_environment: str = "omp",
+    gpus: int | None = None,
+    gpu_c: float | None = None,
+    gpu_type: str | None = None,
+    gpu_memory: str | None = None,
+    mem_per_core: str | float | None = None,
+    array_parallelism: int = 256,
+    extra_directives: tp.Sequence[str] = (),
+    setup: tp.Sequence[str] = (),
+    map_count: int | None = None,
+) -> str:
+    """The job script: `#$` directives from the options, then setup lines, then the command.
+
+    `time` is the wall-time limit in minutes (h_rt); s_rt warns `signal_delay_s` earlier. `cores`
+    above 1 asks for `-pe <parallel_environment> N` (NSLOTS in the job). `extra_directives` are
+    further qsub options, one per line (e.g. "-m ea").
+    """
+    if time <= 0:
+        raise ValueError(f"time must be a positive number of minutes, got {time}")
+    if cores < 1:
+        raise ValueError(f"cores must be at least 1, got {cores}")
+    if gpus is not None and gpus < 0:
+        raise ValueError(f"gpus must be 0 or more, got {gpus}")
+    paths = utils.JobPaths(folder, job_id="${SUBMITIT_JOB_ID}", task_id=0)
+    log_dir = utils.JobPaths.get_first_id_independent_folder(folder)
+    lines = [f"-N {_job_name(job_name)}"]
+    if project:
+        lines.append(f"-P {project}")
+    if queue:
+        lines.append(f"-q {queue}")
+    soft = max(time * 60 - signal_delay_s, min(60, time * 30))
+    lines.append(f"-l h_rt={_hms(time)}")
+    lines.append(f"-l s_rt={_hms(soft / 60)}")
+    if cores > 1:
+        lines.append(f"-pe {parallel_environment} {cores}")
+    if mem_per_core is not None:
+        mem = f"{mem_per_core}G" if isinstance(mem_per_core, int | float) else mem_per_core
+        lines.append(f"-l mem_per_core={mem}")
+    if gpus:
+        lines.append(f"-l gpus={gpus}")
+        if gpu_c is not None:
+            lines.append(f"-l gpu_c={gpu_c:g}")
+        if gpu_type:
+            lines.append(f"-l gpu_type={gpu_type}")
+        if gpu_memory:
+            lines.append(f"-l gpu_memory={gpu_memory}")
+    if map_count:
+        lines.append(f"-t 1-{map_count}")
+        lines.append(f"-tc {min(map_count, array_parallelism)}")
+    lines += [f"-o {log_dir}/sge-$JOB_ID.$TASK_ID.out", "-j y"]
+    lines += list(extra_directives)
+    values = {
+        "directives": "\n".join(f"#$ {line}" for line in lines),
+        "log_folder": str(paths.folder),
+        "stdout": str(paths.stdout),
+        "stderr": str(paths.stderr),
+        "setup": "\n".join(["", "# setup", *setup, ""]) if setup else "",
+        "command": command,
+    }
+    return Template(TEMPLATE.read_text()).substitute(values)
+
+
+def _job_name(name: str) -> str:
+    """SGE job names may not start with a digit or hold / : @ \\ * ?"""
+    clean = re.sub(r"[/:@\\*?\s]", "_", name) or "job"
+    return clean if not clean[0].isdigit() else f"j{clean}"

@@ -1,0 +1,90 @@
+"""The course template's Task 1 pipeline, kept as the benchmark's baseline.
+
+As the class notebook runs it: ImageDataGenerator reads and decodes the files every epoch (one
+generator with validation_split=0.2, so validation is augmented too), the frozen VGG16 is re-run
+over every image every epoch through model.fit, the CPU is forced, the test set is evaluated one
+image at a time, and the t-SNE features come from a generator over the training folder.
+
+    python -m xrayhpc.template DATA_TWO_DIR OUT_JSON --epochs 40 --batch-size 5 [--no-augment]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import time
+from pathlib import Path
+
+os.environ["CUDA_VISIBLE_DEVICES"] = "-1"  # the template forces the CPU
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+def run(data: Path, epochs: int, batch_size: int, augment: bool, image_size: int, learning_rate: float) -> dict:
+    start = time.perf_counter()
+    import numpy as np
+    from sklearn.manifold import TSNE
+    from tensorflow import keras
+    from tensorflow.keras.preprocessing.image import ImageDataGenerator
+
+    size = (image_size, image_size)
+    transforms = dict(
+        rotation_range=50, width_shift_range=0.2, height_shift_range=0.2, shear_range=0.25,
+        zoom_range=0.1, channel_shift_range=20, horizontal_flip=True, vertical_flip=True,
+        fill_mode="constant",
+    ) if augment else {}
+    gen = ImageDataGenerator(rescale=1.0 / 255, validation_split=0.2, **transforms)
+    train = gen.flow_from_directory(data / "train", target_size=size, batch_size=batch_size,
+                                    class_mode="binary", subset="training", shuffle=True, seed=42)
+    val = gen.flow_from_directory(data / "train", target_size=size, batch_size=batch_size,
+                                  class_mode="binary", subset="validation", shuffle=True, seed=42)
+    vgg = keras.applications.VGG16(weights=None, include_top=False, input_shape=(*size, 3))
+    vgg.trainable = False
+    model = keras.Sequential([
+        vgg, keras.layers.Flatten(), keras.layers.Dense(256, activation="relu", name="dense_feature"),
+        keras.layers.Dropout(0.5), keras.layers.Dense(1, activation="sigmoid"),
+    ])
+    model.compile(optimizer=keras.optimizers.Adam(learning_rate), loss="binary_crossentropy", metrics=["accuracy"])
+    t = time.perf_counter()
+    model.fit(train, validation_data=val, epochs=epochs, verbose=0)
+    train_s = time.perf_counter() - t
+
+    t = time.perf_counter()
+    test = ImageDataGenerator(rescale=1.0 / 255).flow_from_directory(
+        data / "test", target_size=size, batch_size=1, class_mode="binary", shuffle=True, seed=42)
+    loss, accuracy = model.evaluate(test, steps=len(test), verbose=0)
+    evaluate_s = time.perf_counter() - t
+
+    t = time.perf_counter()
+    features = keras.Model(model.inputs, model.get_layer("dense_feature").output)
+    folder = ImageDataGenerator(rescale=1.0 / 255).flow_from_directory(
+        data / "train", target_size=size, batch_size=1, class_mode="binary", shuffle=False)
+    points = np.concatenate([features.predict_on_batch(folder[i][0]) for i in range(len(folder))])
+    TSNE(2, perplexity=min(30.0, (len(points) - 1) / 3), init="pca").fit_transform(points)
+    tsne_s = time.perf_counter() - t
+    return {
+        "test": {"accuracy": float(accuracy), "loss": float(loss)},
+        "timing": {"train": train_s, "evaluate": evaluate_s, "tsne": tsne_s,
+                   "total": time.perf_counter() - start,
+                   "seconds_per_epoch": train_s / epochs},
+        "images": {"train": train.samples, "val": val.samples, "test": test.samples},
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(prog="python -m xrayhpc.template", description=__doc__.split("\n")[0])
+    parser.add_argument("data", type=Path, help="the task folder (two/)")
+    parser.add_argument("out", type=Path)
+    parser.add_argument("--epochs", type=int, default=40)
+    parser.add_argument("--batch-size", type=int, default=5)
+    parser.add_argument("--image-size", type=int, default=224)
+    parser.add_argument("--learning-rate", type=float, default=5e-4)
+    parser.add_argument("--no-augment", action="store_true")
+    args = parser.parse_args()
+    result = run(args.data, args.epochs, args.batch_size, not args.no_augment, args.image_size, args.learning_rate)
+    args.out.write_text(json.dumps(result, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
