@@ -91,8 +91,8 @@ def read_qstat_xml(text: str | bytes) -> dict[str, dict[str, str]]:
 
 def acct_state(failed: str, exit_status: str) -> str:
     """qacct's `failed` and `exit_status` -> submitit's state."""
-    code = int(failed.split()[0]) if failed.split() and failed.split()[0].isdigit() else 0
-    status = int(exit_status) if exit_status.lstrip("-").isdigit() else 0
+    code = _leading_int(failed)
+    status = _leading_int(exit_status)
     if code == 0 and status == 0:
         return "COMPLETED"
     if code == 37:  # qmaster enforced h_rt
@@ -102,6 +102,25 @@ def acct_state(failed: str, exit_status: str) -> str:
     if code in (1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 26, 27, 28, 29):  # could not start on the host
         return "NODE_FAIL"
     return "FAILED"
+
+
+def read_error_reasons(text: str) -> dict[str, str]:
+    """`qstat -j ID,...` -> {job number: its first `error reason` line, without the timestamp}."""
+    out: dict[str, str] = {}
+    job = ""
+    for line in text.splitlines():
+        if line.startswith("job_number:"):
+            job = line.split(":", 1)[1].strip()
+        elif line.startswith("error reason") and job and job not in out:
+            reason = line.split(":", 1)[1].strip()
+            out[job] = re.sub(r"^\d\d/\d\d/\d{4} [\d:]+ \[[\d:]+\]: ", "", reason)
+    return out
+
+
+def _leading_int(text: str) -> int:
+    """qacct writes `100 : assumedly after job` and `137   (Killed)`: the number is what counts."""
+    m = re.match(r"\s*(-?\d+)", text)
+    return int(m.group(1)) if m else 0
 
 
 def read_qacct(text: str | bytes) -> dict[str, dict[str, str]]:
@@ -187,6 +206,9 @@ class SgeInfoWatcher(core.InfoWatcher):
             self._info_dict.update(current)
             for job_id in live & set(current):
                 self._seen[job_id] = now
+            errors = sorted({current[j]["JobID"] for j in live & set(current) if current[j]["State"] == "ERROR"})
+            if errors:
+                self._reasons(errors, live)
             gone = sorted(live - set(current))
             if gone:
                 self._account(gone, now)
@@ -194,6 +216,15 @@ class SgeInfoWatcher(core.InfoWatcher):
         for job_id in live:
             if self.is_done(job_id, mode="cache"):
                 self._finished.add(job_id)
+
+    def _reasons(self, jobs: list[str], live: set[str]) -> None:
+        """SGE's own words for jobs in an error state (Eqw): one `qstat -j` for all of them."""
+        text = self._run(["qstat", "-j", ",".join(jobs)])
+        reasons = read_error_reasons(text.decode(errors="replace")) if text else {}
+        for job_id in live:
+            info = self._info_dict.get(job_id, {})
+            if info.get("State") == "ERROR" and info.get("JobID") in reasons:
+                info["Reason"] = reasons[info["JobID"]]
 
     def _account(self, gone: list[str], now: float) -> None:
         since = min(self._seen.get(j, now) for j in gone) - 24 * 3600

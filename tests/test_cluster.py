@@ -1,0 +1,178 @@
+"""Against the real single-host Grid Engine (qsub/testcluster/up.sh): jobs go out and come back.
+
+Skipped where Grid Engine is not installed, unless XRAYHPC_REQUIRE_CLUSTER=1 (CI), which makes a
+missing or silent cluster a failure.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from conftest import ROOT
+from xrayhpc.jobs import read_record
+from xrayhpc.results import read_json, read_metrics
+from xrayhpc.sge import SgeInfoWatcher
+
+pytestmark = [pytest.mark.cluster, pytest.mark.slow]
+LOCAL = (ROOT / "qsub" / "local.toml").read_text()
+
+
+def cluster_answers() -> bool:
+    if not shutil.which("qstat"):
+        return False
+    return subprocess.run(["qstat"], capture_output=True, timeout=30).returncode == 0
+
+
+@pytest.fixture(scope="module", autouse=True)
+def cluster() -> None:
+    if not cluster_answers():
+        if os.environ.get("XRAYHPC_REQUIRE_CLUSTER") == "1":
+            pytest.fail("Grid Engine does not answer: run `make cluster-up` (qsub/testcluster/up.sh)")
+        pytest.skip("no Grid Engine here (make cluster-up)")
+
+
+def profile(tmp: Path, name: str = "test", **edits: str) -> Path:
+    """The local profile with lines replaced or added (key = TOML value)."""
+    text = LOCAL
+    for key, value in edits.items():
+        if f"\n{key} = " in text:
+            text = "\n".join(f"{key} = {value}" if line.startswith(f"{key} = ") else line for line in text.splitlines())
+        else:
+            text = f"{key} = {value}\n" + text
+    path = tmp / f"{name}.toml"
+    path.write_text(text)
+    return path
+
+
+def submit(results: Path, data: Path, prof: Path, *extra: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    args = [sys.executable, "-m", "xrayhpc.submit", "--grid", "jobs/smoke.toml", "--executor", "sge",
+            "--profile", str(prof), "--results", str(results), "--data", str(data),
+            "--set", "epochs=1", "--set", "image_size=32", *extra]
+    return subprocess.run(args, capture_output=True, text=True, cwd=ROOT, env={**os.environ, **(env or {})}, timeout=120)
+
+
+def wait(check: Callable[[], bool], timeout: float = 300, every: float = 0.5) -> None:
+    end = time.time() + timeout
+    while time.time() < end:
+        if check():
+            return
+        time.sleep(every)
+    raise AssertionError("timed out")
+
+
+def watch(job_ids: list[str], until_done: bool = True, timeout: float = 300) -> dict[str, list[str]]:
+    """Every state each job went through, refreshed through one watcher."""
+    watcher = SgeInfoWatcher()
+    for j in job_ids:
+        watcher.register_job(j)
+    seen: dict[str, list[str]] = {j: [] for j in job_ids}
+
+    def step() -> bool:
+        watcher.update()
+        for j in job_ids:
+            state = watcher.get_state(j, mode="cache")
+            if not seen[j] or seen[j][-1] != state:
+                seen[j].append(state)
+        return all(watcher.is_done(j, mode="cache") for j in job_ids) or not until_done
+
+    wait(step, timeout)
+    return seen
+
+
+@pytest.fixture(scope="module")
+def smoke(tmp_path_factory: pytest.TempPathFactory, synthetic: Path) -> tuple[Path, dict[str, list[str]], Path]:
+    """The smoke grid's CPU experiments, submitted held, released, watched to the end."""
+    tmp = tmp_path_factory.mktemp("smoke")
+    results = tmp / "results"
+    prof = profile(tmp, extra_directives='["-h"]')
+    out = submit(results, synthetic, prof, "--only", "*-cpu")
+    assert out.returncode == 0, out.stderr + out.stdout
+    records = {e: read_record(results / e) for e in ("task1-vgg16-cpu", "task2-mobilenet-cpu")}
+    ids = [r.job_id for r in records.values()]
+    held = watch(ids, until_done=False)
+    array = {i.split("_")[0] for i in ids}
+    assert len(array) == 1, "one array job for one resource group"
+    subprocess.run(["qrls", array.pop()], check=True, capture_output=True)
+    seen = watch(ids)
+    return results, {j: held[j] + seen[j] for j in ids}, prof
+
+
+def test_cpu_experiments_run_as_one_array_and_finish(smoke: tuple[Path, dict[str, list[str]], Path]) -> None:
+    results, seen, _ = smoke
+    for states in seen.values():
+        assert states[0] == "PENDING"
+        assert "RUNNING" in states
+        assert states[-1] == "COMPLETED"
+    for exp in ("task1-vgg16-cpu", "task2-mobilenet-cpu"):
+        metrics = read_metrics(results / exp)
+        assert metrics is not None, exp
+        record = read_record(results / exp)
+        assert metrics["environment"]["scheduler_job_id"] == record.job_id.split("_")[0]
+        assert metrics["environment"]["scheduler_task_id"] == str(record.task_index + 1)
+        assert Path(record.script).is_file() and "#$ -t 1-2" in Path(record.script).read_text()
+
+
+def test_second_submit_sends_nothing_then_only_what_was_deleted(smoke: tuple[Path, dict[str, list[str]], Path], synthetic: Path) -> None:
+    results, _, prof = smoke
+    again = submit(results, synthetic, prof, "--only", "*-cpu")
+    assert again.returncode == 0 and "0 submitted, 2 already done" in again.stdout
+    shutil.rmtree(results / "task2-mobilenet-cpu")
+    third = submit(results, synthetic, profile(results.parent, "plain"), "--only", "*-cpu")
+    assert "1 submitted, 1 already done" in third.stdout
+    record = read_record(results / "task2-mobilenet-cpu")
+    assert record is not None and "_" not in record.job_id  # one job, not an array
+    assert read_record(results / "task1-vgg16-cpu").attempt == 1
+    watch([record.job_id])
+
+
+def test_gpu_job_on_a_host_without_gpu_fails_with_the_workers_reason(tmp_path: Path, synthetic: Path) -> None:
+    results = tmp_path / "results"
+    out = submit(results, synthetic, profile(tmp_path), "--only", "*-gpu")
+    assert out.returncode == 0, out.stderr
+    record = read_record(results / "task1-vgg16-gpu")
+    script = Path(record.script).read_text()
+    assert "#$ -l gpus=1" in script and "#$ -l gpu_c=3.5" in script
+    seen = watch([record.job_id])
+    assert seen[record.job_id][-1] == "FAILED"
+    progress = read_json(results / "task1-vgg16-gpu" / "progress.json")
+    assert progress["state"] == "failed" and "refusing to run on the CPU" in progress["error"]
+    assert not (results / "task1-vgg16-gpu" / "metrics.json").exists()
+
+
+def one_line_error(out: subprocess.CompletedProcess[str]) -> str:
+    assert out.returncode == 2, out.stdout + out.stderr
+    assert "Traceback" not in out.stderr
+    lines = out.stderr.strip().splitlines()
+    assert len(lines) == 1, out.stderr
+    return lines[0]
+
+
+def test_impossible_gpu_request_is_refused_at_submission(tmp_path: Path, synthetic: Path) -> None:
+    prof = profile(tmp_path)
+    prof.write_text(prof.read_text().replace("gpu_c = 3.5", "gpu_c = 9.0"))
+    out = submit(tmp_path / "r", synthetic, prof, "--only", "*-gpu")
+    line = one_line_error(out)
+    assert "qsub refused the gpu jobs" in line and "no suitable queues" in line
+    assert not (tmp_path / "r" / "task1-vgg16-gpu" / "job.json").exists()
+
+
+def test_unknown_project_gives_qsubs_message_and_no_record(tmp_path: Path, synthetic: Path) -> None:
+    out = submit(tmp_path / "r", synthetic, profile(tmp_path, project='"nosuchproject"'), "--only", "*-cpu")
+    line = one_line_error(out)
+    assert 'the requested project "nosuchproject" does not exist' in line
+    assert not list((tmp_path / "r").glob("*/job.json"))
+
+
+def test_grid_engine_down_gives_qsubs_message_and_no_record(tmp_path: Path, synthetic: Path) -> None:
+    out = submit(tmp_path / "r", synthetic, profile(tmp_path), "--only", "*-cpu", env={"SGE_QMASTER_PORT": "1"})
+    line = one_line_error(out)
+    assert "qsub refused" in line and "unable to" in line
+    assert not list((tmp_path / "r").glob("*/job.json"))

@@ -1,0 +1,105 @@
+"""The SGE plugin's parsers and script renderer, on real Grid Engine 8.1.9 output captured in tests/data."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import submitit
+
+from xrayhpc.sge import (
+    SgeExecutor, SgeJobEnvironment, acct_state, parse_task_ids, read_error_reasons, read_qacct,
+    read_qstat_xml, render_job_script,
+)
+
+DATA = Path(__file__).parent / "data"
+
+
+def test_task_lists() -> None:
+    assert parse_task_ids("3") == [3]
+    assert parse_task_ids("1-4:1") == [1, 2, 3, 4]
+    assert parse_task_ids("2,3") == [2, 3]
+    assert parse_task_ids("1-9:4,12") == [1, 5, 9, 12]
+
+
+def test_qstat_xml_running_pending_held_and_error() -> None:
+    info = read_qstat_xml((DATA / "qstat.xml").read_bytes())
+    assert info["8_0"]["State"] == "RUNNING" and info["8_0"]["NodeList"] == "vm"
+    assert info["8_1"]["State"] == info["8_2"]["State"] == "PENDING"  # tasks 2,3 of array 8
+    assert [info[f"9_{i}"]["SgeState"] for i in range(4)] == ["hqw"] * 4  # held array 9, tasks 1-4
+    assert info["10"]["State"] == "ERROR" and info["10"]["SgeState"] == "Eqw"
+    assert read_qstat_xml("") == {}
+
+
+def test_error_reason_is_sges_own() -> None:
+    reasons = read_error_reasons((DATA / "qstat-j-error.txt").read_text())
+    assert reasons == {"10": 'error: can\'t open output file "/nonexistent/dir/out": No such file or directory'}
+
+
+def test_qacct_records_map_to_submitit_states() -> None:
+    info = read_qacct((DATA / "qacct.txt").read_text())
+    assert info["5"]["State"] == "COMPLETED"  # not an array: taskid undefined
+    assert info["6_1"]["State"] == "COMPLETED"  # array task 2
+    assert info["7"]["State"] == "FAILED" and info["7"]["ExitCode"].startswith("1")
+    assert info["8_0"]["State"] == "CANCELLED"  # qdel of a running task: failed 100, exit 137 (Killed)
+
+
+@pytest.mark.parametrize(
+    ("failed", "status", "state"),
+    [("0", "0", "COMPLETED"), ("0", "2", "FAILED"), ("37  : qmaster enforced h_rt limit", "137", "TIMEOUT"),
+     ("100 : assumedly after job", "137 (Killed)", "CANCELLED"), ("27  : searching requested shell", "0", "NODE_FAIL")],
+)
+def test_accounting_states(failed: str, status: str, state: str) -> None:
+    assert acct_state(failed, status) == state
+
+
+def test_job_script_carries_the_requests(tmp_path: Path) -> None:
+    text = render_job_script(
+        "python -m x", tmp_path / "%j", job_name="xrayhpc-gpu", project="ms542", time=90, cores=4,
+        gpus=1, gpu_c=3.5, gpu_type="V100", array_parallelism=2, map_count=5, setup=["module load python3"],
+        extra_directives=["-m ea"],
+    )
+    lines = text.splitlines()
+    assert lines[0] == "#!/bin/bash -l"
+    for directive in ("-N xrayhpc-gpu", "-P ms542", "-l h_rt=01:30:00", "-l s_rt=01:28:00", "-pe omp 4",
+                      "-l gpus=1", "-l gpu_c=3.5", "-l gpu_type=V100", "-t 1-5", "-tc 2", "-m ea"):
+        assert f"#$ {directive}" in lines
+    assert lines.index("module load python3") < lines.index("python -m x")
+    assert "export SUBMITIT_EXECUTOR=sge" in lines
+
+
+def test_cpu_job_asks_for_no_gpu_and_one_core_needs_no_pe(tmp_path: Path) -> None:
+    text = render_job_script("true", tmp_path, cores=1)
+    assert "gpus" not in text and "-pe " not in text and "-t 1-" not in text
+
+
+def test_bad_options_are_refused(tmp_path: Path) -> None:
+    ex = SgeExecutor(tmp_path)
+    with pytest.raises(ValueError, match="unknown SGE option"):
+        ex.update_parameters(gpu_count=1)
+    with pytest.raises(ValueError, match="cores must be at least 1"):
+        ex.update_parameters(cores=0)
+
+
+def test_autoexecutor_finds_the_plugin(tmp_path: Path) -> None:
+    ex = submitit.AutoExecutor(tmp_path, cluster="sge")
+    ex.update_parameters(timeout_min=30, cpus_per_task=2, gpus_per_node=1, sge_project="p1")
+    script = ex._executor.script()
+    assert "#$ -l h_rt=00:30:00" in script and "#$ -pe omp 2" in script and "#$ -l gpus=1" in script
+    assert "#$ -P p1" in script
+
+
+def test_qsub_terse_ids() -> None:
+    assert SgeExecutor._get_job_id_from_submission_command(b"123\n") == "123"
+    assert SgeExecutor._get_job_id_from_submission_command("4567.1-4:1\n") == "4567"
+
+
+def test_job_environment_counts_tasks_from_zero(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SUBMITIT_EXECUTOR", "sge")
+    monkeypatch.setenv("JOB_ID", "77")
+    monkeypatch.setenv("SGE_TASK_ID", "3")
+    env = submitit.JobEnvironment()
+    assert isinstance(env, SgeJobEnvironment)
+    assert env.job_id == "77_2" and env.array_task_id == "2"
+    monkeypatch.setenv("SGE_TASK_ID", "undefined")
+    assert env.job_id == "77" and env.array_job_id is None

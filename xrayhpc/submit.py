@@ -1,0 +1,273 @@
+"""Send a grid's experiments to the cluster: `make submit-all`, `python -m xrayhpc.submit`.
+
+Skips every experiment whose result folder holds a complete metrics.json with the same
+fingerprint, and every one whose job is still queued or running; groups the rest by resource
+request and sends each group as one array job; records each job in the experiment's folder.
+
+    python -m xrayhpc.submit --grid jobs/report.toml [--executor sge|slurm|local|dry-run]
+                             [--profile qsub/scc.toml] [--only PATTERN] [--force]
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import io
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from xrayhpc.errors import UserError, cli
+from xrayhpc.experiment import Experiment, load_grid, parse_overrides, select
+from xrayhpc.jobs import JobRecord, read_record, write_record
+from xrayhpc.profile import PROFILES, Profile, load_profile, missing_project
+from xrayhpc.results import is_done, results_root
+from xrayhpc.sge import LIVE, SgeExecutor, SgeInfoWatcher, submit_command
+from xrayhpc.worker import run_experiment
+
+EXECUTORS = ("sge", "slurm", "local", "dry-run")
+PLACEHOLDER_PROJECT = "YOUR_PROJECT"
+
+
+def default_executor() -> str:
+    """sge where Grid Engine is installed, slurm where Slurm is, else local."""
+    if SgeExecutor.affinity() > 0:
+        return "sge"
+    if shutil.which("sbatch"):
+        return "slurm"
+    return "local"
+
+
+@dataclass
+class Decision:
+    exp: Experiment
+    action: str  # submit | done | live | submitted | dry-run | failed
+    detail: str = ""
+
+
+def live_states(records: dict[str, JobRecord]) -> tuple[dict[str, str], str]:
+    """Scheduler state of each recorded job, in one batched refresh per scheduler.
+
+    Returns {experiment id: state} and a warning when the scheduler could not be asked.
+    """
+    states: dict[str, str] = {}
+    sge = {eid: r for eid, r in records.items() if r.executor == "sge"}
+    warning = ""
+    if sge:
+        if SgeExecutor.affinity() <= 0:
+            return states, "Grid Engine is not installed here: cannot tell which recorded jobs still run"
+        watcher = SgeInfoWatcher()
+        for record in sge.values():
+            watcher.register_job(record.job_id)
+        watcher.update()
+        warning = watcher.last_error
+        for eid, record in sge.items():
+            states[eid] = watcher.get_state(record.job_id, mode="cache")
+    for eid, record in records.items():
+        if record.executor == "local":
+            states[eid] = "RUNNING" if _pid_alive(record.job_id) else "ENDED"
+    return states, warning
+
+
+def _pid_alive(pid: str) -> bool:
+    try:
+        os.kill(int(pid), 0)
+    except (ValueError, ProcessLookupError, PermissionError):
+        return False
+    return True
+
+
+def plan(experiments: list[Experiment], root: Path, force: bool) -> tuple[list[Decision], str]:
+    records = {e.id: r for e in experiments if (r := read_record(root / e.id)) and r.fingerprint == e.fingerprint}
+    states, warning = live_states(records)
+    decisions = []
+    for exp in experiments:
+        state = states.get(exp.id, "")
+        if state in LIVE or state == "ERROR":
+            record = records[exp.id]
+            note = f"job {record.scheduler_id} is {state.lower()}"
+            if state == "ERROR":
+                note += " (SGE error state: see `qstat -j`, then qdel it to resubmit)"
+            decisions.append(Decision(exp, "live", note))
+        elif not force and is_done(root / exp.id, exp.fingerprint):
+            decisions.append(Decision(exp, "done", "complete result with this fingerprint"))
+        else:
+            decisions.append(Decision(exp, "submit"))
+    return decisions, warning
+
+
+def groups(decisions: list[Decision]) -> dict[str, list[Decision]]:
+    """One array job per resource request (today: per device)."""
+    out: dict[str, list[Decision]] = {}
+    for d in decisions:
+        if d.action == "submit":
+            out.setdefault(d.exp.device, []).append(d)
+    return out
+
+
+def job_folder(root: Path) -> Path:
+    """submitit's pickles and logs, one folder per job, beside the result folders."""
+    return root / ".jobs" / "%j"
+
+
+def _attempt(folder: Path, fingerprint: str) -> int:
+    old = read_record(folder)
+    return old.attempt + 1 if old and old.fingerprint == fingerprint else 1
+
+
+def _qsub_message(err: Exception) -> str:
+    """The scheduler's own words from a failed submission, on one line."""
+    text = str(err)
+    for marker in ("Error stream produced:", "stderr:"):
+        if marker in text:
+            text = text.split(marker, 1)[1]
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip() and not ln.strip().startswith(("-", "Traceback", "File "))]
+    useful = [ln for ln in lines if re.search(r"(error|denied|unable|rejected|not exist|refused|suitable)", ln, re.I)]
+    return " ".join((useful or lines)[:3])[:400] or type(err).__name__
+
+
+def submit_sge(batch: list[Decision], device: str, profile: Profile, root: Path) -> None:
+    from submitit.core.utils import FailedJobError
+
+    executor = SgeExecutor(job_folder(root))
+    executor.update_parameters(**profile.sge(device), job_name=f"xrayhpc-{device}")
+    try:
+        with contextlib.redirect_stderr(io.StringIO()), executor.batch():  # the error says it once
+            jobs = [executor.submit(run_experiment, d.exp, str(root)) for d in batch]
+    except (FailedJobError, subprocess.CalledProcessError, OSError) as err:
+        raise UserError(f"qsub refused the {device} jobs ({len(batch)}): {_qsub_message(err)}") from None
+    _record(batch, jobs, "sge", root)
+
+
+def submit_slurm(batch: list[Decision], device: str, profile: Profile, root: Path) -> None:
+    import submitit
+
+    executor = submitit.AutoExecutor(job_folder(root), cluster="slurm")
+    executor.update_parameters(**profile.slurm(device), name=f"xrayhpc-{device}")
+    try:
+        with contextlib.redirect_stderr(io.StringIO()), executor.batch():
+            jobs = [executor.submit(run_experiment, d.exp, str(root)) for d in batch]
+    except (submitit.core.utils.FailedJobError, subprocess.CalledProcessError, OSError) as err:
+        raise UserError(f"sbatch refused the {device} jobs ({len(batch)}): {_qsub_message(err)}") from None
+    _record(batch, jobs, "slurm", root)
+
+
+def _record(batch: list[Decision], jobs: list[Any], executor: str, root: Path) -> None:
+    from submitit.core.utils import JobPaths
+
+    now = time.time()
+    for d, job in zip(batch, jobs, strict=True):
+        folder = root / d.exp.id
+        # an array's one script lives with its first job's id
+        script = JobPaths(job_folder(root), job_id=job.job_id.split("_")[0]).submission_file
+        write_record(folder, JobRecord(
+            executor=executor, job_id=job.job_id, fingerprint=d.exp.fingerprint,
+            script=str(script), log=str(job.paths.stdout), submitted=now,
+            attempt=_attempt(folder, d.exp.fingerprint),
+        ))
+        d.action, d.detail = "submitted", f"job {job.job_id}"
+
+
+def run_local(batch: list[Decision], root: Path, console: Console) -> None:
+    """One at a time on this machine, through submitit's local executor (training wants every core)."""
+    import submitit
+
+    executor = submitit.LocalExecutor(job_folder(root))
+    executor.update_parameters(timeout_min=24 * 60)
+    for d in batch:
+        job = executor.submit(run_experiment, d.exp, str(root))
+        folder = root / d.exp.id
+        write_record(folder, JobRecord("local", str(job.job_id), d.exp.fingerprint, str(job.paths.submission_file),
+                                       str(job.paths.stdout), time.time(), _attempt(folder, d.exp.fingerprint)))
+        console.print(f"running {d.exp.id} here (pid {job.job_id}); log: {folder / 'worker.log'}")
+        try:
+            job.result()
+            d.action, d.detail = "submitted", f"done: {folder}"
+        except Exception as err:  # the worker's own error, as the job saw it
+            last = [ln for ln in str(err).splitlines() if ln.strip()]
+            d.action, d.detail = "failed", (last[-1] if last else type(err).__name__)[:300]
+
+
+def dry_run(batches: dict[str, list[Decision]], profile: Profile, root: Path, console: Console) -> None:
+    """Write and print the exact job scripts and qsub lines; submit and record nothing."""
+    out = root / "dry-run"
+    out.mkdir(parents=True, exist_ok=True)
+    for device, batch in batches.items():
+        executor = SgeExecutor(job_folder(root))
+        executor.update_parameters(**profile.sge(device), job_name=f"xrayhpc-{device}")
+        script = out / f"{device}.sh"
+        script.write_text(executor.script(len(batch)))
+        console.rule(f"{device}: {len(batch)} experiment(s) as one {'array ' if len(batch) > 1 else ''}job")
+        print(script.read_text(), end="", flush=True)
+        print("# tasks: " + ", ".join(f"{i + 1}={d.exp.id}" for i, d in enumerate(batch)))
+        print("$ " + " ".join(submit_command(script)), flush=True)
+        for d in batch:
+            d.action, d.detail = "dry-run", f"would be task {batch.index(d) + 1} of {script}"
+
+
+def summary(decisions: list[Decision], console: Console) -> None:
+    colours = {"submitted": "green", "done": "blue", "live": "yellow", "dry-run": "cyan", "failed": "red"}
+    table = Table(title=None, show_edge=False)
+    for column in ("experiment", "action", "detail"):
+        table.add_column(column)
+    for d in decisions:
+        table.add_row(d.exp.id, f"[{colours.get(d.action, 'white')}]{d.action}[/]", d.detail)
+    console.print(table)
+
+
+@cli
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m xrayhpc.submit", description=__doc__.split("\n")[0])
+    parser.add_argument("--grid", default="jobs/report.toml", help="grid file (default: jobs/report.toml)")
+    parser.add_argument("--only", help="only experiments whose id matches this pattern")
+    parser.add_argument("--force", action="store_true", help="resubmit experiments that are already done")
+    parser.add_argument("--executor", choices=EXECUTORS, help="default: sge if installed, slurm if installed, else local")
+    parser.add_argument("--profile", help="site profile in qsub/ (default: $XRAYHPC_PROFILE or qsub/scc.toml)")
+    parser.add_argument("--project", help="the project to charge (-P); default: the profile's or $XRAYHPC_PROJECT")
+    parser.add_argument("--results", help="results root (default: $XRAYHPC_RESULTS or ./results)")
+    parser.add_argument("--data", help="data root holding two/ and all/ (default: $XRAYHPC_DATA, the grid's)")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a setting in every experiment")
+    args = parser.parse_args(argv)
+    if args.data:
+        os.environ["XRAYHPC_DATA"] = args.data
+    console = Console(highlight=False, soft_wrap=True)
+    kind = args.executor or default_executor()
+    profile = load_profile(args.profile or os.environ.get("XRAYHPC_PROFILE") or PROFILES / "scc.toml", args.project)
+    experiments = select(load_grid(Path(args.grid), parse_overrides(args.set)), args.only)
+    if not experiments:
+        raise UserError(f"{args.grid}: no experiment matches {args.only!r}")
+    root = results_root(args.results)
+    decisions, warning = plan(experiments, root, args.force)
+    if warning:
+        console.print(f"[yellow]warning:[/] {warning}", markup=True)
+    batches = groups(decisions)
+    if kind == "dry-run":
+        if problem := missing_project(profile):
+            console.print(f"[yellow]warning:[/] {problem}; the scripts show -P {PLACEHOLDER_PROJECT}")
+            profile.site["project"] = PLACEHOLDER_PROJECT
+        dry_run(batches, profile, root, console)
+    elif kind == "local":
+        run_local([d for b in batches.values() for d in b], root, console)
+    else:
+        if kind == "sge" and (problem := missing_project(profile)):
+            raise UserError(problem)
+        for device, batch in batches.items():
+            (submit_sge if kind == "sge" else submit_slurm)(batch, device, profile, root)
+    summary(decisions, console)
+    sent = sum(d.action == "submitted" for d in decisions)
+    console.print(f"{sent} submitted, {sum(d.action == 'done' for d in decisions)} already done, "
+                  f"{sum(d.action == 'live' for d in decisions)} queued or running")
+    return 1 if any(d.action == "failed" for d in decisions) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
