@@ -12,9 +12,12 @@ this machine's measured float32 matmul rate.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import io
 import json
 import os
 import platform
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -135,14 +138,111 @@ def worker_table(w: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+SCHEDULER_COMMANDS = ("qsub", "qstat", "qacct", "qdel")
+
+
+def shim_scheduler(folder: Path) -> Path:
+    """Wrappers that log each scheduler call, then run the real command; put first on PATH."""
+    folder.mkdir(parents=True, exist_ok=True)
+    calls = folder / "calls.log"
+    for name in SCHEDULER_COMMANDS:
+        real = shutil.which(name)
+        if real:
+            shim = folder / name
+            shim.write_text(f'#!/bin/sh\necho {name} >> "{calls}"\nexec "{real}" "$@"\n')
+            shim.chmod(0o755)
+    return calls
+
+
+def count_calls(calls: Path) -> dict[str, int]:
+    lines = calls.read_text().split() if calls.exists() else []
+    calls.unlink(missing_ok=True)
+    return {name: lines.count(name) for name in SCHEDULER_COMMANDS}
+
+
+def grid_of(n: int, folder: Path) -> Path:
+    """A grid that expands to n CPU experiments (one resource group)."""
+    path = folder / f"grid-{n}.toml"
+    seeds = ", ".join(str(i) for i in range(n))
+    path.write_text(f'[[experiment]]\ntask = "binary"\nbackbone = "vgg16"\ndevice = "cpu"\n'
+                    f'weights = "none"\nepochs = 1\nseed = [{seeds}]\n')
+    return path
+
+
+def bench_dispatch(sizes: list[int], workdir: Path, data: Path) -> dict[str, Any]:
+    """Scheduler calls and wall time of one submit and one status refresh, per grid size.
+
+    Against the local cluster the jobs are submitted on hold (-h) and deleted once counted.
+    """
+    from xrayhpc import submit
+    from xrayhpc.jobs import read_record
+    from xrayhpc.sge import SgeExecutor, SgeInfoWatcher
+
+    calls = shim_scheduler(workdir / "shims")
+    os.environ["PATH"] = f"{calls.parent}{os.pathsep}{os.environ['PATH']}"
+    profile = workdir / "held.toml"
+    profile.write_text((ROOT / "qsub" / "local.toml").read_text().replace("setup = []", 'setup = []\nextra_directives = ["-h"]'))
+    have_sge = SgeExecutor.affinity() > 0 and subprocess.run(["qstat"], capture_output=True).returncode == 0
+    out: dict[str, Any] = {"cluster": "local Grid Engine" if have_sge else None, "sizes": {}}
+    for n in sizes:
+        grid = grid_of(n, workdir)
+        row: dict[str, Any] = {}
+        for executor in ("dry-run", "sge") if have_sge else ("dry-run",):
+            results = workdir / f"results-{executor}-{n}"
+            argv = ["--grid", str(grid), "--executor", executor, "--profile", str(profile),
+                    "--results", str(results), "--data", str(data)]
+            count_calls(calls)
+            with contextlib.redirect_stdout(io.StringIO()):
+                t = time.perf_counter()
+                code = submit.main(argv)
+                wall = time.perf_counter() - t
+            if code:
+                raise UserError(f"benchmark submission of {n} experiments failed")
+            row[executor] = {"submit_s": round(wall, 3), "calls": count_calls(calls)}
+            if executor == "sge":
+                ids = [r.job_id for d in results.iterdir() if (r := read_record(d))]
+                watcher = SgeInfoWatcher()
+                for job_id in ids:
+                    watcher.register_job(job_id)
+                t = time.perf_counter()
+                watcher.update()
+                row["status_refresh_s"] = round(time.perf_counter() - t, 3)
+                row["status_calls"] = count_calls(calls)
+                states = {watcher.get_state(j, mode="cache") for j in ids}
+                row["states_seen"] = sorted(states)
+                subprocess.run(["qdel", *sorted({j.split("_")[0] for j in ids})], capture_output=True)
+                count_calls(calls)
+        out["sizes"][str(n)] = row
+        print(f"bench: dispatch {n}: {row}", flush=True)
+    return out
+
+
+def dispatch_table(d: dict[str, Any]) -> str:
+    lines = [
+        f"Cluster: {d['cluster'] or 'none (dry-run only)'}.",
+        "",
+        "| experiments | dry-run submit s | sge submit s | qsub calls | status refresh s | qstat+qacct calls |",
+        "|---:|---:|---:|---:|---:|---:|",
+    ]
+    for n, row in d["sizes"].items():
+        sge = row.get("sge", {})
+        status = row.get("status_calls", {})
+        lines.append(
+            f"| {n} | {row['dry-run']['submit_s']:.2f} | {sge.get('submit_s', float('nan')):.2f} | "
+            f"{sge.get('calls', {}).get('qsub', '-')} | {row.get('status_refresh_s', float('nan')):.3f} | "
+            f"{status.get('qstat', 0) + status.get('qacct', 0) if status else '-'} |"
+        )
+    return "\n".join(lines)
+
+
 def find_data(given: str | None) -> tuple[Path, str]:
     """The real data when it can be found, else a synthetic set made for the run."""
     for candidate in (given, os.environ.get("XRAYHPC_DATA"), str(ROOT.parent / "shared" / "data" / "covid-xray")):
         if candidate and (Path(candidate) / "two").is_dir():
-            return Path(candidate).resolve(), "real"
+            return Path(candidate).resolve(), f"the data in {Path(candidate).name}/"
     from xrayhpc.synthetic import make_dataset
 
-    return make_dataset(Path(tempfile.mkdtemp(prefix="xrayhpc-bench-data-"))), "synthetic"
+    return make_dataset(Path(tempfile.mkdtemp(prefix="xrayhpc-bench-data-"))), "synthetic data (no real data found)"
 
 
 @cli
@@ -152,18 +252,26 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--epochs", type=int, help="epochs for the worker benchmark (default: 40, quick: 3)")
     parser.add_argument("--data", help="data root with two/ (default: $XRAYHPC_DATA, ../shared/data/covid-xray)")
     parser.add_argument("--out", type=Path, default=ROOT / "results" / "bench")
+    parser.add_argument("--only", choices=("worker", "dispatch"), help="run one part only")
     args = parser.parse_args(argv)
     epochs = args.epochs or (3 if args.quick else 40)
     data, kind = find_data(args.data)
-    print(f"bench: {kind} data in {data}")
+    print(f"bench: {kind} ({data})")
     command = "python -m xrayhpc.bench " + " ".join(argv if argv is not None else sys.argv[1:])
-    with tempfile.TemporaryDirectory(prefix="xrayhpc-bench-") as tmp:
-        worker = bench_worker(data, epochs, Path(tmp))
     header = {"command": command, "data": kind, "host": platform.node(), "when": time.strftime("%Y-%m-%d %H:%M")}
-    write_json(args.out / "worker.json", {**header, **worker})
-    text = f"# Worker benchmark\n\n`{command}` on {kind} data, {header['when']}\n\n{worker_table(worker)}\n"
-    write_atomic(args.out / "worker.md", lambda f: f.write(text.encode()))
-    print(text)
+    parts = {
+        "worker": ("Worker benchmark", lambda tmp: bench_worker(data, epochs, tmp), worker_table),
+        "dispatch": ("Dispatch benchmark", lambda tmp: bench_dispatch([1, 10, 100, 1000], tmp, data), dispatch_table),
+    }
+    for name, (title, run, table) in parts.items():
+        if args.only and args.only != name:
+            continue
+        with tempfile.TemporaryDirectory(prefix=f"xrayhpc-bench-{name}-") as tmp:
+            figures = run(Path(tmp))
+        write_json(args.out / f"{name}.json", {**header, **figures})
+        text = f"# {title}\n\n`{command}` on {kind}, {header['when']}\n\n{table(figures)}\n"
+        write_atomic(args.out / f"{name}.md", lambda f, text=text: f.write(text.encode()))
+        print(text, flush=True)
     return 0
 
 
