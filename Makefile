@@ -7,7 +7,7 @@ DEMO_DATA ?= results/demo-data
 ARGS   ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help install demo test test-fast cluster-up cluster-down clean
+.PHONY: help install demo test test-fast submit-all status report bench bench-quick cluster-up cluster-down clean
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -24,6 +24,21 @@ demo: $(PY) ## synthetic X-rays + the smoke grid's CPU experiments, on this mach
 	$(PY) -m xrayhpc.synthetic $(DEMO_DATA)
 	$(PY) -m xrayhpc.worker --grid jobs/smoke.toml --only '*-cpu' --data $(DEMO_DATA) $(ARGS)
 	@echo "open results/task1-vgg16-cpu/ and results/task2-mobilenet-cpu/ (metrics.json, *.png)"
+
+submit-all: $(PY) ## send every experiment of GRID to the cluster (DRY_RUN=1: print the scripts; EXECUTOR=, PROFILE=)
+	$(PY) -m xrayhpc.submit --grid $(GRID) $(if $(DRY_RUN),--executor dry-run,$(if $(EXECUTOR),--executor $(EXECUTOR))) $(if $(PROFILE),--profile $(PROFILE)) $(ARGS)
+
+status: $(PY) ## where every job stands (GRID=... for one grid; ARGS=--watch to follow)
+	$(PY) -m xrayhpc.status $(if $(filter command line environment,$(origin GRID)),--grid $(GRID)) $(ARGS)
+
+report: $(PY) ## comparison tables, GPU-versus-CPU timing and gallery: results/report.md and .html
+	$(PY) -m xrayhpc.report $(ARGS)
+
+bench: $(PY) ## benchmarks on the real data into results/bench/ (about an hour here)
+	$(PY) -m xrayhpc.bench $(ARGS)
+
+bench-quick: $(PY) ## the benchmarks with 3 epochs
+	$(PY) -m xrayhpc.bench --quick $(ARGS)
 
 test: $(PY) ## every test, slow and cluster ones included (bring the cluster up first: make cluster-up)
 	$(PY) -m pytest -q $(ARGS)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -31,3 +33,18 @@ def isolated(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.Monke
 @pytest.fixture(scope="session")
 def synthetic(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return make_dataset(tmp_path_factory.mktemp("synthetic"), train=10, test=3)
+
+
+def cluster_answers() -> bool:
+    if not shutil.which("qstat"):
+        return False
+    return subprocess.run(["qstat"], capture_output=True, timeout=30).returncode == 0
+
+
+@pytest.fixture(scope="session")
+def sge_cluster() -> None:
+    """Skip where Grid Engine is absent, unless XRAYHPC_REQUIRE_CLUSTER=1 (CI): then fail."""
+    if not cluster_answers():
+        if os.environ.get("XRAYHPC_REQUIRE_CLUSTER") == "1":
+            pytest.fail("Grid Engine does not answer: run `make cluster-up` (qsub/testcluster/up.sh)")
+        pytest.skip("no Grid Engine here (make cluster-up)")

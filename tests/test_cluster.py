@@ -21,22 +21,8 @@ from xrayhpc.jobs import read_record
 from xrayhpc.results import read_json, read_metrics
 from xrayhpc.sge import SgeInfoWatcher
 
-pytestmark = [pytest.mark.cluster, pytest.mark.slow]
+pytestmark = [pytest.mark.cluster, pytest.mark.slow, pytest.mark.usefixtures("sge_cluster")]
 LOCAL = (ROOT / "qsub" / "local.toml").read_text()
-
-
-def cluster_answers() -> bool:
-    if not shutil.which("qstat"):
-        return False
-    return subprocess.run(["qstat"], capture_output=True, timeout=30).returncode == 0
-
-
-@pytest.fixture(scope="module", autouse=True)
-def cluster() -> None:
-    if not cluster_answers():
-        if os.environ.get("XRAYHPC_REQUIRE_CLUSTER") == "1":
-            pytest.fail("Grid Engine does not answer: run `make cluster-up` (qsub/testcluster/up.sh)")
-        pytest.skip("no Grid Engine here (make cluster-up)")
 
 
 def profile(tmp: Path, name: str = "test", **edits: str) -> Path:
@@ -88,7 +74,7 @@ def watch(job_ids: list[str], until_done: bool = True, timeout: float = 300) -> 
 
 
 @pytest.fixture(scope="module")
-def smoke(tmp_path_factory: pytest.TempPathFactory, synthetic: Path) -> tuple[Path, dict[str, list[str]], Path]:
+def smoke(tmp_path_factory: pytest.TempPathFactory, synthetic: Path, sge_cluster: None) -> tuple[Path, dict[str, list[str]], Path]:
     """The smoke grid's CPU experiments, submitted held, released, watched to the end."""
     tmp = tmp_path_factory.mktemp("smoke")
     results = tmp / "results"

@@ -166,9 +166,10 @@ class SgeInfoWatcher(core.InfoWatcher):
         self._seen: dict[str, float] = {}  # when each job was last listed (or registered)
         self.last_error = ""
 
-    def register_job(self, job_id: str) -> None:
+    def register_job(self, job_id: str, since: float | None = None) -> None:
+        """`since`: when the job was submitted, if known (a record read back from disk)."""
         super().register_job(job_id)
-        self._seen.setdefault(job_id, time.time())
+        self._seen.setdefault(job_id, since or time.time())
 
     def _make_command(self) -> list[str] | None:
         return ["qstat", "-xml"] if self._registered - self._finished else None
@@ -448,9 +449,10 @@ def render_job_script(
         lines.append(f"-P {project}")
     if queue:
         lines.append(f"-q {queue}")
-    soft = max(time * 60 - signal_delay_s, min(60, time * 30))
     lines.append(f"-l h_rt={_hms(time)}")
-    lines.append(f"-l s_rt={_hms(soft / 60)}")
+    if signal_delay_s > 0:  # 0: no warning, h_rt kills outright
+        soft = max(time * 60 - signal_delay_s, min(60, time * 30))
+        lines.append(f"-l s_rt={_hms(soft / 60)}")
     if cores > 1:
         lines.append(f"-pe {parallel_environment} {cores}")
     if mem_per_core is not None:

@@ -1,0 +1,171 @@
+"""Where each experiment stands, reconciled in one place from three sources.
+
+The result folder (metrics.json, progress.json), the job record (job.json) and the scheduler (one
+watcher refresh for every job). A complete metrics.json means done, whatever the scheduler says;
+a recorded job that the scheduler no longer knows and that left no result is lost.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from xrayhpc.jobs import JobRecord, read_record
+from xrayhpc.results import LOG, PROGRESS, read_json, read_metrics
+from xrayhpc.sge import LIVE, SgeExecutor, SgeInfoWatcher
+
+STATES = ("done", "running", "queued", "failed", "error", "deleted", "lost", "not submitted")
+ENDED = ("done", "failed", "deleted", "lost", "not submitted")
+FAILURES = ("failed", "error", "deleted", "lost")
+
+
+@dataclass
+class Row:
+    """One experiment's line in the status table (and in --json)."""
+
+    id: str
+    state: str
+    executor: str = ""
+    job: str = ""
+    epoch: int = 0
+    epochs: int = 0
+    elapsed_s: float | None = None
+    remaining_s: float | None = None
+    host: str = ""
+    accuracy: float | None = None
+    reason: str = ""
+    log: str = ""
+    attempt: int = 0
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def scheduler_states(records: dict[str, JobRecord]) -> tuple[dict[str, dict[str, str]], str]:
+    """One batched refresh for every recorded SGE job: {experiment id: watcher info}, warning."""
+    sge = {eid: r for eid, r in records.items() if r.executor == "sge"}
+    if not sge:
+        return {}, ""
+    if SgeExecutor.affinity() <= 0:
+        return {}, "Grid Engine is not installed here: states come from the result folders only"
+    watcher = SgeInfoWatcher()
+    for record in sge.values():
+        watcher.register_job(record.job_id, since=record.submitted)
+    watcher.update()
+    if watcher.last_error:
+        return {}, f"Grid Engine cannot be reached ({watcher.last_error}): states come from the result folders only"
+    return {eid: watcher.get_info(r.job_id, mode="cache") for eid, r in sge.items()}, ""
+
+
+def _pid_alive(pid: int | str | None) -> bool:
+    try:
+        os.kill(int(pid), 0)  # type: ignore[arg-type]
+    except (TypeError, ValueError, ProcessLookupError):
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _failure_reason(info: dict[str, str], progress: dict[str, Any]) -> tuple[str, str]:
+    """(state, one-line reason) for a job the scheduler says has ended without a result."""
+    state = info.get("State", "")
+    if progress.get("error"):
+        return "failed", progress["error"]
+    if state == "TIMEOUT":
+        return "failed", "killed by h_rt: the wall-time limit was reached"
+    if state == "CANCELLED":
+        return "deleted", "deleted with qdel while running"
+    if state == "NODE_FAIL":
+        return "failed", f"host error: the job could not start on {info.get('NodeList') or 'its host'} (failed {info.get('Failed', '?')})"
+    if state == "COMPLETED":
+        return "failed", "the job ended without writing metrics.json"
+    if state == "LOST":
+        return "lost", "the scheduler no longer knows this job and it left no result (deleted while queued?)"
+    return "failed", f"exit status {info.get('ExitCode', '?')} (failed {info.get('Failed', '?')})".strip()
+
+
+def reconcile(folder: Path, fingerprint: str | None, record: JobRecord | None,
+              info: dict[str, str] | None, now: float) -> Row:
+    """The one place where files, record and scheduler become a state."""
+    eid = folder.name
+    metrics = read_metrics(folder)
+    progress = read_json(folder / PROGRESS) or {}
+    if fingerprint and progress.get("fingerprint") not in (None, fingerprint):
+        progress = {}
+    if record and fingerprint and record.fingerprint != fingerprint:
+        record = None
+    row = Row(eid, "not submitted", log=str(folder / LOG) if (folder / LOG).exists() else "")
+    if record:
+        row.executor, row.job, row.attempt = record.executor, record.scheduler_id, record.attempt
+        row.log = row.log or record.log
+    row.epochs = progress.get("epochs", 0)
+    row.epoch = progress.get("epoch", 0)
+    row.host = progress.get("host", "") or (info or {}).get("NodeList", "")
+    if metrics and (not fingerprint or metrics["experiment"].get("fingerprint") == fingerprint):
+        row.state = "done"
+        row.accuracy = metrics["test"]["accuracy"]
+        row.elapsed_s = metrics["timing"]["total"]
+        row.epoch = row.epochs = metrics.get("epochs_run", row.epochs)
+        row.host = metrics["environment"].get("host", row.host)
+        return row
+    if progress.get("state") == "running":
+        row.elapsed_s = now - progress.get("started", now)
+        if row.epoch:
+            row.remaining_s = row.elapsed_s / row.epoch * (row.epochs - row.epoch)
+    sched = (info or {}).get("State", "")
+    if record and record.executor == "sge" and info is not None:
+        if sched == "ERROR":
+            row.state, row.reason = "error", f"SGE error state {info.get('SgeState', 'E')}: {info.get('Reason', 'see qstat -j')}"
+        elif sched in ("PENDING", "REQUEUED"):
+            row.state = "queued"
+            if "h" in info.get("SgeState", ""):
+                row.reason = "on hold"
+            elif sched == "REQUEUED":
+                row.reason = "requeued"
+        elif sched in LIVE:
+            row.state = "running"
+        else:
+            row.state, row.reason = _failure_reason(info, progress)
+        return row
+    # no scheduler answer: a local run, or Grid Engine unreachable; the files tell what they can
+    if progress.get("state") == "failed":
+        row.state, row.reason = "failed", progress.get("error", "")
+    elif progress.get("state") == "running":
+        same_host = progress.get("host") == socket.gethostname()
+        if same_host and not _pid_alive(progress.get("pid")):
+            row.state, row.reason = "lost", "the worker process is gone (killed or interrupted) and left no result"
+        else:
+            row.state = "running"
+            if record and record.executor == "sge":
+                row.reason = "from progress.json (scheduler not reached)"
+    elif record:
+        row.state = "queued" if record.executor == "sge" else "lost"
+        if record.executor == "sge":
+            row.reason = "recorded as submitted (scheduler not reached)"
+    return row
+
+
+def experiment_folders(root: Path) -> list[Path]:
+    """Every folder under the results root that a worker or the dispatcher wrote."""
+    if not root.is_dir():
+        return []
+    return sorted(
+        p for p in root.iterdir()
+        if p.is_dir() and not p.name.startswith(".") and any((p / f).exists() for f in ("metrics.json", PROGRESS, "job.json"))
+    )
+
+
+def collect(root: Path, expected: dict[str, str] | None = None) -> tuple[list[Row], str]:
+    """Rows for the experiments of a grid ({id: fingerprint}) or for every result folder."""
+    folders = [root / eid for eid in expected] if expected is not None else experiment_folders(root)
+    fingerprints = expected or {}
+    records = {f.name: r for f in folders if (r := read_record(f))}
+    infos, warning = scheduler_states(records)
+    now = time.time()
+    rows = [reconcile(f, fingerprints.get(f.name), records.get(f.name), infos.get(f.name), now) for f in folders]
+    return rows, warning
