@@ -2,6 +2,10 @@
 
     python -m xrayhpc.bench [--quick] [--epochs N] [--data DIR] [--out DIR]
 
+Dispatch: scheduler calls and wall time of one submit and of one status refresh for grids of 1 to
+1000 experiments (dry-run, and on the local Grid Engine with jobs held and then deleted).
+Report: time to build the report from 10 to 1000 result folders.
+
 Worker: Task 1 of jobs/report.toml on the real data (else synthetic images, and it says so), CPU,
 `weights = "none"`: our worker against the course template's pipeline (xrayhpc.template), same
 epochs and batch size, augmentation off and on; each run is a fresh process with a cold image
@@ -175,8 +179,8 @@ def bench_dispatch(sizes: list[int], workdir: Path, data: Path) -> dict[str, Any
     Against the local cluster the jobs are submitted on hold (-h) and deleted once counted.
     """
     from xrayhpc import submit
-    from xrayhpc.jobs import read_record
-    from xrayhpc.sge import SgeExecutor, SgeInfoWatcher
+    from xrayhpc.sge import SgeExecutor
+    from xrayhpc.state import collect
 
     calls = shim_scheduler(workdir / "shims")
     os.environ["PATH"] = f"{calls.parent}{os.pathsep}{os.environ['PATH']}"
@@ -200,17 +204,13 @@ def bench_dispatch(sizes: list[int], workdir: Path, data: Path) -> dict[str, Any
                 raise UserError(f"benchmark submission of {n} experiments failed")
             row[executor] = {"submit_s": round(wall, 3), "calls": count_calls(calls)}
             if executor == "sge":
-                ids = [r.job_id for d in results.iterdir() if (r := read_record(d))]
-                watcher = SgeInfoWatcher()
-                for job_id in ids:
-                    watcher.register_job(job_id)
                 t = time.perf_counter()
-                watcher.update()
+                rows, _ = collect(results)  # what `xrayhpc.status` does for one refresh
                 row["status_refresh_s"] = round(time.perf_counter() - t, 3)
                 row["status_calls"] = count_calls(calls)
-                states = {watcher.get_state(j, mode="cache") for j in ids}
-                row["states_seen"] = sorted(states)
-                subprocess.run(["qdel", *sorted({j.split("_")[0] for j in ids})], capture_output=True)
+                row["states_seen"] = sorted({r.state for r in rows})
+                ids = {r.job.split(".")[0] for r in rows}
+                subprocess.run(["qdel", *sorted(ids)], capture_output=True)
                 count_calls(calls)
         out["sizes"][str(n)] = row
         print(f"bench: dispatch {n}: {row}", flush=True)
@@ -235,6 +235,55 @@ def dispatch_table(d: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def synthetic_result(root: Path, exp: Experiment, total: float, correct: int, count: int) -> dict[str, Any]:
+    """A metrics.json as the worker writes it, with chosen numbers (report benchmark and tests)."""
+    from xrayhpc.results import SCHEMA_VERSION
+
+    classes = ["covid", "normal"] if exp.task == "binary" else ["covid", "normal", "pneumonia_bac", "pneumonia_vir"]
+    metrics = {
+        "schema_version": SCHEMA_VERSION, "id": exp.id,
+        "experiment": {**exp.settings(), "id": exp.id, "fingerprint": exp.fingerprint},
+        "classes": classes, "epochs_run": exp.epochs, "best_epoch": exp.epochs, "history": [],
+        "test": {"loss": 0.31, "accuracy": correct / count, "correct": correct, "count": count, "macro_f1": 0.8,
+                 "roc_auc": 0.9, "per_class": {c: {"precision": 0.8, "recall": 0.5 + i / 10, "f1": 0.7, "support": 9}
+                                               for i, c in enumerate(classes)},
+                 "confusion": [[0] * len(classes)] * len(classes), "predictions": []},
+        "timing": {"load": 1.0, "features": total * 0.2, "train": total * 0.7, "evaluate": 0.5, "tsne": 1.5,
+                   "total": total, "seconds_per_epoch": total * 0.7 / exp.epochs,
+                   "train_images_per_second": 104 * exp.epochs / (total * 0.7)},
+        "environment": {"host": "scc-x01", "gpu_name": "Tesla V100" if exp.device == "gpu" else None,
+                        "cpu_model": "Xeon Gold", "slots": 4, "cpu_count": 28},
+    }
+    write_json(root / exp.id / "metrics.json", metrics)
+    return metrics
+
+
+def bench_report(sizes: list[int], workdir: Path) -> dict[str, Any]:
+    """Time to build the report (tables, timing chart, markdown, HTML) from N result folders."""
+    from xrayhpc import report
+
+    out: dict[str, Any] = {"sizes": {}}
+    for n in sizes:
+        root = workdir / f"results-{n}"
+        for i in range(n):
+            device = ("gpu", "cpu")[i % 2]
+            exp = Experiment("binary" if i % 3 else "multiclass", "vgg16", device, tag=f"r{i // 2}")
+            synthetic_result(root, exp, total=100.0 + i, correct=12 + i % 6, count=18)
+        with contextlib.redirect_stdout(io.StringIO()):
+            t = time.perf_counter()
+            report.main(["--results", str(root), "--quiet"])
+            out["sizes"][str(n)] = {"build_s": round(time.perf_counter() - t, 3),
+                                    "html_kb": round((root / "report.html").stat().st_size / 1024, 1)}
+        print(f"bench: report {n}: {out['sizes'][str(n)]}", flush=True)
+    return out
+
+
+def report_table(r: dict[str, Any]) -> str:
+    lines = ["| result folders | build s | report.html KB |", "|---:|---:|---:|"]
+    lines += [f"| {n} | {row['build_s']:.2f} | {row['html_kb']:.0f} |" for n, row in r["sizes"].items()]
+    return "\n".join(lines)
+
+
 def find_data(given: str | None) -> tuple[Path, str]:
     """The real data when it can be found, else a synthetic set made for the run."""
     for candidate in (given, os.environ.get("XRAYHPC_DATA"), str(ROOT.parent / "shared" / "data" / "covid-xray")):
@@ -252,7 +301,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--epochs", type=int, help="epochs for the worker benchmark (default: 40, quick: 3)")
     parser.add_argument("--data", help="data root with two/ (default: $XRAYHPC_DATA, ../shared/data/covid-xray)")
     parser.add_argument("--out", type=Path, default=ROOT / "results" / "bench")
-    parser.add_argument("--only", choices=("worker", "dispatch"), help="run one part only")
+    parser.add_argument("--only", choices=("worker", "dispatch", "report"), help="run one part only")
     args = parser.parse_args(argv)
     epochs = args.epochs or (3 if args.quick else 40)
     data, kind = find_data(args.data)
@@ -261,7 +310,8 @@ def main(argv: list[str] | None = None) -> int:
     header = {"command": command, "data": kind, "host": platform.node(), "when": time.strftime("%Y-%m-%d %H:%M")}
     parts = {
         "worker": ("Worker benchmark", lambda tmp: bench_worker(data, epochs, tmp), worker_table),
-        "dispatch": ("Dispatch benchmark", lambda tmp: bench_dispatch([1, 10, 100, 1000], tmp, data), dispatch_table),
+        "dispatch": ("Dispatch and status benchmark", lambda tmp: bench_dispatch([1, 10, 100, 1000], tmp, data), dispatch_table),
+        "report": ("Report benchmark", lambda tmp: bench_report([10, 100, 1000], tmp), report_table),
     }
     for name, (title, run, table) in parts.items():
         if args.only and args.only != name:

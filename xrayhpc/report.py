@@ -29,6 +29,7 @@ from xrayhpc.state import Row, collect, experiment_folders
 PUBLISHED = {("binary", "vgg16"): (0.944, 0.3084), ("multiclass", "vgg16"): (0.66, 0.79),
              ("multiclass", "mobilenet"): (0.75, 0.69)}
 PHASES = ("load", "features", "train", "evaluate", "tsne")
+CHART_PAIRS = 30  # more bars than this are unreadable; the table lists every pair
 IMAGES = (("tsne-train.png", "t-SNE, training folder"), ("tsne-test.png", "t-SNE, test set"),
           ("curves.png", "training curves"), ("confusion.png", "test confusion matrix"))
 
@@ -57,23 +58,24 @@ class Result:
         return self.metrics["id"]
 
 
-def load_results(root: Path) -> tuple[list[Result], list[str]]:
-    """Complete results, and one line for each metrics.json that had to be left out."""
-    results, skipped = [], []
+def load_results(root: Path) -> tuple[list[Result], dict[str, str]]:
+    """Complete results, and {folder name: one line} for each metrics.json that had to be left out."""
+    results: list[Result] = []
+    skipped: dict[str, str] = {}
     for folder in experiment_folders(root):
         path = folder / METRICS
         if not path.exists():
             continue
         data = read_json(path)
         if not isinstance(data, dict):
-            skipped.append(f"{path}: damaged (not readable JSON), left out")
+            skipped[folder.name] = f"{path}: damaged (not readable JSON), left out"
         elif data.get("schema_version") != SCHEMA_VERSION:
-            skipped.append(f"{path}: schema_version {data.get('schema_version')!r} is not {SCHEMA_VERSION}, left out")
+            skipped[folder.name] = f"{path}: schema_version {data.get('schema_version')!r} is not {SCHEMA_VERSION}, left out"
         else:
             try:
                 data["test"]["accuracy"], data["experiment"]["task"], data["timing"]["total"]
             except (KeyError, TypeError):
-                skipped.append(f"{path}: incomplete (missing test, experiment or timing), left out")
+                skipped[folder.name] = f"{path}: incomplete (missing test, experiment or timing), left out"
                 continue
             results.append(Result(folder, data))
     return results, skipped
@@ -131,30 +133,28 @@ def timing_rows(pairs: list[tuple[Result, Result]]) -> list[dict[str, Any]]:
 
 
 def timing_png(rows: list[dict[str, Any]], path: Path) -> bool:
-    """Phases side by side, GPU and CPU, one pair of bars per experiment."""
+    """Phases side by side, GPU and CPU, one pair of bars per experiment (the first CHART_PAIRS)."""
     if not rows:
         return False
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    import numpy as np
 
-    fig, ax = plt.subplots(figsize=(max(6, 2.2 * len(rows) + 2), 4.5))
-    labels, x = [], 0
+    rows = rows[:CHART_PAIRS]
+    bars = [(row, device) for row in rows for device in ("gpu", "cpu")]
+    x = np.array([i + 0.5 * (i // 2) for i in range(len(bars))])
+    fig, ax = plt.subplots(figsize=(max(6, 1.1 * len(bars) + 2), 4.5))
+    bottom = np.zeros(len(bars))
     colours = plt.get_cmap("tab10")
-    for row in rows:
-        for device in ("gpu", "cpu"):
-            bottom = 0.0
-            for i, phase in enumerate(PHASES):
-                value = row[device].get(phase, 0.0)
-                ax.bar(x, value, bottom=bottom, color=colours(i), label=phase if x == 0 else None)
-                bottom += value
-            ax.text(x, bottom, f"{row[device]['total']:.0f}s", ha="center", va="bottom", fontsize=8)
-            labels.append(f"{row['experiment']}\n{device}")
-            x += 1
-        x += 0.5
-    ticks = [i + 0.5 * (i // 2) for i in range(len(labels))]
-    ax.set_xticks(ticks, labels, fontsize=8)
+    for i, phase in enumerate(PHASES):
+        values = np.array([row[device].get(phase, 0.0) for row, device in bars])
+        ax.bar(x, values, bottom=bottom, color=colours(i), label=phase)
+        bottom += values
+    for xi, (row, device) in zip(x, bars, strict=True):
+        ax.text(xi, row[device]["total"], f"{row[device]['total']:.0f}s", ha="center", va="bottom", fontsize=8)
+    ax.set_xticks(x, [f"{row['experiment']}\n{device}" for row, device in bars], fontsize=8)
     ax.set_ylabel("wall time (s)")
     ax.set_title("GPU versus CPU: time per phase")
     ax.legend(fontsize=8)
@@ -180,7 +180,7 @@ def comparison_table(rows: list[dict[str, Any]]) -> tuple[list[str], list[list[s
             r["id"], f"{r['backbone']} ({r['backbone_mode']})", r["augment"], r["weights"], r["device"],
             f"{r['accuracy']:.3f} ({low:.2f}–{high:.2f})", _f(r["loss"]), _f(r["macro_f1"]), _f(r["roc_auc"]),
             *[_f(r["recall"].get(c)) for c in classes], str(r["epochs"]), str(r["best_epoch"]),
-            f"{r['published'][0]:.3f} / {r['published'][1]:.3f}" if r["published"] else "–",
+            f"{r['published'][0]:g} / {r['published'][1]:g}" if r["published"] else "–",
             f"{r['diff'][0]:+.3f} / {r['diff'][1]:+.3f}" if r["diff"] else "–",
         ])
     return header, body
@@ -245,11 +245,13 @@ def build(root: Path) -> tuple[list[Section], list[str], str]:
     has_chart = timing_png(trows, chart)
     text = ("Experiments that ran on both devices with the same settings. Speedup = CPU total / GPU total."
             if trows else "No experiment has run on both devices yet.")
+    if len(trows) > CHART_PAIRS:
+        text += f" The chart shows the first {CHART_PAIRS} of {len(trows)} pairs."
     if single:
         text += " Ran on one device only: " + ", ".join(f"{r.id}" for r in single) + "."
     sections.append(Section("GPU versus CPU", text, timing_table(trows) if trows else None,
                             [(chart, "time per phase")] if has_chart else None))
-    pending = [r for r in rows if r.id not in done]
+    pending = [r for r in rows if r.id not in done and r.id not in skipped]
     if pending:
         sections.append(Section("Not finished", "Experiments without a complete result, with their state.",
                                 state_table(pending)))
@@ -257,7 +259,7 @@ def build(root: Path) -> tuple[list[Section], list[str], str]:
         images = [(r.folder / name, f"{r.id}: {caption}") for name, caption in IMAGES if (r.folder / name).exists()]
         if images:
             sections.append(Section(f"Gallery: {r.id}", "", None, images))
-    return sections, skipped, warning
+    return sections, list(skipped.values()), warning
 
 
 def to_markdown(sections: list[Section], skipped: list[str], root: Path) -> str:

@@ -1,0 +1,123 @@
+"""The report from result folders: numbers checked against the metrics files, and the HTML in a browser."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from conftest import ROOT
+from xrayhpc.bench import synthetic_result
+from xrayhpc.experiment import Experiment
+from xrayhpc.report import PUBLISHED, build, load_results, to_html, wilson
+from xrayhpc.results import write_json
+
+
+def fake(root: Path, device: str, total: float, correct: int = 15, count: int = 18, tag: str = "",
+         backbone: str = "vgg16", task: str = "binary") -> dict:
+    return synthetic_result(root, Experiment(task, backbone, device, data="/data", epochs=40, tag=tag), total, correct, count)
+
+
+@pytest.fixture
+def hand_made(tmp_path: Path) -> Path:
+    root = tmp_path / "results"
+    fake(root, "gpu", 124.0, correct=17)
+    fake(root, "cpu", 155.0, correct=15)
+    fake(root, "cpu", 300.0, correct=20, count=36, backbone="mobilenet", task="multiclass")
+    (root / "task2-vgg16-gpu").mkdir(parents=True)  # partial grid: still running
+    write_json(root / "task2-vgg16-gpu" / "progress.json",
+               {"state": "running", "epoch": 12, "epochs": 100, "started": 0, "host": "elsewhere", "pid": 1})
+    (root / "task1-resnet50-cpu").mkdir()
+    (root / "task1-resnet50-cpu" / "metrics.json").write_text('{"schema_version": 1, "test": ')  # damaged
+    future = fake(root, "cpu", 10.0, tag="future")
+    future["schema_version"] = 99
+    write_json(root / "task1-vgg16-cpu-future" / "metrics.json", future)
+    for eid in ("task1-vgg16-gpu", "task1-vgg16-cpu"):
+        Image.fromarray(np.full((40, 60, 3), 120, np.uint8)).save(root / eid / "tsne-train.png")
+    return root
+
+
+def md_rows(text: str, first_cell: str) -> list[list[str]]:
+    return [[c.strip() for c in line.strip("|").split("|")] for line in text.splitlines()
+            if line.startswith(f"| {first_cell} |")]
+
+
+def test_wilson_interval() -> None:
+    low, high = wilson(17, 18)
+    assert low == pytest.approx(0.7424, abs=1e-3) and high == pytest.approx(0.9901, abs=1e-3)
+    assert wilson(0, 0) == (0.0, 1.0)
+
+
+def test_tables_carry_the_metrics_and_the_published_figures(hand_made: Path) -> None:
+    out = subprocess.run([sys.executable, "-m", "xrayhpc.report", "--results", str(hand_made)],
+                         capture_output=True, text=True, cwd=ROOT, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert "task1-resnet50-cpu/metrics.json: damaged" in out.stdout
+    assert "schema_version 99 is not 1" in out.stdout
+    md = (hand_made / "report.md").read_text()
+    for device, correct in (("gpu", 17), ("cpu", 15)):
+        [row] = md_rows(md, f"task1-vgg16-{device}")
+        low, high = wilson(correct, 18)
+        assert row[5] == f"{correct / 18:.3f} ({low:.2f}–{high:.2f})"
+        assert row[-2] == "0.944 / 0.3084" and PUBLISHED[("binary", "vgg16")] == (0.944, 0.3084)
+        assert row[-1] == f"{correct / 18 - 0.944:+.3f} / {0.31 - 0.3084:+.3f}"
+        assert row[9] == "0.500" and row[10] == "0.600"  # recall per class
+    [mobilenet] = md_rows(md, "task2-mobilenet-cpu")
+    assert mobilenet[-1] == f"{20 / 36 - 0.75:+.3f} / {0.31 - 0.69:+.3f}"
+    # the timing report pairs the two devices: 155 / 124
+    [gpu_row, cpu_row] = md_rows(md, "task1-vgg16")
+    assert cpu_row[1] == "cpu" and cpu_row[2] == "155.0"
+    assert gpu_row[2] == "124.0" and gpu_row[-2] == f"{155 / 124:.2f}x" and "Tesla V100" in gpu_row[-1]
+    assert "Ran on one device only: task2-mobilenet-cpu" in md
+    assert (hand_made / "timing.png").is_file()
+    # partial grid: listed with its state, not dropped
+    [running] = md_rows(md, "task2-vgg16-gpu")
+    assert running[1] == "running" and running[3] == "12/100"
+    assert "| task1-vgg16-cpu-future |" not in md and "| task1-resnet50-cpu |" not in md
+
+
+def test_report_from_a_real_worker_run(tmp_path: Path, synthetic: Path) -> None:
+    from xrayhpc.worker import run_experiment
+
+    root = tmp_path / "results"
+    exp = Experiment("binary", "vgg16", "cpu", data=str(synthetic), epochs=2, batch_size=4, image_size=32,
+                     weights="none", augment=False, head_units=(16,), dropouts=(0.5,))
+    folder = run_experiment(exp, root, tty=False)
+    metrics = json.loads((folder / "metrics.json").read_text())
+    sections, skipped, _ = build(root)
+    assert skipped == []
+    [task1] = [s for s in sections if s.title.startswith("Task 1")]
+    [row] = task1.table[1]
+    assert row[0] == exp.id and row[5].startswith(f"{metrics['test']['accuracy']:.3f}")
+    assert row[6] == f"{metrics['test']['loss']:.3f}"
+    gallery = [s for s in sections if s.title == f"Gallery: {exp.id}"]
+    assert len(gallery[0].images) == 4
+
+
+@pytest.mark.slow
+def test_html_opens_in_a_browser_with_every_image(hand_made: Path, tmp_path: Path) -> None:
+    browser = shutil.which("chromium") or shutil.which("chromium-browser")
+    if browser is None:
+        if os.environ.get("XRAYHPC_REQUIRE_BROWSER") == "1":
+            pytest.fail("chromium is not installed (apt-get install chromium)")
+        pytest.skip("no chromium here")
+    sections, skipped, _ = build(hand_made)
+    page = tmp_path / "report.html"
+    page.write_text(to_html(sections, skipped))
+    flags = [browser, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
+             "--disable-component-update", "--disable-sync", f"--user-data-dir={tmp_path / 'profile'}",
+             "--virtual-time-budget=5000", "--window-size=1400,2400"]
+    dom = subprocess.run([*flags, "--dump-dom", page.as_uri()], capture_output=True, text=True, timeout=120)
+    assert "<title>xrayhpc report: 3 images, 0 broken</title>" in dom.stdout, dom.stdout[:300] + dom.stderr[-500:]
+    shot = tmp_path / "report.png"
+    subprocess.run([*flags, f"--screenshot={shot}", page.as_uri()], capture_output=True, timeout=120)
+    with Image.open(shot) as img:
+        pixels = np.asarray(img.convert("L"))
+    assert pixels.std() > 5  # tables and images drawn, not a blank page
