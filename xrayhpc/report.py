@@ -152,8 +152,9 @@ def timing_png(rows: list[dict[str, Any]], path: Path) -> bool:
         values = np.array([row[device].get(phase, 0.0) for row, device in bars])
         ax.bar(x, values, bottom=bottom, color=colours(i), label=phase)
         bottom += values
-    for xi, (row, device) in zip(x, bars, strict=True):
-        ax.text(xi, row[device]["total"], f"{row[device]['total']:.0f}s", ha="center", va="bottom", fontsize=8)
+    for xi, top, (row, device) in zip(x, bottom, bars, strict=True):
+        ax.text(xi, top, f"{row[device]['total']:.0f} s total", ha="center", va="bottom", fontsize=8)
+    ax.margins(y=0.12)
     ax.set_xticks(x, [f"{row['experiment']}\n{device}" for row, device in bars], fontsize=8)
     ax.set_ylabel("wall time (s)")
     ax.set_title("GPU versus CPU: time per phase")
