@@ -20,10 +20,11 @@ $(PY): pyproject.toml
 
 install: $(PY) ## make .venv and install xrayhpc with its test tools
 
-demo: $(PY) ## synthetic X-rays + the smoke grid's CPU experiments, on this machine, into results/
+demo: $(PY) ## synthetic X-rays, the smoke grid's CPU experiments on this machine, and the report, into results/
 	$(PY) -m xrayhpc.synthetic $(DEMO_DATA)
 	$(PY) -m xrayhpc.worker --grid jobs/smoke.toml --only '*-cpu' --data $(DEMO_DATA) $(ARGS)
-	@echo "open results/task1-vgg16-cpu/ and results/task2-mobilenet-cpu/ (metrics.json, *.png)"
+	$(PY) -m xrayhpc.report --quiet
+	@echo "open results/report.html, or results/task1-vgg16-cpu/ and results/task2-mobilenet-cpu/"
 
 submit-all: $(PY) ## send every experiment of GRID to the cluster (DRY_RUN=1: print the scripts; EXECUTOR=, PROFILE=)
 	$(PY) -m xrayhpc.submit --grid $(GRID) $(if $(DRY_RUN),--executor dry-run,$(if $(EXECUTOR),--executor $(EXECUTOR))) $(if $(PROFILE),--profile $(PROFILE)) $(ARGS)
