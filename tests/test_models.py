@@ -26,7 +26,7 @@ def test_every_backbone_builds_without_weights(name: str) -> None:
     assert model.output_shape[0] is None and len(model.output_shape) == 4
 
 
-def _legacy_h5(model, path: Path) -> None:  # noqa: ANN001
+def _legacy_h5(model, path: Path) -> None:
     """Write weights the way the ImageNet files are stored (Keras 2 HDF5 layout)."""
     from keras.src.legacy.saving import legacy_h5_format
 

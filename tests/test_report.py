@@ -16,7 +16,7 @@ from PIL import Image
 from conftest import ROOT
 from xrayhpc.bench import synthetic_result
 from xrayhpc.experiment import Experiment
-from xrayhpc.report import PUBLISHED, build, load_results, to_html, wilson
+from xrayhpc.report import PUBLISHED, build, to_html, wilson
 from xrayhpc.results import write_json
 
 

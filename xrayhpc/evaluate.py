@@ -34,7 +34,7 @@ def test_metrics(probs: np.ndarray, labels: np.ndarray, classes: list[str]) -> d
         "loss": float(loss),
         "accuracy": float(np.mean(predicted == labels)),
         "correct": int(np.sum(predicted == labels)),
-        "count": int(len(labels)),
+        "count": len(labels),
         "macro_f1": float(np.mean(f1)),
         "roc_auc": _roc_auc(probs, labels, k),
         "per_class": per_class,

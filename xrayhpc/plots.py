@@ -8,11 +8,11 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-from sklearn.manifold import TSNE  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
+from sklearn.manifold import TSNE
 
-from xrayhpc.results import write_atomic  # noqa: E402
+from xrayhpc.results import write_atomic
 
 
 def _save(fig: plt.Figure, path: Path) -> None:

@@ -61,7 +61,7 @@ def scheduler_states(records: dict[str, JobRecord]) -> tuple[dict[str, dict[str,
     return {eid: watcher.get_info(r.job_id, mode="cache") for eid, r in sge.items()}, ""
 
 
-def _pid_alive(pid: int | str | None) -> bool:
+def pid_alive(pid: int | str | None) -> bool:
     try:
         os.kill(int(pid), 0)  # type: ignore[arg-type]
     except (TypeError, ValueError, ProcessLookupError):
@@ -137,7 +137,7 @@ def reconcile(folder: Path, fingerprint: str | None, record: JobRecord | None,
         row.state, row.reason = "failed", progress.get("error", "")
     elif progress.get("state") == "running":
         same_host = progress.get("host") == socket.gethostname()
-        if same_host and not _pid_alive(progress.get("pid")):
+        if same_host and not pid_alive(progress.get("pid")):
             row.state, row.reason = "lost", "the worker process is gone (killed or interrupted) and left no result"
         else:
             row.state = "running"

@@ -31,7 +31,8 @@ from xrayhpc.experiment import Experiment, load_grid, parse_overrides, select
 from xrayhpc.jobs import JobRecord, read_record, write_record
 from xrayhpc.profile import PROFILES, Profile, load_profile, missing_project
 from xrayhpc.results import is_done, results_root
-from xrayhpc.sge import LIVE, SgeExecutor, SgeInfoWatcher, submit_command
+from xrayhpc.sge import LIVE, SgeExecutor, submit_command
+from xrayhpc.state import pid_alive, scheduler_states
 from xrayhpc.worker import run_experiment
 
 EXECUTORS = ("sge", "slurm", "local", "dry-run")
@@ -54,41 +55,12 @@ class Decision:
     detail: str = ""
 
 
-def live_states(records: dict[str, JobRecord]) -> tuple[dict[str, str], str]:
-    """Scheduler state of each recorded job, in one batched refresh per scheduler.
-
-    Returns {experiment id: state} and a warning when the scheduler could not be asked.
-    """
-    states: dict[str, str] = {}
-    sge = {eid: r for eid, r in records.items() if r.executor == "sge"}
-    warning = ""
-    if sge:
-        if SgeExecutor.affinity() <= 0:
-            return states, "Grid Engine is not installed here: cannot tell which recorded jobs still run"
-        watcher = SgeInfoWatcher()
-        for record in sge.values():
-            watcher.register_job(record.job_id)
-        watcher.update()
-        warning = watcher.last_error
-        for eid, record in sge.items():
-            states[eid] = watcher.get_state(record.job_id, mode="cache")
-    for eid, record in records.items():
-        if record.executor == "local":
-            states[eid] = "RUNNING" if _pid_alive(record.job_id) else "ENDED"
-    return states, warning
-
-
-def _pid_alive(pid: str) -> bool:
-    try:
-        os.kill(int(pid), 0)
-    except (ValueError, ProcessLookupError, PermissionError):
-        return False
-    return True
-
-
 def plan(experiments: list[Experiment], root: Path, force: bool) -> tuple[list[Decision], str]:
+    """What to do with each experiment: submit it, or say why not (done, or still live)."""
     records = {e.id: r for e in experiments if (r := read_record(root / e.id)) and r.fingerprint == e.fingerprint}
-    states, warning = live_states(records)
+    infos, warning = scheduler_states(records)
+    states = {eid: info.get("State", "") for eid, info in infos.items()}
+    states.update({eid: "RUNNING" for eid, r in records.items() if r.executor == "local" and pid_alive(r.job_id)})
     decisions = []
     for exp in experiments:
         state = states.get(exp.id, "")
