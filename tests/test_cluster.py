@@ -14,12 +14,14 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import cloudpickle
 import pytest
+import submitit
 
 from conftest import ROOT
 from xrayhpc.jobs import read_record
 from xrayhpc.results import read_json, read_metrics
-from xrayhpc.sge import SgeInfoWatcher
+from xrayhpc.sge import SgeExecutor, SgeInfoWatcher
 
 pytestmark = [pytest.mark.cluster, pytest.mark.slow, pytest.mark.usefixtures("sge_cluster")]
 LOCAL = (ROOT / "qsub" / "local.toml").read_text()
@@ -162,3 +164,33 @@ def test_grid_engine_down_gives_qsubs_message_and_no_record(tmp_path: Path, synt
     line = one_line_error(out)
     assert "qsub refused" in line and "unable to" in line
     assert not list((tmp_path / "r").glob("*/job.json"))
+
+
+class Resumable(submitit.helpers.Checkpointable):
+    """Sleeps past s_rt on its first run; the checkpoint marks it resumed, so the second run ends."""
+
+    def __init__(self) -> None:
+        self.resumed = False
+
+    def __call__(self) -> tuple[str, str]:
+        if not self.resumed:
+            time.sleep(300)
+        return ("resumed" if self.resumed else "first", os.environ.get("JOB_ID", ""))
+
+    def checkpoint(self, *args: object, **kwargs: object) -> submitit.helpers.DelayedSubmission:
+        self.resumed = True
+        return super().checkpoint(*args, **kwargs)
+
+
+def test_warned_job_checkpoints_and_requeues_itself(tmp_path: Path) -> None:
+    """s_rt sends SIGUSR1; submitit checkpoints; the job exits 99 and Grid Engine runs it again."""
+    cloudpickle.register_pickle_by_value(sys.modules[__name__])
+    executor = SgeExecutor(tmp_path / "%j")
+    executor.update_parameters(time=0.5, signal_delay_s=20, project="xrayhpc-test")
+    job = executor.submit(Resumable())
+    assert "#$ -l s_rt=00:00:15" in Path(job.paths.submission_file).read_text()
+    seen = watch([job.job_id], timeout=240)
+    assert job.result() == ("resumed", job.job_id)
+    log = job.paths.stdout.read_text()
+    assert "requeuing job" in log and log.count("with 1 slot(s)") == 2
+    assert seen[job.job_id][-1] == "COMPLETED"

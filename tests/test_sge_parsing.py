@@ -68,6 +68,28 @@ def test_job_script_carries_the_requests(tmp_path: Path) -> None:
     assert "export SUBMITIT_EXECUTOR=sge" in lines
 
 
+def test_scheduler_output_paths(tmp_path: Path) -> None:
+    joined = render_job_script("true", tmp_path)
+    assert f"#$ -o {tmp_path}/sge-$JOB_ID.$TASK_ID.out" in joined and "#$ -j y" in joined
+    split = render_job_script("true", tmp_path, stdout="/logs/$JOB_ID.out", stderr="/logs/$JOB_ID.err")
+    assert "#$ -o /logs/$JOB_ID.out" in split and "#$ -e /logs/$JOB_ID.err" in split and "-j y" not in split
+
+
+def test_slurm_gets_the_same_request(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """No Slurm here: submitit's own Slurm executor renders the script from the profile's request."""
+    from submitit.slurm.slurm import SlurmExecutor
+
+    from xrayhpc.profile import PROFILES, load_profile
+
+    monkeypatch.setattr(SlurmExecutor, "affinity", classmethod(lambda cls: 2))
+    ex = submitit.AutoExecutor(tmp_path, cluster="slurm")
+    ex.update_parameters(**load_profile(PROFILES / "scc.toml", "ms542").slurm("gpu"))
+    text = ex._executor._make_submission_file_text("python -m x", "uid")
+    for line in ("#SBATCH --gpus-per-node=1", "#SBATCH --cpus-per-task=4", "#SBATCH --time=720",
+                 "#SBATCH --account=ms542", "module load python3/3.10.12"):
+        assert line in text
+
+
 def test_cpu_job_asks_for_no_gpu_and_one_core_needs_no_pe(tmp_path: Path) -> None:
     text = render_job_script("true", tmp_path, cores=1)
     assert "gpus" not in text and "-pe " not in text and "-t 1-" not in text

@@ -426,15 +426,20 @@ def render_job_script(
     gpu_memory: str | None = None,
     mem_per_core: str | float | None = None,
     array_parallelism: int = 256,
+    stdout: str | None = None,
+    stderr: str | None = None,
     extra_directives: tp.Sequence[str] = (),
     setup: tp.Sequence[str] = (),
     map_count: int | None = None,
 ) -> str:
     """The job script: `#$` directives from the options, then setup lines, then the command.
 
-    `time` is the wall-time limit in minutes (h_rt); s_rt warns `signal_delay_s` earlier. `cores`
-    above 1 asks for `-pe <parallel_environment> N` (NSLOTS in the job). `extra_directives` are
-    further qsub options, one per line (e.g. "-m ea").
+    `time` is the wall-time limit in minutes (h_rt); s_rt warns `signal_delay_s` earlier (0: no
+    warning). `cores` above 1 asks for `-pe <parallel_environment> N` (NSLOTS in the job).
+    `stdout`/`stderr` are where Grid Engine writes what the job prints before the worker starts
+    (`-o`/`-e`, SGE's $JOB_ID and $TASK_ID allowed; default: beside the job's own logs, joined);
+    the worker's output goes to submitit's log files. `extra_directives` are further qsub options,
+    one per line (e.g. "-m ea").
     """
     if time <= 0:
         raise ValueError(f"time must be a positive number of minutes, got {time}")
@@ -469,7 +474,8 @@ def render_job_script(
     if map_count:
         lines.append(f"-t 1-{map_count}")
         lines.append(f"-tc {min(map_count, array_parallelism)}")
-    lines += [f"-o {log_dir}/sge-$JOB_ID.$TASK_ID.out", "-j y"]
+    lines.append(f"-o {stdout or f'{log_dir}/sge-$JOB_ID.$TASK_ID.out'}")
+    lines.append(f"-e {stderr}" if stderr else "-j y")
     lines += list(extra_directives)
     values = {
         "directives": "\n".join(f"#$ {line}" for line in lines),

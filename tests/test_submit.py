@@ -1,0 +1,71 @@
+"""The dispatcher without a cluster: dry-run and local runs."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from conftest import ROOT
+from xrayhpc.jobs import read_record
+from xrayhpc.results import read_metrics
+
+
+def run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "xrayhpc.submit", *args], capture_output=True, text=True,
+                          cwd=ROOT, env={**os.environ, **(env or {})}, timeout=600)
+
+
+def test_dry_run_prints_the_scc_scripts_and_records_nothing(tmp_path: Path) -> None:
+    out = run("--grid", "jobs/report.toml", "--executor", "dry-run", "--results", str(tmp_path),
+              env={"XRAYHPC_PROJECT": "ms542"})
+    assert out.returncode == 0, out.stderr
+    gpu, cpu = (tmp_path / "dry-run" / "gpu.sh").read_text(), (tmp_path / "dry-run" / "cpu.sh").read_text()
+    assert gpu in out.stdout and cpu in out.stdout  # what is printed is what qsub would get
+    for script in (gpu, cpu):
+        assert script.startswith("#!/bin/bash -l\n")
+        assert "#$ -P ms542" in script and "#$ -l h_rt=12:00:00" in script and "#$ -pe omp 4" in script
+        assert "module load python3/3.10.12" in script
+    assert "#$ -l gpus=1" in gpu and "#$ -l gpu_c=3.5" in gpu and "#$ -t 1-3" in gpu
+    assert "gpus" not in cpu and "-t 1-" not in cpu
+    assert f"$ qsub -terse -w e {tmp_path / 'dry-run' / 'gpu.sh'}" in out.stdout
+    assert "tasks: 1=task1-vgg16-gpu, 2=task2-vgg16-gpu, 3=task2-mobilenet-gpu" in out.stdout
+    assert not list(tmp_path.glob("*/job.json")) and "0 submitted" in out.stdout
+
+
+def test_dry_run_without_a_project_says_so(tmp_path: Path) -> None:
+    out = run("--grid", "jobs/report.toml", "--executor", "dry-run", "--results", str(tmp_path),
+              env={"XRAYHPC_PROJECT": ""})
+    assert out.returncode == 0
+    assert "`project` is empty" in out.stdout and "#$ -P YOUR_PROJECT" in out.stdout
+
+
+def test_real_submission_without_a_project_is_refused(tmp_path: Path) -> None:
+    out = run("--grid", "jobs/report.toml", "--executor", "sge", "--results", str(tmp_path),
+              env={"XRAYHPC_PROJECT": ""})
+    assert out.returncode == 2 and "pass --project NAME" in out.stderr and "Traceback" not in out.stderr
+
+
+@pytest.mark.parametrize(("args", "expected"), [
+    (["--profile", "nowhere"], "nowhere: no such profile; the profiles are in qsub/ (local, scc)"),
+    (["--grid", "jobs/report.toml", "--only", "task9*"], "no experiment matches"),
+])
+def test_bad_options_are_one_line(args: list[str], expected: str, tmp_path: Path) -> None:
+    out = run(*args, "--executor", "dry-run", "--results", str(tmp_path))
+    assert out.returncode == 2 and expected in out.stderr and len(out.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.slow
+def test_local_executor_runs_here_and_records_it(tmp_path: Path, synthetic: Path) -> None:
+    args = ["--grid", "jobs/smoke.toml", "--executor", "local", "--results", str(tmp_path), "--data", str(synthetic),
+            "--only", "task1-vgg16-*", "--set", "epochs=1", "--set", "image_size=32"]
+    out = run(*args)
+    assert out.returncode == 1, out.stdout + out.stderr  # the GPU experiment fails here, and says why
+    assert read_metrics(tmp_path / "task1-vgg16-cpu") is not None
+    assert read_record(tmp_path / "task1-vgg16-cpu").executor == "local"
+    assert "failed" in out.stdout and "refusing to run on the CPU" in out.stdout
+    again = run(*args)
+    assert "0 submitted, 1 already done" in again.stdout
