@@ -83,22 +83,31 @@ def test_tables_carry_the_metrics_and_the_published_figures(hand_made: Path) -> 
     assert "| task1-vgg16-cpu-future |" not in md and "| task1-resnet50-cpu |" not in md
 
 
-def test_report_from_a_real_worker_run(tmp_path: Path, synthetic: Path) -> None:
+@pytest.mark.slow
+def test_report_from_real_worker_runs_of_the_smoke_grid(tmp_path: Path, synthetic: Path) -> None:
+    from xrayhpc.experiment import load_grid, select
     from xrayhpc.worker import run_experiment
 
     root = tmp_path / "results"
-    exp = Experiment("binary", "vgg16", "cpu", data=str(synthetic), epochs=2, batch_size=4, image_size=32,
-                     weights="none", augment=False, head_units=(16,), dropouts=(0.5,))
-    folder = run_experiment(exp, root, tty=False)
-    metrics = json.loads((folder / "metrics.json").read_text())
+    overrides = {"epochs": 1, "image_size": 32, "data": str(synthetic)}
+    for exp in select(load_grid(ROOT / "jobs" / "smoke.toml", overrides), "*-cpu"):
+        run_experiment(exp, root, tty=False)
     sections, skipped, _ = build(root)
     assert skipped == []
-    [task1] = [s for s in sections if s.title.startswith("Task 1")]
-    [row] = task1.table[1]
-    assert row[0] == exp.id and row[5].startswith(f"{metrics['test']['accuracy']:.3f}")
-    assert row[6] == f"{metrics['test']['loss']:.3f}"
-    gallery = [s for s in sections if s.title == f"Gallery: {exp.id}"]
-    assert len(gallery[0].images) == 4
+    for title, eid in (("Task 1", "task1-vgg16-cpu"), ("Task 2", "task2-mobilenet-cpu")):
+        metrics = json.loads((root / eid / "metrics.json").read_text())
+        test = metrics["test"]
+        [section] = [s for s in sections if s.title.startswith(title)]
+        [row] = section.table[1]
+        low, high = wilson(test["correct"], test["count"])
+        assert row[0] == eid and row[5] == f"{test['accuracy']:.3f} ({low:.2f}–{high:.2f})"
+        assert row[6] == f"{test['loss']:.3f}" and row[7] == f"{test['macro_f1']:.3f}"
+        recalls = [f"{v['recall']:.3f}" for v in test["per_class"].values()]
+        assert row[9:9 + len(recalls)] == recalls
+        [gallery] = [s for s in sections if s.title == f"Gallery: {eid}"]
+        assert len(gallery.images) == 4
+    timing = next(s for s in sections if s.title == "GPU versus CPU")
+    assert "Ran on one device only: task1-vgg16-cpu, task2-mobilenet-cpu" in timing.text
 
 
 @pytest.mark.slow

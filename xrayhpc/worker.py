@@ -16,6 +16,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from xrayhpc import device
 from xrayhpc.errors import UserError, cli
 from xrayhpc.experiment import Experiment, load_grid, parse_overrides, select
@@ -120,8 +122,6 @@ def _run(exp: Experiment, folder: Path, progress: Progress, log: RunLog) -> Path
     t = phase_done("evaluate", t)
 
     # t-SNE over the training folder (train + validation, as the template) and over the test set
-    import numpy as np
-
     feature_model = training.feature_model(models)
     folder_images = np.concatenate([data.train.images, data.val.images])
     folder_labels = np.concatenate([data.train.labels, data.val.labels])
