@@ -122,19 +122,14 @@ def _run(exp: Experiment, folder: Path, progress: Progress, log: RunLog) -> Path
     t = phase_done("evaluate", t)
 
     # t-SNE over the training folder (train + validation, as the template) and over the test set
+    def backbone_out(name: str, images: np.ndarray) -> np.ndarray:
+        return cached[name] if name in cached else training.backbone_features(exp, models, images)
+
     feature_model = training.feature_model(models)
-    folder_images = np.concatenate([data.train.images, data.val.images])
-    folder_labels = np.concatenate([data.train.labels, data.val.labels])
-    backbone_out = (
-        np.concatenate([cached["train"], cached["val"]]) if "train" in cached
-        else training.backbone_features(exp, models, folder_images)
-    )
+    folder_out = np.concatenate([backbone_out("train", data.train.images), backbone_out("val", data.val.images)])
     sets = {
-        "train": (training.run_batched(feature_model, backbone_out), folder_labels),
-        "test": (training.run_batched(
-            feature_model,
-            cached["test"] if "test" in cached else training.backbone_features(exp, models, data.test.images),
-        ), data.test.labels),
+        "train": (training.run_batched(feature_model, folder_out), np.concatenate([data.train.labels, data.val.labels])),
+        "test": (training.run_batched(feature_model, backbone_out("test", data.test.images)), data.test.labels),
     }
     for name, (feats, labels) in sets.items():
         points = plots.tsne_points(feats, exp.seed)
