@@ -30,7 +30,7 @@ from xrayhpc.errors import UserError, cli
 from xrayhpc.experiment import Experiment, load_grid, parse_overrides, select
 from xrayhpc.jobs import JobRecord, read_record, write_record
 from xrayhpc.profile import PROFILES, Profile, load_profile, missing_project
-from xrayhpc.results import is_done, results_root
+from xrayhpc.results import PROGRESS, is_done, read_json, results_root
 from xrayhpc.sge import LIVE, SgeExecutor, submit_command
 from xrayhpc.state import pid_alive, scheduler_states
 from xrayhpc.worker import run_experiment
@@ -164,9 +164,9 @@ def run_local(batch: list[Decision], root: Path, console: Console) -> None:
         try:
             job.result()
             d.action, d.detail = "submitted", f"done: {folder}"
-        except Exception as err:  # the worker's own error, as the job saw it
-            last = [ln for ln in str(err).splitlines() if ln.strip()]
-            d.action, d.detail = "failed", (last[-1] if last else type(err).__name__)[:300]
+        except Exception as err:  # say the worker's own error, which it left in progress.json
+            reason = (read_json(folder / PROGRESS) or {}).get("error") or str(err).strip().splitlines()[-1]
+            d.action, d.detail = "failed", f"{reason}  [log: {folder / 'worker.log'}]"
 
 
 def dry_run(batches: dict[str, list[Decision]], profile: Profile, root: Path, console: Console) -> None:
@@ -187,6 +187,11 @@ def dry_run(batches: dict[str, list[Decision]], profile: Profile, root: Path, co
 
 
 def summary(decisions: list[Decision], console: Console) -> None:
+    if not console.is_terminal:  # whole lines for logs and pipes: nothing cut to fit a width
+        width = max((len(d.exp.id) for d in decisions), default=0)
+        for d in decisions:
+            print(f"{d.exp.id.ljust(width)}  {d.action.ljust(9)}  {d.detail}".rstrip())
+        return
     colours = {"submitted": "green", "done": "blue", "live": "yellow", "dry-run": "cyan", "failed": "red"}
     table = Table(title=None, show_edge=False)
     for column in ("experiment", "action", "detail"):

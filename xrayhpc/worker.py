@@ -99,10 +99,10 @@ def _run(exp: Experiment, folder: Path, progress: Progress, log: RunLog) -> Path
     if exp.head_only:
         progress.write("running", "features")
         log(f"running the frozen {exp.backbone} once over the images")
-        cached["val"] = training.backbone_features(exp, models, data.val.images)
-        cached["test"] = training.backbone_features(exp, models, data.test.images)
+        sets = {"val": data.val.images, "test": data.test.images}
         if not exp.augment:
-            cached["train"] = training.backbone_features(exp, models, data.train.images)
+            sets["train"] = data.train.images
+        cached = training.backbone_features_of(exp, models, sets)
     t = phase_done("features", t)
 
     progress.write("running", "training")
