@@ -19,6 +19,7 @@ from typing import Any
 
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from xrayhpc.errors import UserError, cli
 from xrayhpc.experiment import TASK_LABELS
@@ -312,7 +313,7 @@ TERMINAL_COLUMNS = {"experiment", "device", "test acc (95% CI)", "test loss", "m
 
 def print_tables(sections: list[Section], skipped: list[str], warning: str, console: Console) -> None:
     for line in ([warning] if warning else []) + skipped:
-        console.print(f"[yellow]warning:[/] {line}")
+        console.print(Text(f"warning: {line}", style="yellow"))
     for s in sections:
         if not s.table:
             continue
@@ -322,7 +323,7 @@ def print_tables(sections: list[Section], skipped: list[str], warning: str, cons
         for i in keep:
             table.add_column(header[i], overflow="fold")
         for row in body:
-            table.add_row(*(row[i] for i in keep))
+            table.add_row(*(Text(row[i]) for i in keep))
         console.print(table)
 
 
@@ -343,7 +344,7 @@ def main(argv: list[str] | None = None) -> int:
         console.width = 160
     if not args.quiet:
         print_tables(sections, skipped, warning, console)
-    console.print(f"wrote {root / 'report.md'} and {root / 'report.html'}")
+    console.print(f"wrote {root / 'report.md'} and {root / 'report.html'}", markup=False)
     return 0
 
 

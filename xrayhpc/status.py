@@ -47,10 +47,11 @@ def table(rows: list[Row], warning: str) -> Group | Table:
         bar = ProgressBar(total=max(r.epochs, 1), completed=r.epoch, width=12) if r.epochs else Text("")
         why = r.reason + (f"  [{r.log}]" if r.reason and r.log else "")
         job = f"{r.executor} {r.job}".strip() + (f" (attempt {r.attempt})" if r.attempt > 1 else "")
-        t.add_row(
-            r.id, job, Text(r.state, style=COLOURS.get(r.state, "")),
-            f"{r.epoch}/{r.epochs}" if r.epochs else "", bar, _duration(r.elapsed_s),
-            _duration(r.remaining_s), r.host, f"{r.accuracy:.3f}" if r.accuracy is not None else "", why,
+        t.add_row(  # Text, not markup: a log path in brackets is not a style
+            Text(r.id), Text(job), Text(r.state, style=COLOURS.get(r.state, "")),
+            Text(f"{r.epoch}/{r.epochs}" if r.epochs else ""), bar, Text(_duration(r.elapsed_s)),
+            Text(_duration(r.remaining_s)), Text(r.host), Text(f"{r.accuracy:.3f}" if r.accuracy is not None else ""),
+            Text(why),
         )
     counts = ", ".join(f"{sum(r.state == s for r in rows)} {s}" for s in STATES if any(r.state == s for r in rows))
     parts: list[Table | Text] = [t, Text(counts or "no experiments")]

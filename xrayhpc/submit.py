@@ -25,6 +25,7 @@ from typing import Any
 
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from xrayhpc.errors import UserError, cli
 from xrayhpc.experiment import Experiment, load_grid, parse_overrides, select
@@ -160,7 +161,7 @@ def run_local(batch: list[Decision], root: Path, console: Console) -> None:
         folder = root / d.exp.id
         write_record(folder, JobRecord("local", str(job.job_id), d.exp.fingerprint, str(job.paths.submission_file),
                                        str(job.paths.stdout), time.time(), _attempt(folder, d.exp.fingerprint)))
-        console.print(f"running {d.exp.id} here (pid {job.job_id}); log: {folder / 'worker.log'}")
+        console.print(f"running {d.exp.id} here (pid {job.job_id}); log: {folder / 'worker.log'}", markup=False)
         try:
             job.result()
             d.action, d.detail = "submitted", f"done: {folder}"
@@ -197,7 +198,7 @@ def summary(decisions: list[Decision], console: Console) -> None:
     for column in ("experiment", "action", "detail"):
         table.add_column(column)
     for d in decisions:
-        table.add_row(d.exp.id, f"[{colours.get(d.action, 'white')}]{d.action}[/]", d.detail)
+        table.add_row(Text(d.exp.id), Text(d.action, style=colours.get(d.action, "")), Text(d.detail))
     console.print(table)
 
 
@@ -225,11 +226,11 @@ def main(argv: list[str] | None = None) -> int:
     root = results_root(args.results)
     decisions, warning = plan(experiments, root, args.force)
     if warning:
-        console.print(f"[yellow]warning:[/] {warning}", markup=True)
+        console.print(Text(f"warning: {warning}", style="yellow"))
     batches = groups(decisions)
     if kind == "dry-run":
         if problem := missing_project(profile):
-            console.print(f"[yellow]warning:[/] {problem}; the scripts show -P {PLACEHOLDER_PROJECT}")
+            console.print(Text(f"warning: {problem}; the scripts show -P {PLACEHOLDER_PROJECT}", style="yellow"))
             profile.site["project"] = PLACEHOLDER_PROJECT
         dry_run(batches, profile, root, console)
     elif kind == "local":
