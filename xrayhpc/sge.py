@@ -171,9 +171,6 @@ class SgeInfoWatcher(core.InfoWatcher):
         super().register_job(job_id)
         self._seen.setdefault(job_id, since or time.time())
 
-    def _make_command(self) -> list[str] | None:
-        return ["qstat", "-xml"] if self._registered - self._finished else None
-
     def get_state(self, job_id: str, mode: str = "standard") -> str:
         info = self.get_info(job_id, mode=mode)
         return info.get("State") or "UNKNOWN"
@@ -191,7 +188,7 @@ class SgeInfoWatcher(core.InfoWatcher):
         except (OSError, subprocess.SubprocessError) as err:
             stderr = getattr(err, "stderr", b"") or b""
             self.last_error = f"{' '.join(command[:2])}: {stderr.decode(errors='replace').strip() or err}"
-            logging.getLogger("xrayhpc.sge").warning("%s; status may be out of date", self.last_error)
+            logging.getLogger("xrayhpc.sge").debug("%s; status may be out of date", self.last_error)
             return None
 
     def update(self) -> None:
