@@ -125,3 +125,13 @@ def test_job_environment_counts_tasks_from_zero(monkeypatch: pytest.MonkeyPatch)
     assert env.job_id == "77_2" and env.array_task_id == "2"
     monkeypatch.setenv("SGE_TASK_ID", "undefined")
     assert env.job_id == "77" and env.array_job_id is None
+
+
+def test_profile_signal_delay_zero_means_no_warning(tmp_path: Path) -> None:
+    from xrayhpc.profile import PROFILES, load_profile
+
+    path = tmp_path / "p.toml"
+    path.write_text((PROFILES / "local.toml").read_text().replace("signal_delay_s = 60", "signal_delay_s = 0"))
+    params = load_profile(path).sge("cpu")
+    assert params["signal_delay_s"] == 0
+    assert "s_rt" not in render_job_script("true", tmp_path, **params)

@@ -45,7 +45,8 @@ class Profile:
             "time": self.minutes,
             "setup": list(self.site.get("setup", [])),
             "extra_directives": list(self.site.get("extra_directives", [])),
-            **{k: self.site[k] for k in ("project", "queue", "signal_delay_s", "array_parallelism") if self.site.get(k)},
+            **{k: self.site[k] for k in ("project", "queue", "array_parallelism") if self.site.get(k)},
+            **({"signal_delay_s": self.site["signal_delay_s"]} if "signal_delay_s" in self.site else {}),
             **resources,
         }
         return params
