@@ -134,4 +134,4 @@ def test_profile_signal_delay_zero_means_no_warning(tmp_path: Path) -> None:
     path.write_text((PROFILES / "local.toml").read_text().replace("signal_delay_s = 60", "signal_delay_s = 0"))
     params = load_profile(path).sge("cpu")
     assert params["signal_delay_s"] == 0
-    assert "s_rt" not in render_job_script("true", tmp_path, **params)
+    assert "#$ -l s_rt" not in render_job_script("true", tmp_path, **params)
