@@ -108,17 +108,22 @@ def _qsub_message(err: Exception) -> str:
     return " ".join((useful or lines)[:3])[:400] or type(err).__name__
 
 
-def submit_sge(batch: list[Decision], device: str, profile: Profile, root: Path) -> None:
+def _send(executor: Any, batch: list[Decision], command: str, kind: str, device: str, root: Path) -> None:
+    """One batch as one array job; a refusal becomes one line with the scheduler's own words."""
     from submitit.core.utils import FailedJobError
 
-    executor = SgeExecutor(job_folder(root))
-    executor.update_parameters(**profile.sge(device), job_name=f"xrayhpc-{device}")
     try:
         with contextlib.redirect_stderr(io.StringIO()), executor.batch():  # the error says it once
             jobs = [executor.submit(run_experiment, d.exp, str(root)) for d in batch]
     except (FailedJobError, subprocess.CalledProcessError, OSError) as err:
-        raise UserError(f"qsub refused the {device} jobs ({len(batch)}): {_qsub_message(err)}") from None
-    _record(batch, jobs, "sge", root)
+        raise UserError(f"{command} refused the {device} jobs ({len(batch)}): {_qsub_message(err)}") from None
+    _record(batch, jobs, kind, root)
+
+
+def submit_sge(batch: list[Decision], device: str, profile: Profile, root: Path) -> None:
+    executor = SgeExecutor(job_folder(root))
+    executor.update_parameters(**profile.sge(device), job_name=f"xrayhpc-{device}")
+    _send(executor, batch, "qsub", "sge", device, root)
 
 
 def submit_slurm(batch: list[Decision], device: str, profile: Profile, root: Path) -> None:
@@ -126,12 +131,7 @@ def submit_slurm(batch: list[Decision], device: str, profile: Profile, root: Pat
 
     executor = submitit.AutoExecutor(job_folder(root), cluster="slurm")
     executor.update_parameters(**profile.slurm(device), name=f"xrayhpc-{device}")
-    try:
-        with contextlib.redirect_stderr(io.StringIO()), executor.batch():
-            jobs = [executor.submit(run_experiment, d.exp, str(root)) for d in batch]
-    except (submitit.core.utils.FailedJobError, subprocess.CalledProcessError, OSError) as err:
-        raise UserError(f"sbatch refused the {device} jobs ({len(batch)}): {_qsub_message(err)}") from None
-    _record(batch, jobs, "slurm", root)
+    _send(executor, batch, "sbatch", "slurm", device, root)
 
 
 def _record(batch: list[Decision], jobs: list[Any], executor: str, root: Path) -> None:
