@@ -30,6 +30,8 @@ INTERPOLATIONS = ("nearest", "bilinear")
 XLA = ("auto", "on", "off")
 # Axes that name an experiment; any other key that a table expands is added to the id.
 ID_KEYS = ("task", "backbone", "device")
+# Settings of how a run goes, not of what it computes: left out of the fingerprint.
+RUN_ONLY = ("save_every_s",)
 
 
 @dataclass(frozen=True)
@@ -57,6 +59,7 @@ class Experiment:
     fast_path: bool = True
     xla: str = "auto"
     tag: str = ""
+    save_every_s: float = 60.0
     id_suffix: str = field(default="", compare=False, repr=False)
 
     @property
@@ -99,7 +102,8 @@ class Experiment:
     @property
     def fingerprint(self) -> str:
         """Changes whenever a setting changes: a result with another fingerprint is stale."""
-        blob = json.dumps(self.settings(), sort_keys=True).encode()
+        settings = {k: v for k, v in self.settings().items() if k not in RUN_ONLY}
+        blob = json.dumps(settings, sort_keys=True).encode()
         return hashlib.sha256(blob).hexdigest()[:12]
 
     @classmethod
@@ -166,6 +170,8 @@ def _check(exp: Experiment, where: str) -> None:
             fail(key, "it must be at least 1")
     if exp.learning_rate <= 0:
         fail("learning_rate", "it must be greater than 0")
+    if exp.save_every_s < 0:
+        fail("save_every_s", "give the seconds between checkpoints, 0 to save at every epoch")
     smallest = BACKBONES[exp.backbone].min_size
     if exp.image_size < smallest:
         fail("image_size", f"{exp.backbone} needs at least {smallest}")

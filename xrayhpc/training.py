@@ -17,9 +17,11 @@ import keras
 import numpy as np
 
 from xrayhpc.augment import augment
+from xrayhpc.checkpoint import Checkpoint, TrainState
 from xrayhpc.data import Dataset
 from xrayhpc.experiment import Experiment
 from xrayhpc.models import FEATURE_LAYER, build_backbone, build_head, preprocess
+from xrayhpc.signals import WARNING_SIGNALS, Held, handled
 
 BACKBONE_BATCH = 32
 
@@ -38,6 +40,8 @@ class Training:
     history: list[dict[str, float]]
     best_epoch: int
     seconds: dict[str, float] = field(default_factory=dict)
+    runs: int = 1
+    resumed_from: int = 0
 
 
 EpochHook = Callable[[int, dict[str, float]], None]
@@ -99,14 +103,21 @@ def backbone_features_of(exp: Experiment, models: Models, sets: dict[str, np.nda
     return dict(zip(sets, np.split(out, ends[:-1]), strict=True))
 
 
+def trained_variables(exp: Experiment, models: Models) -> list[Any]:
+    """What training changes: the head's variables, or all of them when the backbone trains too."""
+    return (models.full if exp.trainable_backbone else models.head).variables
+
+
 def train(
     exp: Experiment, data: Dataset, models: Models, on_epoch: EpochHook,
-    cached_features: dict[str, np.ndarray] | None = None,
+    cached_features: dict[str, np.ndarray] | None = None, checkpoint: Checkpoint | None = None,
 ) -> Training:
     """Train for exp.epochs epochs; keep the best-validation weights when asked.
 
     `cached_features` (head-only path) holds the backbone's output for `train` and `val` when the
     caller computed it already; with augmentation the train features are recomputed each epoch.
+    With a `checkpoint`, training resumes from its saved epoch and saves as it goes; the
+    scheduler's wall-time warning is held until the epoch ends and the state is saved.
     """
     classes = len(data.classes)
     model = models.head if exp.head_only else models.full
@@ -116,8 +127,15 @@ def train(
         metrics=["accuracy"],
         jit_compile=exp.jit_compile,
     )
+    state = TrainState(seconds={"features": 0.0, "augment": 0.0, "fit": 0.0})
+    if checkpoint:
+        model.optimizer.build(model.trainable_variables)
+        checkpoint.attach(trained_variables(exp, models), model.optimizer.variables)
+        state = checkpoint.load() or state
+    if state.epoch >= exp.epochs:
+        return _finish(model, state)
     cached = dict(cached_features or {})
-    seconds = {"features": 0.0, "augment": 0.0, "fit": 0.0}
+    seconds = state.seconds
 
     def to_inputs(images: np.ndarray) -> np.ndarray:
         if not exp.head_only:
@@ -136,37 +154,46 @@ def train(
     if not exp.augment and "train" not in cached:
         cached["train"] = to_inputs(data.train.images)
 
-    history: list[dict[str, float]] = []
-    best_epoch, best_value, best_weights = exp.epochs, None, None
     sign = -1.0 if exp.checkpoint == "val_loss" else 1.0
-    for epoch in range(exp.epochs):
-        start = time.perf_counter()
-        if exp.augment:
+    with Held(handled(WARNING_SIGNALS) if checkpoint else []) as warning:
+        for epoch in range(state.epoch, exp.epochs):
+            start = time.perf_counter()
+            if exp.augment:
+                t = time.perf_counter()
+                images = augment(data.train.images, seed=exp.seed * 100_003 + epoch)
+                seconds["augment"] += time.perf_counter() - t
+                x = to_inputs(images)
+            else:
+                x = cached["train"]
+            order = np.random.default_rng([exp.seed, epoch]).permutation(len(x))
             t = time.perf_counter()
-            images = augment(data.train.images, seed=exp.seed * 100_003 + epoch)
-            seconds["augment"] += time.perf_counter() - t
-            x = to_inputs(images)
-        else:
-            x = cached["train"]
-        order = np.random.default_rng([exp.seed, epoch]).permutation(len(x))
-        t = time.perf_counter()
-        fit = model.fit(
-            x[order], y[order], batch_size=exp.batch_size, epochs=1, shuffle=False,
-            validation_data=val, verbose=0,
-        )
-        seconds["fit"] += time.perf_counter() - t
-        record = {k: float(v[-1]) for k, v in fit.history.items()}
-        record["seconds"] = time.perf_counter() - start
-        history.append(record)
-        if exp.checkpoint != "last":
-            value = sign * record[exp.checkpoint]
-            if best_value is None or value > best_value:
-                best_epoch, best_value = epoch + 1, value
-                best_weights = model.get_weights()
-        on_epoch(epoch + 1, record)
-    if best_weights is not None:
-        model.set_weights(best_weights)
-    return Training(history, best_epoch, seconds)
+            fit = model.fit(
+                x[order], y[order], batch_size=exp.batch_size, epochs=1, shuffle=False,
+                validation_data=val, verbose=0,
+            )
+            seconds["fit"] += time.perf_counter() - t
+            record = {k: float(v[-1]) for k, v in fit.history.items()}
+            record["seconds"] = time.perf_counter() - start
+            state.history.append(record)
+            state.epoch = epoch + 1
+            if exp.checkpoint != "last":
+                value = sign * record[exp.checkpoint]
+                if state.best_value is None or value > state.best_value:
+                    state.best_epoch, state.best_value = epoch + 1, value
+                    state.best_weights = model.get_weights()
+            if checkpoint:
+                checkpoint.save(state, force=warning.pending is not None or state.epoch == exp.epochs)
+            on_epoch(epoch + 1, record)
+            if checkpoint and warning.pending is not None:
+                checkpoint.log(f"wall-time warning: state saved at epoch {state.epoch}; the job hands over to be requeued")
+                break  # leaving the block hands the warning to the scheduler's handler: requeue
+    return _finish(model, state)
+
+
+def _finish(model: keras.Model, state: TrainState) -> Training:
+    if state.best_weights is not None:
+        model.set_weights(state.best_weights)
+    return Training(state.history, state.best_epoch or len(state.history), state.seconds, state.runs, state.resumed_from)
 
 
 def predict(exp: Experiment, models: Models, images: np.ndarray, features: np.ndarray | None = None) -> np.ndarray:

@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from xrayhpc import device
+from xrayhpc.checkpoint import Checkpoint
 from xrayhpc.errors import UserError, cli
 from xrayhpc.experiment import Experiment, load_grid, parse_overrides, select
 from xrayhpc.results import LOG, METRICS, PROGRESS, SCHEMA_VERSION, results_root, write_json
@@ -33,8 +34,13 @@ class Progress:
         self.exp = exp
         self.start = time.time()
 
+        self.epoch = 0
+        self.run = 1
+        self.resumed_from = 0
+
     def write(self, state: str, phase: str, epoch: int = 0, last: dict[str, float] | None = None,
-              error: str | None = None) -> None:
+              error: str | None = None, error_kind: str | None = None) -> None:
+        self.epoch = epoch
         write_json(self.path, {
             "id": self.exp.id,
             "fingerprint": self.exp.fingerprint,
@@ -44,6 +50,9 @@ class Progress:
             "epochs": self.exp.epochs,
             "last": last or {},
             "error": error,
+            "error_kind": error_kind,
+            "run": self.run,
+            "resumed_from": self.resumed_from,
             "started": self.start,
             "updated": time.time(),
             "elapsed_s": round(time.time() - self.start, 2),
@@ -60,16 +69,27 @@ def run_experiment(exp: Experiment, results: str | Path | None = None, tty: bool
     progress = Progress(folder, exp)
     progress.write("running", "starting")
     with RunLog(folder / LOG, exp.id, tty) as log:
+        checkpoint = Checkpoint(folder, exp.fingerprint, exp.save_every_s, log)
         try:
-            return _run(exp, folder, progress, log)
+            return _run(exp, folder, progress, log, checkpoint)
         except BaseException as err:
-            message = str(err) if isinstance(err, UserError) else f"{type(err).__name__}: {err}"
+            kind, message = _failure(err, checkpoint)
             log(f"failed: {message}")
-            progress.write("failed", "failed", error=message)
+            progress.write("failed", "failed", progress.epoch, error=message, error_kind=kind)
             raise
 
 
-def _run(exp: Experiment, folder: Path, progress: Progress, log: RunLog) -> Path:
+def _failure(err: BaseException, checkpoint: Checkpoint) -> tuple[str, str]:
+    """(kind, one line): `user` errors are not retried; `interrupted` and `crash` may be."""
+    if isinstance(err, UserError):
+        return "user", str(err)
+    resume = f"the next run resumes from epoch {checkpoint.saved_epoch}" if checkpoint.saved_epoch > 0 else "nothing saved yet"
+    if isinstance(err, KeyboardInterrupt):
+        return "interrupted", f"interrupted (Ctrl-C); {resume}"
+    return "crash", f"{type(err).__name__}: {err}"
+
+
+def _run(exp: Experiment, folder: Path, progress: Progress, log: RunLog, checkpoint: Checkpoint) -> Path:
     clock = time.perf_counter()
     seconds: dict[str, float] = {}
 
@@ -110,9 +130,11 @@ def _run(exp: Experiment, folder: Path, progress: Progress, log: RunLog) -> Path
 
     def on_epoch(k: int, record: dict[str, float]) -> None:
         log.epoch(k, exp.epochs, record)
+        progress.run, progress.resumed_from = checkpoint.runs, checkpoint.resumed_from
         progress.write("running", "training", k, record)
 
-    fitted = training.train(exp, data, models, on_epoch, {k: cached[k] for k in ("train", "val") if k in cached})
+    fitted = training.train(exp, data, models, on_epoch, {k: cached[k] for k in ("train", "val") if k in cached},
+                            checkpoint)
     t = phase_done("train", t)
 
     progress.write("running", "evaluating", exp.epochs)
@@ -142,6 +164,8 @@ def _run(exp: Experiment, folder: Path, progress: Progress, log: RunLog) -> Path
     seconds["total"] = round(time.perf_counter() - clock, 3)
     epochs_run = len(fitted.history)
     train_images = len(data.train) * epochs_run
+    # over every epoch, those of earlier runs too when this one resumed from a checkpoint
+    epoch_seconds = seconds["train"] if not fitted.resumed_from else sum(h["seconds"] for h in fitted.history)
     metrics = {
         "schema_version": SCHEMA_VERSION,
         "id": exp.id,
@@ -154,17 +178,20 @@ def _run(exp: Experiment, folder: Path, progress: Progress, log: RunLog) -> Path
         "history": fitted.history,
         "epochs_run": epochs_run,
         "best_epoch": fitted.best_epoch,
+        "runs": fitted.runs,
+        "resumed_from": fitted.resumed_from,
         "test": test,
         "timing": {
             **seconds,
             "train_breakdown": {k: round(v, 3) for k, v in fitted.seconds.items()},
-            "seconds_per_epoch": round(seconds["train"] / max(1, epochs_run), 4),
-            "train_images_per_second": round(train_images / max(seconds["train"], 1e-9), 2),
+            "seconds_per_epoch": round(epoch_seconds / max(1, epochs_run), 4),
+            "train_images_per_second": round(train_images / max(epoch_seconds, 1e-9), 2),
         },
         "environment": device.environment(exp.device, used),
         "finished": time.time(),
     }
     write_json(folder / METRICS, metrics)
+    checkpoint.remove()
     progress.write("done", "done", epochs_run, fitted.history[-1] if fitted.history else None)
     log(f"done in {seconds['total']:.1f}s: {folder}")
     return folder
