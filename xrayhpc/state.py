@@ -40,6 +40,9 @@ class Row:
     reason: str = ""
     log: str = ""
     attempt: int = 0
+    requeues: int = 0
+    runs: int = 0
+    cause: str = ""  # for a failure: "user" (fix the input; not retried) or "" (may be retried)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -74,7 +77,7 @@ def pid_alive(pid: int | str | None) -> bool:
 def _failure_reason(info: dict[str, str], progress: dict[str, Any]) -> tuple[str, str]:
     """(state, one-line reason) for a job the scheduler says has ended without a result."""
     state = info.get("State", "")
-    if progress.get("error"):
+    if progress.get("state") == "failed" and progress.get("error"):
         return "failed", progress["error"]
     if state == "TIMEOUT":
         return "failed", "killed by h_rt: the wall-time limit was reached"
@@ -99,10 +102,14 @@ def reconcile(folder: Path, fingerprint: str | None, record: JobRecord | None,
         progress = {}
     if record and fingerprint and record.fingerprint != fingerprint:
         record = None
+    if record and progress and not _same_job(progress, record):
+        progress = {}  # left by an earlier submission: it says nothing of this one
     row = Row(eid, "not submitted", log=str(folder / LOG) if (folder / LOG).exists() else "")
     if record:
         row.executor, row.job, row.attempt = record.executor, record.scheduler_id, record.attempt
+        row.requeues = record.requeues
         row.log = row.log or record.log
+    row.runs = progress.get("run", 0)
     row.epochs = progress.get("epochs", 0)
     row.epoch = progress.get("epoch", 0)
     row.host = progress.get("host", "") or (info or {}).get("NodeList", "")
@@ -115,8 +122,9 @@ def reconcile(folder: Path, fingerprint: str | None, record: JobRecord | None,
         return row
     if progress.get("state") == "running":
         row.elapsed_s = now - progress.get("started", now)
-        if row.epoch:
-            row.remaining_s = row.elapsed_s / row.epoch * (row.epochs - row.epoch)
+        done_here = row.epoch - progress.get("resumed_from", 0)
+        if done_here > 0:
+            row.remaining_s = row.elapsed_s / done_here * (row.epochs - row.epoch)
     sched = (info or {}).get("State", "")
     if record and record.executor == "sge" and info is not None:
         if sched == "ERROR":
@@ -131,6 +139,7 @@ def reconcile(folder: Path, fingerprint: str | None, record: JobRecord | None,
             row.state = "running"
         else:
             row.state, row.reason = _failure_reason(info, progress)
+        row.cause = _cause(row, progress)
         return row
     # no scheduler answer: a local run, or Grid Engine unreachable; the files tell what they can
     if progress.get("state") == "failed":
@@ -147,7 +156,20 @@ def reconcile(folder: Path, fingerprint: str | None, record: JobRecord | None,
         row.state = "queued" if record.executor == "sge" else "lost"
         if record.executor == "sge":
             row.reason = "recorded as submitted (scheduler not reached)"
+    row.cause = _cause(row, progress)
     return row
+
+
+def _same_job(progress: dict[str, Any], record: JobRecord) -> bool:
+    if record.executor == "local":
+        return str(progress.get("pid")) == record.job_id
+    return progress.get("job") in (None, "", record.job_id)  # our SGE script names the job; Slurm's does not
+
+
+def _cause(row: Row, progress: dict[str, Any]) -> str:
+    """"user" when the worker refused its input: retrying would fail the same way."""
+    failed = row.state in FAILURES and progress.get("state") == "failed"
+    return "user" if failed and progress.get("error_kind") == "user" else ""
 
 
 def experiment_folders(root: Path) -> list[Path]:

@@ -39,6 +39,14 @@ def _duration(seconds: float | None) -> str:
     return f"{seconds // 3600}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}"
 
 
+def tries(r: Row) -> str:
+    """" (attempt 2, requeued 1x, run 3)": submissions, requeues at the wall-time warning, worker starts."""
+    parts = [f"attempt {r.attempt}"] if r.attempt > 1 else []
+    parts += [f"requeued {r.requeues}x"] if r.requeues else []
+    parts += [f"run {r.runs}"] if r.runs > 1 else []
+    return f" ({', '.join(parts)})" if parts else ""
+
+
 def table(rows: list[Row], warning: str) -> Group | Table:
     t = Table(show_edge=False, pad_edge=False)
     for name in ("experiment", "job", "state", "epoch", "", "elapsed", "left", "host", "test acc", "reason / log"):
@@ -46,7 +54,7 @@ def table(rows: list[Row], warning: str) -> Group | Table:
     for r in rows:
         bar = ProgressBar(total=max(r.epochs, 1), completed=r.epoch, width=12) if r.epochs else Text("")
         why = r.reason + (f"  [{r.log}]" if r.reason and r.log else "")
-        job = f"{r.executor} {r.job}".strip() + (f" (attempt {r.attempt})" if r.attempt > 1 else "")
+        job = f"{r.executor} {r.job}".strip() + tries(r)
         t.add_row(  # Text, not markup: a log path in brackets is not a style
             Text(r.id), Text(job), Text(r.state, style=COLOURS.get(r.state, "")),
             Text(f"{r.epoch}/{r.epochs}" if r.epochs else ""), bar, Text(_duration(r.elapsed_s)),
@@ -64,7 +72,7 @@ def plain(rows: list[Row], warning: str) -> str:
     """Aligned columns without colour, for logs and pipes."""
     lines = [f"warning: {warning}"] if warning else []
     cells = [
-        [r.id, r.state, f"{r.executor} {r.job}".strip() or "-", f"{r.epoch}/{r.epochs}" if r.epochs else "-",
+        [r.id, r.state, f"{r.executor} {r.job}".strip() + tries(r) or "-", f"{r.epoch}/{r.epochs}" if r.epochs else "-",
          _duration(r.elapsed_s) or "-", _duration(r.remaining_s) or "-", r.host or "-",
          f"{r.accuracy:.3f}" if r.accuracy is not None else "-"]
         for r in rows

@@ -1,11 +1,13 @@
 """Send a grid's experiments to the cluster: `make submit-all`, `python -m xrayhpc.submit`.
 
 Skips every experiment whose result folder holds a complete metrics.json with the same
-fingerprint, and every one whose job is still queued or running; groups the rest by resource
-request and sends each group as one array job; records each job in the experiment's folder.
+fingerprint, and every one whose job is still queued or running; retries a job that ended without
+a result for a reason outside the user's hands (killed, lost, crashed) up to --max-attempts, but not
+one whose input the worker refused; groups the rest by resource request and sends each group as one
+array job; records each job in the experiment's folder. One dispatcher at a time per results folder.
 
     python -m xrayhpc.submit --grid jobs/report.toml [--executor sge|slurm|local|dry-run]
-                             [--profile qsub/scc.toml] [--only PATTERN] [--force]
+                             [--profile qsub/scc.toml] [--only PATTERN] [--force] [--max-attempts N]
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import io
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -29,14 +32,17 @@ from rich.text import Text
 
 from xrayhpc.errors import UserError, cli
 from xrayhpc.experiment import Experiment, load_grid, parse_overrides, select
-from xrayhpc.jobs import JobRecord, read_record, write_record
+from xrayhpc.jobs import ExperimentJob, JobRecord, read_record, write_record
+from xrayhpc.lock import results_lock
 from xrayhpc.profile import PROFILES, Profile, load_profile, missing_project
-from xrayhpc.results import PROGRESS, is_done, read_json, results_root
-from xrayhpc.sge import LIVE, SgeExecutor, submit_command
-from xrayhpc.state import pid_alive, scheduler_states
+from xrayhpc.results import PROGRESS, read_json, results_root
+from xrayhpc.sge import SgeExecutor, submit_command
+from xrayhpc.signals import Held
+from xrayhpc.state import FAILURES, Row, collect
 from xrayhpc.worker import run_experiment
 
 EXECUTORS = ("sge", "slurm", "local", "dry-run")
+MAX_ATTEMPTS = 3
 PLACEHOLDER_PROJECT = "YOUR_PROJECT"
 
 
@@ -52,30 +58,35 @@ def default_executor() -> str:
 @dataclass
 class Decision:
     exp: Experiment
-    action: str  # submit | done | live | submitted | dry-run | failed
+    action: str  # submit | done | live | held | submitted | dry-run | failed | interrupted
     detail: str = ""
 
 
-def plan(experiments: list[Experiment], root: Path, force: bool) -> tuple[list[Decision], str]:
-    """What to do with each experiment: submit it, or say why not (done, or still live)."""
-    records = {e.id: r for e in experiments if (r := read_record(root / e.id)) and r.fingerprint == e.fingerprint}
-    infos, warning = scheduler_states(records)
-    states = {eid: info.get("State", "") for eid, info in infos.items()}
-    states.update({eid: "RUNNING" for eid, r in records.items() if r.executor == "local" and pid_alive(r.job_id)})
-    decisions = []
-    for exp in experiments:
-        state = states.get(exp.id, "")
-        if state in LIVE or state == "ERROR":
-            record = records[exp.id]
-            note = f"job {record.scheduler_id} is {state.lower()}"
-            if state == "ERROR":
-                note += " (SGE error state: see `qstat -j`, then qdel it to resubmit)"
-            decisions.append(Decision(exp, "live", note))
-        elif not force and is_done(root / exp.id, exp.fingerprint):
-            decisions.append(Decision(exp, "done", "complete result with this fingerprint"))
-        else:
-            decisions.append(Decision(exp, "submit"))
-    return decisions, warning
+def plan(experiments: list[Experiment], root: Path, force: bool = False, max_attempts: int = MAX_ATTEMPTS,
+         retry: bool = False) -> tuple[list[Decision], str]:
+    """What to do with each experiment, from the same reconciled state that `xrayhpc.status` shows."""
+    rows, warning = collect(root, {e.id: e.fingerprint for e in experiments})
+    return [Decision(exp, *decide(row, force, max_attempts, retry)) for exp, row in zip(experiments, rows, strict=True)], warning
+
+
+def decide(row: Row, force: bool, max_attempts: int, retry: bool) -> tuple[str, str]:
+    """Submit, or say why not: done, still queued or running, or a failure not worth retrying."""
+    if row.state in ("queued", "running"):
+        return "live", f"job {row.job} is {row.state}" + (f" ({row.reason})" if row.reason else "")
+    if row.state == "error":
+        return "live", f"job {row.job} is in SGE's error state: see `qstat -j`, then qdel it to resubmit"
+    if row.state == "done":
+        return ("submit", "--force") if force else ("done", "complete result with this fingerprint")
+    if row.state not in FAILURES:
+        return "submit", ""
+    if retry:
+        return "submit", f"retried (--retry) after: {row.reason}"
+    if row.cause == "user":
+        return "held", f"not retried, the input needs fixing: {row.reason}; then pass --retry"
+    if row.attempt >= max_attempts:
+        return "held", (f"not retried: {row.attempt} attempts ended without a result, the last: {row.reason}; "
+                        f"--max-attempts {row.attempt + 1} allows one more")
+    return "submit", f"attempt {row.attempt + 1} of {max_attempts}, after: {row.reason}"
 
 
 def groups(decisions: list[Decision]) -> dict[str, list[Decision]]:
@@ -109,15 +120,19 @@ def _qsub_message(err: Exception) -> str:
 
 
 def _send(executor: Any, batch: list[Decision], command: str, kind: str, device: str, root: Path) -> None:
-    """One batch as one array job; a refusal becomes one line with the scheduler's own words."""
+    """One batch as one array job, recorded; Ctrl-C waits until both are done, so records stay true.
+
+    A refusal becomes one line with the scheduler's own words.
+    """
     from submitit.core.utils import FailedJobError
 
-    try:
-        with contextlib.redirect_stderr(io.StringIO()), executor.batch():  # the error says it once
-            jobs = [executor.submit(run_experiment, d.exp, str(root)) for d in batch]
-    except (FailedJobError, subprocess.CalledProcessError, OSError) as err:
-        raise UserError(f"{command} refused the {device} jobs ({len(batch)}): {_qsub_message(err)}") from None
-    _record(batch, jobs, kind, root)
+    with Held([signal.SIGINT]):
+        try:
+            with contextlib.redirect_stderr(io.StringIO()), executor.batch():  # the error says it once
+                jobs = [executor.submit(ExperimentJob(), d.exp, str(root)) for d in batch]
+        except (FailedJobError, subprocess.CalledProcessError, OSError) as err:
+            raise UserError(f"{command} refused the {device} jobs ({len(batch)}): {_qsub_message(err)}") from None
+        _record(batch, jobs, kind, root)
 
 
 def submit_sge(batch: list[Decision], device: str, profile: Profile, root: Path) -> None:
@@ -147,7 +162,7 @@ def _record(batch: list[Decision], jobs: list[Any], executor: str, root: Path) -
             script=str(script), log=str(job.paths.stdout), submitted=now,
             attempt=_attempt(folder, d.exp.fingerprint),
         ))
-        d.action, d.detail = "submitted", f"job {job.job_id}"
+        d.action, d.detail = "submitted", f"job {job.job_id}" + (f"; {d.detail}" if d.detail else "")
 
 
 def run_local(batch: list[Decision], root: Path, console: Console) -> None:
@@ -157,17 +172,28 @@ def run_local(batch: list[Decision], root: Path, console: Console) -> None:
     executor = submitit.LocalExecutor(job_folder(root))
     executor.update_parameters(timeout_min=24 * 60)
     for d in batch:
-        job = executor.submit(run_experiment, d.exp, str(root))
         folder = root / d.exp.id
-        write_record(folder, JobRecord("local", str(job.job_id), d.exp.fingerprint, str(job.paths.submission_file),
-                                       str(job.paths.stdout), time.time(), _attempt(folder, d.exp.fingerprint)))
+        with Held([signal.SIGINT]):
+            job = executor.submit(run_experiment, d.exp, str(root))
+            write_record(folder, JobRecord("local", str(job.job_id), d.exp.fingerprint, str(job.paths.submission_file),
+                                           str(job.paths.stdout), time.time(), _attempt(folder, d.exp.fingerprint)))
         console.print(f"running {d.exp.id} here (pid {job.job_id}); log: {folder / 'worker.log'}", markup=False)
         try:
             job.result()
             d.action, d.detail = "submitted", f"done: {folder}"
+        except KeyboardInterrupt:
+            job.cancel()  # the worker notes where it stopped; its checkpoint stays for the next run
+            _wait_for(job)
+            d.action, d.detail = "interrupted", (read_json(folder / PROGRESS) or {}).get("error") or "interrupted"
+            raise
         except Exception as err:  # say the worker's own error, which it left in progress.json
             reason = (read_json(folder / PROGRESS) or {}).get("error") or str(err).strip().splitlines()[-1]
             d.action, d.detail = "failed", f"{reason}  [log: {folder / 'worker.log'}]"
+
+
+def _wait_for(job: Any, timeout_s: float = 30) -> None:
+    with contextlib.suppress(Exception):
+        job._process.wait(timeout=timeout_s)
 
 
 def dry_run(batches: dict[str, list[Decision]], profile: Profile, root: Path, console: Console) -> None:
@@ -193,7 +219,8 @@ def summary(decisions: list[Decision], console: Console) -> None:
         for d in decisions:
             print(f"{d.exp.id.ljust(width)}  {d.action.ljust(9)}  {d.detail}".rstrip())
         return
-    colours = {"submitted": "green", "done": "blue", "live": "yellow", "dry-run": "cyan", "failed": "red"}
+    colours = {"submitted": "green", "done": "blue", "live": "yellow", "dry-run": "cyan", "failed": "red",
+               "held": "red", "interrupted": "red"}
     table = Table(title=None, show_edge=False)
     for column in ("experiment", "action", "detail"):
         table.add_column(column)
@@ -208,6 +235,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--grid", default="jobs/report.toml", help="grid file (default: jobs/report.toml)")
     parser.add_argument("--only", help="only experiments whose id matches this pattern")
     parser.add_argument("--force", action="store_true", help="resubmit experiments that are already done")
+    parser.add_argument("--max-attempts", type=int, default=MAX_ATTEMPTS, metavar="N",
+                        help=f"retry a job that ended without a result (killed, lost, crashed) until N submissions (default {MAX_ATTEMPTS})")
+    parser.add_argument("--retry", action="store_true",
+                        help="resubmit failed experiments whatever the cause or count (after fixing their input)")
+    parser.add_argument("--wait", type=float, default=60, metavar="SECONDS",
+                        help="how long to wait for another submit-all on the same results folder (default 60)")
     parser.add_argument("--executor", choices=EXECUTORS, help="default: sge if installed, slurm if installed, else local")
     parser.add_argument("--profile", help="site profile in qsub/ (default: $XRAYHPC_PROFILE or qsub/scc.toml)")
     parser.add_argument("--project", help="the project to charge (-P); default: the profile's or $XRAYHPC_PROJECT")
@@ -224,10 +257,28 @@ def main(argv: list[str] | None = None) -> int:
     if not experiments:
         raise UserError(f"{args.grid}: no experiment matches {args.only!r}")
     root = results_root(args.results)
-    decisions, warning = plan(experiments, root, args.force)
-    if warning:
-        console.print(Text(f"warning: {warning}", style="yellow"))
-    batches = groups(decisions)
+    if args.max_attempts < 1:
+        raise UserError(f"--max-attempts {args.max_attempts}: give 1 or more")
+    with results_lock(root, args.wait, lambda m: console.print(Text(m, style="yellow"))):
+        decisions, warning = plan(experiments, root, args.force, args.max_attempts, args.retry)
+        if warning:
+            console.print(Text(f"warning: {warning}", style="yellow"))
+        try:
+            dispatch(kind, groups(decisions), profile, root, console)
+        except KeyboardInterrupt:
+            summary(decisions, console)
+            console.print(f"interrupted: {sum(d.action == 'submitted' for d in decisions)} submitted and recorded; "
+                          "nothing else was sent (run it again to go on)")
+            return 130
+    summary(decisions, console)
+    sent = sum(d.action == "submitted" for d in decisions)
+    console.print(f"{sent} submitted, {sum(d.action == 'done' for d in decisions)} already done, "
+                  f"{sum(d.action == 'live' for d in decisions)} queued or running"
+                  + (f", {held} held back" if (held := sum(d.action == 'held' for d in decisions)) else ""))
+    return 1 if any(d.action in ("failed", "held") for d in decisions) else 0
+
+
+def dispatch(kind: str, batches: dict[str, list[Decision]], profile: Profile, root: Path, console: Console) -> None:
     if kind == "dry-run":
         if problem := missing_project(profile):
             console.print(Text(f"warning: {problem}; the scripts show -P {PLACEHOLDER_PROJECT}", style="yellow"))
@@ -240,11 +291,6 @@ def main(argv: list[str] | None = None) -> int:
             raise UserError(problem)
         for device, batch in batches.items():
             (submit_sge if kind == "sge" else submit_slurm)(batch, device, profile, root)
-    summary(decisions, console)
-    sent = sum(d.action == "submitted" for d in decisions)
-    console.print(f"{sent} submitted, {sum(d.action == 'done' for d in decisions)} already done, "
-                  f"{sum(d.action == 'live' for d in decisions)} queued or running")
-    return 1 if any(d.action == "failed" for d in decisions) else 0
 
 
 if __name__ == "__main__":

@@ -58,6 +58,7 @@ class Progress:
             "elapsed_s": round(time.time() - self.start, 2),
             "host": os.uname().nodename,
             "pid": os.getpid(),
+            "job": os.environ.get("SUBMITIT_JOB_ID", ""),
         })
 
 
