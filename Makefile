@@ -26,7 +26,7 @@ demo: $(PY) ## synthetic X-rays, the smoke grid's CPU experiments on this machin
 	$(PY) -m xrayhpc.report --quiet
 	@echo "open results/report.html, or results/task1-vgg16-cpu/ and results/task2-mobilenet-cpu/"
 
-submit-all: $(PY) ## send every experiment of GRID to the cluster (DRY_RUN=1: print the scripts; EXECUTOR=, PROFILE=)
+submit-all: $(PY) ## send every experiment of GRID to the cluster (DRY_RUN=1: print the scripts; EXECUTOR=, PROFILE=; ARGS="--max-attempts N", "--retry")
 	$(PY) -m xrayhpc.submit --grid $(GRID) $(if $(DRY_RUN),--executor dry-run,$(if $(EXECUTOR),--executor $(EXECUTOR))) $(if $(PROFILE),--profile $(PROFILE)) $(ARGS)
 
 status: $(PY) ## where every job stands (GRID=... for one grid; ARGS=--watch to follow)

@@ -3,15 +3,22 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
+import threading
+import time
 from pathlib import Path
 
 import pytest
 
 from conftest import ROOT
 from xrayhpc.jobs import read_record
-from xrayhpc.results import read_metrics
+from xrayhpc.lock import results_lock
+from xrayhpc.results import read_json, read_metrics, write_json
+from xrayhpc.signals import Held
+from xrayhpc.state import Row
+from xrayhpc.submit import decide
 
 
 def run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
@@ -69,3 +76,61 @@ def test_local_executor_runs_here_and_records_it(tmp_path: Path, synthetic: Path
     assert "failed" in out.stdout and "refusing to run on the CPU" in out.stdout
     again = run(*args)
     assert "0 submitted, 1 already done" in again.stdout
+
+
+@pytest.mark.parametrize(("row", "expected"), [
+    (Row("a", "failed", attempt=1, reason="killed by h_rt: the wall-time limit was reached"), ("submit", "attempt 2 of 3")),
+    (Row("a", "lost", attempt=2, reason="the scheduler no longer knows this job"), ("submit", "attempt 3 of 3")),
+    (Row("a", "deleted", attempt=3, reason="deleted with qdel while running"), ("held", "--max-attempts 4 allows one more")),
+    (Row("a", "failed", attempt=1, reason="no images in data/two/train", cause="user"), ("held", "the input needs fixing")),
+    (Row("a", "running", job="12"), ("live", "job 12 is running")),
+    (Row("a", "done"), ("done", "complete result")),
+    (Row("a", "not submitted"), ("submit", "")),
+])
+def test_retry_policy(row: Row, expected: tuple[str, str]) -> None:
+    action, detail = decide(row, force=False, max_attempts=3, retry=False)
+    assert action == expected[0] and expected[1] in detail
+
+
+def test_retry_flag_sends_a_refused_input_again() -> None:
+    assert decide(Row("a", "failed", attempt=5, cause="user"), force=False, max_attempts=3, retry=True)[0] == "submit"
+
+
+def test_a_second_dispatcher_waits_then_gives_up_in_one_line(tmp_path: Path) -> None:
+    with results_lock(tmp_path, 0, print):
+        out = run("--grid", "jobs/smoke.toml", "--executor", "dry-run", "--results", str(tmp_path), "--wait", "0.5")
+    assert out.returncode == 2 and "another submit-all" in out.stderr and "--wait SECONDS" in out.stderr
+    assert f"pid {os.getpid()}" in out.stderr and len(out.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "dry-run").exists()
+    assert run("--grid", "jobs/smoke.toml", "--executor", "dry-run", "--results", str(tmp_path)).returncode == 0
+
+
+def test_held_ctrl_c_is_delivered_after_the_block() -> None:
+    done = []
+    with pytest.raises(KeyboardInterrupt):
+        with Held([signal.SIGINT]):
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(0.05)
+            done.append("recorded")
+    assert done == ["recorded"]
+
+
+def test_readers_never_see_half_a_file(tmp_path: Path) -> None:
+    path = tmp_path / "progress.json"
+    write_json(path, {"epoch": 0, "pad": "x" * 100_000})
+    stop = threading.Event()
+
+    def writer() -> None:
+        k = 0
+        while not stop.is_set():
+            k += 1
+            write_json(path, {"epoch": k, "pad": "x" * 100_000})
+
+    thread = threading.Thread(target=writer)
+    thread.start()
+    try:
+        reads = [read_json(path) for _ in range(300)]
+    finally:
+        stop.set()
+        thread.join()
+    assert all(r is not None and len(r["pad"]) == 100_000 for r in reads)

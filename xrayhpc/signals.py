@@ -8,6 +8,7 @@ state is saved. On leaving the block the held signal is delivered to the handler
 from __future__ import annotations
 
 import signal
+import threading
 from collections.abc import Iterable
 from types import FrameType, TracebackType
 
@@ -27,6 +28,8 @@ class Held:
         self.pending = self.pending or signum
 
     def __enter__(self) -> Held:
+        if threading.current_thread() is not threading.main_thread():
+            return self  # only the main thread receives signals
         for signum in self.signums:
             self._old[signum] = signal.signal(signum, self._note)
         return self

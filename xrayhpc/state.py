@@ -161,9 +161,9 @@ def reconcile(folder: Path, fingerprint: str | None, record: JobRecord | None,
 
 
 def _same_job(progress: dict[str, Any], record: JobRecord) -> bool:
-    if record.executor == "local":
-        return str(progress.get("pid")) == record.job_id
-    return progress.get("job") in (None, "", record.job_id)  # our SGE script names the job; Slurm's does not
+    """Did this submission's worker write `progress`? (Our SGE script and submitit's local runs name
+    the job to the worker; Slurm's script does not, and then progress is taken as this job's.)"""
+    return progress.get("job") in (None, "", record.job_id)
 
 
 def _cause(row: Row, progress: dict[str, Any]) -> str:

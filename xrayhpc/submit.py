@@ -38,7 +38,7 @@ from xrayhpc.profile import PROFILES, Profile, load_profile, missing_project
 from xrayhpc.results import PROGRESS, read_json, results_root
 from xrayhpc.sge import SgeExecutor, submit_command
 from xrayhpc.signals import Held
-from xrayhpc.state import FAILURES, Row, collect
+from xrayhpc.state import FAILURES, Row, collect, pid_alive
 from xrayhpc.worker import run_experiment
 
 EXECUTORS = ("sge", "slurm", "local", "dry-run")
@@ -60,6 +60,10 @@ class Decision:
     exp: Experiment
     action: str  # submit | done | live | held | submitted | dry-run | failed | interrupted
     detail: str = ""
+
+    def settle(self, action: str, detail: str) -> None:
+        """What happened, keeping why it was sent (a retry says so)."""
+        self.action, self.detail = action, detail + (f"; {self.detail}" if self.detail else "")
 
 
 def plan(experiments: list[Experiment], root: Path, force: bool = False, max_attempts: int = MAX_ATTEMPTS,
@@ -162,7 +166,7 @@ def _record(batch: list[Decision], jobs: list[Any], executor: str, root: Path) -
             script=str(script), log=str(job.paths.stdout), submitted=now,
             attempt=_attempt(folder, d.exp.fingerprint),
         ))
-        d.action, d.detail = "submitted", f"job {job.job_id}" + (f"; {d.detail}" if d.detail else "")
+        d.settle("submitted", f"job {job.job_id}")
 
 
 def run_local(batch: list[Decision], root: Path, console: Console) -> None:
@@ -180,20 +184,24 @@ def run_local(batch: list[Decision], root: Path, console: Console) -> None:
         console.print(f"running {d.exp.id} here (pid {job.job_id}); log: {folder / 'worker.log'}", markup=False)
         try:
             job.result()
-            d.action, d.detail = "submitted", f"done: {folder}"
+            d.settle("submitted", f"done: {folder}")
         except KeyboardInterrupt:
             job.cancel()  # the worker notes where it stopped; its checkpoint stays for the next run
-            _wait_for(job)
-            d.action, d.detail = "interrupted", (read_json(folder / PROGRESS) or {}).get("error") or "interrupted"
+            _wait_for(job, folder)
+            d.settle("interrupted", (read_json(folder / PROGRESS) or {}).get("error") or "interrupted")
             raise
         except Exception as err:  # say the worker's own error, which it left in progress.json
             reason = (read_json(folder / PROGRESS) or {}).get("error") or str(err).strip().splitlines()[-1]
-            d.action, d.detail = "failed", f"{reason}  [log: {folder / 'worker.log'}]"
+            d.settle("failed", f"{reason}  [log: {folder / 'worker.log'}]")
 
 
-def _wait_for(job: Any, timeout_s: float = 30) -> None:
+def _wait_for(job: Any, folder: Path, timeout_s: float = 30) -> None:
+    """Until the interrupted worker has written where it stopped (it outlives submitit's controller)."""
     with contextlib.suppress(Exception):
         job._process.wait(timeout=timeout_s)
+    end = time.monotonic() + timeout_s
+    while pid_alive((read_json(folder / PROGRESS) or {}).get("pid")) and time.monotonic() < end:
+        time.sleep(0.1)
 
 
 def dry_run(batches: dict[str, list[Decision]], profile: Profile, root: Path, console: Console) -> None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import time
 from pathlib import Path
 from typing import Any
@@ -24,6 +25,7 @@ from xrayhpc.errors import UserError, cli
 from xrayhpc.experiment import Experiment, load_grid, parse_overrides, select
 from xrayhpc.results import LOG, METRICS, PROGRESS, SCHEMA_VERSION, results_root, write_json
 from xrayhpc.runlog import RunLog
+from xrayhpc.signals import Held
 
 
 class Progress:
@@ -58,7 +60,7 @@ class Progress:
             "elapsed_s": round(time.time() - self.start, 2),
             "host": os.uname().nodename,
             "pid": os.getpid(),
-            "job": os.environ.get("SUBMITIT_JOB_ID", ""),
+            "job": os.environ.get("SUBMITIT_JOB_ID") or os.environ.get("SUBMITIT_LOCAL_JOB_ID", ""),
         })
 
 
@@ -74,9 +76,10 @@ def run_experiment(exp: Experiment, results: str | Path | None = None, tty: bool
         try:
             return _run(exp, folder, progress, log, checkpoint)
         except BaseException as err:
-            kind, message = _failure(err, checkpoint)
-            log(f"failed: {message}")
-            progress.write("failed", "failed", progress.epoch, error=message, error_kind=kind)
+            with Held([signal.SIGINT]):  # a second Ctrl-C must not cut the record short
+                kind, message = _failure(err, checkpoint)
+                log(f"failed: {message}")
+                progress.write("failed", "failed", progress.epoch, error=message, error_kind=kind)
             raise
 
 
