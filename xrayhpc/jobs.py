@@ -1,4 +1,4 @@
-"""Job records, kept in the result folder as job.json, and the callable that a job runs.
+"""Job records: what was submitted for an experiment, kept in its result folder as job.json.
 
 A record is written only after the scheduler accepted the job, so it is always true; `attempt`
 counts submissions (retries included) and `requeues` the times the job put itself back in the
@@ -8,18 +8,14 @@ failed) and by the status table.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import time
-import dataclasses
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-import submitit
-
-from xrayhpc.experiment import Experiment
 from xrayhpc.results import JOB, read_json, write_json
-from xrayhpc.worker import run_experiment
 
 
 @dataclass(frozen=True)
@@ -65,18 +61,3 @@ def write_record(folder: Path, record: JobRecord) -> None:
     data["submitted_by"] = os.environ.get("USER", "")
     data["submitted_at"] = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(record.submitted))
     write_json(Path(folder) / JOB, data)
-
-
-class ExperimentJob(submitit.helpers.Checkpointable):
-    """What a scheduler job runs: one experiment. At the wall-time warning the worker saves at the
-    end of its epoch, then submitit calls `checkpoint` and requeues the same call, which resumes."""
-
-    def __call__(self, exp: Experiment, results: str) -> Path:
-        return run_experiment(exp, results)
-
-    def checkpoint(self, exp: Experiment, results: str) -> submitit.helpers.DelayedSubmission:
-        folder = Path(results) / exp.id
-        record = read_record(folder)
-        if record and record.fingerprint == exp.fingerprint:
-            write_record(folder, dataclasses.replace(record, requeues=record.requeues + 1))
-        return submitit.helpers.DelayedSubmission(self, exp, results)

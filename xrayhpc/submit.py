@@ -32,9 +32,10 @@ from rich.text import Text
 
 from xrayhpc.errors import UserError, cli
 from xrayhpc.experiment import Experiment, load_grid, parse_overrides, select
-from xrayhpc.jobs import ExperimentJob, JobRecord, read_record, write_record
+from xrayhpc.jobs import JobRecord, read_record, write_record
 from xrayhpc.lock import results_lock
 from xrayhpc.profile import PROFILES, Profile, load_profile, missing_project
+from xrayhpc.requeue import ExperimentJob
 from xrayhpc.results import PROGRESS, read_json, results_root
 from xrayhpc.sge import SgeExecutor, submit_command
 from xrayhpc.signals import Held
