@@ -17,11 +17,10 @@ import pytest
 from conftest import ROOT
 from test_cluster import profile, submit, wait, watch
 from test_status import row, status_cli
+from xrayhpc.experiment import load_grid, parse_overrides, select
 from xrayhpc.jobs import read_record
 from xrayhpc.results import read_json, read_metrics
-from xrayhpc.state import collect
 from xrayhpc.worker import run_experiment
-from xrayhpc.experiment import load_grid, parse_overrides, select
 
 pytestmark = [pytest.mark.cluster, pytest.mark.slow, pytest.mark.usefixtures("sge_cluster")]
 EID = "task1-vgg16-cpu"

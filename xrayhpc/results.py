@@ -62,8 +62,3 @@ def read_metrics(folder: Path) -> dict[str, Any] | None:
         return data
     return None
 
-
-def is_done(folder: Path, fingerprint: str) -> bool:
-    """A complete result for exactly these settings."""
-    metrics = read_metrics(folder)
-    return bool(metrics) and metrics.get("experiment", {}).get("fingerprint") == fingerprint

@@ -87,9 +87,9 @@ def _failure(err: BaseException, checkpoint: Checkpoint) -> tuple[str, str]:
     """(kind, one line): `user` errors are not retried; `interrupted` and `crash` may be."""
     if isinstance(err, UserError):
         return "user", str(err)
-    resume = f"the next run resumes from epoch {checkpoint.saved_epoch}" if checkpoint.saved_epoch > 0 else "nothing saved yet"
     if isinstance(err, KeyboardInterrupt):
-        return "interrupted", f"interrupted (Ctrl-C); {resume}"
+        saved = checkpoint.saved_epoch
+        return "interrupted", "interrupted (Ctrl-C); " + (f"the next run resumes from epoch {saved}" if saved > 0 else "nothing saved yet")
     return "crash", f"{type(err).__name__}: {err}"
 
 
