@@ -29,6 +29,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from xrayhpc import report
 from xrayhpc.errors import UserError, cli
 from xrayhpc.experiment import Experiment, load_grid
 from xrayhpc.results import read_metrics, write_atomic, write_json
@@ -118,20 +119,20 @@ def bench_worker(data: Path, epochs: int, workdir: Path, augment_modes: tuple[bo
 
 
 def worker_table(w: dict[str, Any]) -> str:
-    lines = [
-        f"Task 1, frozen VGG16, {w['epochs']} epochs, batch {w['batch_size']}, {w['images']} images, CPU.",
-        "",
-        "| augmentation | pipeline | wall s | train s | s/epoch | peak MB | test acc | speedup |",
-        "|---|---|---:|---:|---:|---:|---:|---:|",
-    ]
+    header = ["augmentation", "pipeline", "wall s", "train s", "s/epoch", "peak MB", "test acc", "speedup"]
+    body = []
     for label, run in w["runs"].items():
         for name in ("template", "ours"):
             r = run[name]
-            lines.append(
-                f"| {label} | {name} | {r['wall_s']:.1f} | {r['phases']['train']:.1f} | "
-                f"{r['phases']['seconds_per_epoch']:.2f} | {r['peak_rss_mb']:.0f} | {r['accuracy']:.3f} | "
-                f"{run['speedup'] if name == 'ours' else ''} |"
-            )
+            body.append([
+                label, name, f"{r['wall_s']:.1f}", f"{r['phases']['train']:.1f}", f"{r['phases']['seconds_per_epoch']:.2f}",
+                f"{r['peak_rss_mb']:.0f}", f"{r['accuracy']:.3f}", str(run["speedup"]) if name == "ours" else "",
+            ])
+    lines = [
+        f"Task 1, frozen VGG16, {w['epochs']} epochs, batch {w['batch_size']}, {w['images']} images, CPU.",
+        "",
+        report.markdown(header, body, "llrrrrrr"),
+    ]
     if w["fast_path_over_floor"] is None:
         return "\n".join(lines)
     lines += [
@@ -220,21 +221,17 @@ def bench_dispatch(sizes: list[int], workdir: Path, data: Path) -> dict[str, Any
 
 
 def dispatch_table(d: dict[str, Any]) -> str:
-    lines = [
-        f"Cluster: {d['cluster'] or 'none (dry-run only)'}.",
-        "",
-        "| experiments | dry-run submit s | sge submit s | qsub calls | status refresh s | qstat+qacct calls |",
-        "|---:|---:|---:|---:|---:|---:|",
-    ]
+    header = ["experiments", "dry-run submit s", "sge submit s", "qsub calls", "status refresh s", "qstat+qacct calls"]
+    body = []
     for n, row in d["sizes"].items():
         sge = row.get("sge", {})
         status = row.get("status_calls", {})
-        lines.append(
-            f"| {n} | {row['dry-run']['submit_s']:.2f} | {sge.get('submit_s', float('nan')):.2f} | "
-            f"{sge.get('calls', {}).get('qsub', '-')} | {row.get('status_refresh_s', float('nan')):.3f} | "
-            f"{status.get('qstat', 0) + status.get('qacct', 0) if status else '-'} |"
-        )
-    return "\n".join(lines)
+        body.append([
+            n, f"{row['dry-run']['submit_s']:.2f}", f"{sge.get('submit_s', float('nan')):.2f}",
+            str(sge.get("calls", {}).get("qsub", "-")), f"{row.get('status_refresh_s', float('nan')):.3f}",
+            str(status.get("qstat", 0) + status.get("qacct", 0)) if status else "-",
+        ])
+    return "\n".join([f"Cluster: {d['cluster'] or 'none (dry-run only)'}.", "", report.markdown(header, body, "rrrrrr")])
 
 
 def synthetic_result(root: Path, exp: Experiment, total: float, correct: int, count: int) -> dict[str, Any]:
@@ -262,8 +259,6 @@ def synthetic_result(root: Path, exp: Experiment, total: float, correct: int, co
 
 def bench_report(sizes: list[int], workdir: Path) -> dict[str, Any]:
     """Time to build the report (tables, timing chart, markdown, HTML) from N result folders."""
-    from xrayhpc import report
-
     out: dict[str, Any] = {"sizes": {}}
     for n in sizes:
         root = workdir / f"results-{n}"
@@ -281,9 +276,8 @@ def bench_report(sizes: list[int], workdir: Path) -> dict[str, Any]:
 
 
 def report_table(r: dict[str, Any]) -> str:
-    lines = ["| result folders | build s | report.html KB |", "|---:|---:|---:|"]
-    lines += [f"| {n} | {row['build_s']:.2f} | {row['html_kb']:.0f} |" for n, row in r["sizes"].items()]
-    return "\n".join(lines)
+    body = [[n, f"{row['build_s']:.2f}", f"{row['html_kb']:.0f}"] for n, row in r["sizes"].items()]
+    return report.markdown(["result folders", "build s", "report.html KB"], body, "rrr")
 
 
 def find_data(given: str | None) -> tuple[Path, str]:

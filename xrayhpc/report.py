@@ -206,11 +206,13 @@ def state_table(rows: list[Row]) -> tuple[list[str], list[list[str]]]:
     ]
 
 
-def markdown(header: list[str], body: list[list[str]]) -> str:
+def markdown(header: list[str], body: list[list[str]], align: str = "") -> str:
+    """A Markdown table; `align` has one letter per column, `r` for right-aligned (default: left)."""
     def esc(cell: str) -> str:
         return cell.replace("|", "\\|")
 
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    rule = ["---:" if a == "r" else "---" for a in align.ljust(len(header), "l")]
+    lines = ["| " + " | ".join(header) + " |", "|" + "".join(f"{r}|" for r in rule)]
     lines += ["| " + " | ".join(esc(c) for c in row) + " |" for row in body]
     return "\n".join(lines)
 
