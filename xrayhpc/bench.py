@@ -1,24 +1,28 @@
 """Benchmarks, measured side by side in one run and written to results/bench/ (JSON + Markdown).
 
-    python -m xrayhpc.bench [--quick] [--epochs N] [--data DIR] [--out DIR]
+    python -m xrayhpc.bench [--quick] [--only PART ...] [--epochs N] [--data DIR] [--out DIR]
 
-Dispatch: scheduler calls and wall time of one submit and of one status refresh for grids of 1 to
-1000 experiments (dry-run, and on the local Grid Engine with jobs held and then deleted).
-Report: time to build the report from 10 to 1000 result folders.
-
-Worker: Task 1 of jobs/report.toml on the real data (else synthetic images, and it says so), CPU,
-`weights = "none"`: our worker against the course template's pipeline (xrayhpc.template), same
-epochs and batch size, augmentation off and on; each run is a fresh process with a cold image
-cache, timed end to end, with its peak memory. The floor: one backbone pass over every image at
-this machine's measured float32 matmul rate.
+worker, task2: the experiments of jobs/report.toml on the real data (else synthetic images, and it
+says so), CPU, `weights = "none"`: our worker against the course template's pipeline
+(xrayhpc.template) with the same settings. Task 1 with augmentation off and on; Task 2's VGG16 and
+MobileNet with it off. Each run is a fresh process with a cold image cache, timed end to end, with
+its peak memory, test accuracy and its roofline: the backbone passes it needs at this machine's
+measured float32 matmul rate.
+scaling: our worker's fast path on the data repeated x1, x2, x4.
+dispatch: scheduler calls and wall time of one submit and of one status refresh for grids of 1 to
+1000 experiments (dry-run, and on the local Grid Engine with jobs held and then deleted), against
+one qsub per experiment.
+report: time to build the report from 10 to 1000 result folders.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import io
 import json
+import math
 import os
 import platform
 import shutil
@@ -36,6 +40,12 @@ from xrayhpc.results import read_metrics, write_atomic, write_json
 
 ROOT = Path(__file__).resolve().parent.parent
 REPORT_GRID = ROOT / "jobs" / "report.toml"
+PARTS = ("worker", "task2", "scaling", "dispatch", "report")
+# Task 1 runs the report's 40 epochs; Task 2 (100 in the report) and the scaling runs take fewer, or
+# the template's Task 2 VGG16 alone would need hours here (~90 s an epoch on 2 cores).
+FULL_EPOCHS = {"worker": 40, "task2": 5, "scaling": 3}
+QUICK_EPOCHS = 2
+QUICK_FRACTION = 0.25
 
 
 def run_child(args: list[str], env: dict[str, str], log: Path) -> dict[str, float]:
@@ -67,81 +77,111 @@ def matmul_gflops() -> float:
     return round(best, 1)
 
 
-def task1(data: Path, epochs: int, augment: bool) -> Experiment:
-    overrides = {"weights": "none", "epochs": epochs, "augment": augment, "data": str(data)}
-    return next(e for e in load_grid(REPORT_GRID, overrides) if e.id == "task1-vgg16-cpu")
+def report_experiment(task: str, backbone: str, data: Path, **settings: Any) -> Experiment:
+    """The report grid's experiment for (task, backbone), on the CPU, without ImageNet weights."""
+    exp = next(e for e in load_grid(REPORT_GRID, {"weights": "none", "data": str(data)})
+               if e.task == task and e.backbone == backbone)
+    return dataclasses.replace(exp, device="cpu", **settings)
 
 
-def bench_worker(data: Path, epochs: int, workdir: Path, augment_modes: tuple[bool, ...] = (False, True)) -> dict[str, Any]:
+def template_args(exp: Experiment, out: Path) -> list[str]:
+    """The course template's command line for the same experiment."""
+    args = [sys.executable, "-m", "xrayhpc.template", str(exp.data_dir), str(out),
+            "--epochs", str(exp.epochs), "--batch-size", str(exp.batch_size), "--image-size", str(exp.image_size),
+            "--learning-rate", str(exp.learning_rate), "--backbone", exp.backbone, "--checkpoint", exp.checkpoint,
+            "--head-units", *map(str, exp.head_units), "--dropouts", *map(str, exp.dropouts)]
+    return args + ["--trainable"] * exp.trainable_backbone + ["--no-augment"] * (not exp.augment)
+
+
+def backbone_passes(counts: dict[str, int], exp: Experiment, template: bool) -> int:
+    """Forward passes of the backbone a run needs (a training step counts 3): the roofline's work.
+
+    The template runs train+validation through it every epoch, then the test set and, for the
+    t-SNE, the training folder again; so does our plain path (trainable backbone), which also runs
+    the test set twice. Our head-only path runs each image once without augmentation; with it, the
+    fresh train transforms every epoch and the untransformed train images for the t-SNE.
+    """
+    train, val, test = counts["train"], counts["val"], counts["test"]
+    step = 3 if exp.trainable_backbone else 1
+    if template:
+        return exp.epochs * (step * train + val) + test + train + val
+    if not exp.head_only:
+        return exp.epochs * (step * train + val) + 2 * test + train + val
+    return train + val + test + (exp.epochs * train if exp.augment else 0)
+
+
+def compare(cases: dict[str, Experiment], workdir: Path) -> dict[str, Any]:
+    """Each experiment by our worker and by the course template, one after the other.
+
+    Each run is a fresh process with a cold image cache, timed end to end, with its peak memory.
+    """
     from xrayhpc.models import build_backbone, forward_flops
 
     import keras
 
-    flops = forward_flops(build_backbone("vgg16", 224, "none"))
-    keras.backend.clear_session()
     rate = matmul_gflops()
-    images = sum(1 for _ in (data / "two").rglob("*") if _.is_file())
     runs: dict[str, Any] = {}
-    for augment in augment_modes:
-        label = "augment on" if augment else "augment off"
-        exp = task1(data, epochs, augment)
-        spec = workdir / f"spec-{int(augment)}.json"
+    for n, (label, exp) in enumerate(cases.items()):
+        flops = forward_flops(build_backbone(exp.backbone, exp.image_size, "none"))
+        keras.backend.clear_session()
+        spec = workdir / f"spec-{n}.json"
         spec.write_text(json.dumps(exp.settings()))
-        print(f"bench: our worker, Task 1, {epochs} epochs, {label} ...", flush=True)
-        env = {"XRAYHPC_CACHE": str(workdir / f"cache-{int(augment)}")}
-        ours = run_child([sys.executable, "-m", "xrayhpc.worker", "--spec", str(spec), "--results", str(workdir / "ours")],
-                         env, workdir / f"ours-{int(augment)}.log")
-        metrics = read_metrics(workdir / "ours" / exp.id)
-        ours.update(phases=metrics["timing"], accuracy=metrics["test"]["accuracy"], loss=metrics["test"]["loss"])
-        print(f"bench: the course template, {label} ...", flush=True)
-        out = workdir / f"template-{int(augment)}.json"
-        args = [sys.executable, "-m", "xrayhpc.template", str(data / "two"), str(out),
-                "--epochs", str(epochs), "--batch-size", str(exp.batch_size)]
-        template = run_child(args + ([] if augment else ["--no-augment"]), {}, workdir / f"template-{int(augment)}.log")
+        print(f"bench: {label}: our worker, {exp.epochs} epochs ...", flush=True)
+        env = {"XRAYHPC_CACHE": str(workdir / f"cache-{n}")}
+        ours = run_child([sys.executable, "-m", "xrayhpc.worker", "--spec", str(spec), "--results", str(workdir / f"ours-{n}")],
+                         env, workdir / f"ours-{n}.log")
+        metrics = read_metrics(workdir / f"ours-{n}" / exp.id)
+        counts = {split: sum(c.values()) for split, c in metrics["counts"].items()}
+        ours.update(phases=metrics["timing"], accuracy=metrics["test"]["accuracy"], loss=metrics["test"]["loss"],
+                    backbone_passes=backbone_passes(counts, exp, template=False))
+        print(f"bench: {label}: the course template ...", flush=True)
+        out = workdir / f"template-{n}.json"
+        template = run_child(template_args(exp, out), {}, workdir / f"template-{n}.log")
         result = json.loads(out.read_text())
-        template.update(phases=result["timing"], accuracy=result["test"]["accuracy"], loss=result["test"]["loss"])
-        counts = {split: sum(n.values()) for split, n in metrics["counts"].items()}
-        ours["backbone_passes"] = backbone_passes(counts, epochs, augment, template=False)
-        template["backbone_passes"] = backbone_passes(result["images"], epochs, augment, template=True)
+        template.update(phases=result["timing"], accuracy=result["test"]["accuracy"], loss=result["test"]["loss"],
+                        backbone_passes=backbone_passes(result["images"], exp, template=True))
         for run in (ours, template):
             run["floor_s"] = round(run["backbone_passes"] * flops / (rate * 1e9), 1)
             run["over_floor"] = round(run["wall_s"] / run["floor_s"], 2)
-        runs[label] = {"ours": ours, "template": template,
-                       "speedup": round(template["wall_s"] / ours["wall_s"], 2)}
-    floor_s = images * flops / (rate * 1e9)
-    fast = runs.get("augment off", {}).get("ours")
+        runs[label] = {
+            "experiment": exp.id, "backbone": exp.backbone, "trainable_backbone": exp.trainable_backbone,
+            "augment": exp.augment, "epochs": exp.epochs, "batch_size": exp.batch_size, "images": counts,
+            "gflop_per_image": round(flops / 1e9, 2), "ours": ours, "template": template,
+            "speedup": round(template["wall_s"] / ours["wall_s"], 2),
+        }
+    out = {"matmul_gflops": rate, "runs": runs}
+    fast = next((r for r in runs.values() if not r["augment"] and not r["trainable_backbone"]), None)
+    if fast:  # the fast path against one backbone pass over every image
+        floor_s = sum(fast["images"].values()) * fast["gflop_per_image"] / rate
+        out["fast_path"] = {"experiment": fast["experiment"], "floor_s": round(floor_s, 1),
+                            "over_floor": round(fast["ours"]["wall_s"] / floor_s, 2),
+                            "features_over_floor": round(fast["ours"]["phases"]["features"] / floor_s, 2)}
+    return out
+
+
+def task1_cases(data: Path, epochs: int, augment: tuple[bool, ...]) -> dict[str, Experiment]:
+    return {f"augment {'on' if a else 'off'}": report_experiment("binary", "vgg16", data, epochs=epochs, augment=a)
+            for a in augment}
+
+
+def task2_cases(data: Path, epochs: int) -> dict[str, Experiment]:
     return {
-        "experiment": "task1-vgg16-cpu (jobs/report.toml) with weights=none",
-        "epochs": epochs,
-        "batch_size": task1(data, epochs, False).batch_size,
-        "images": images,
-        "vgg16_gflop_per_image": round(flops / 1e9, 2),
-        "matmul_gflops": rate,
-        "floor_s": round(floor_s, 1),
-        "fast_path_over_floor": round(fast["wall_s"] / floor_s, 2) if fast else None,
-        "fast_path_features_over_floor": round(fast["phases"]["features"] / floor_s, 2) if fast else None,
-        "runs": runs,
+        "VGG16 frozen": report_experiment("multiclass", "vgg16", data, epochs=epochs, augment=False),
+        "MobileNet trained": report_experiment("multiclass", "mobilenet", data, epochs=epochs, augment=False),
     }
 
 
-def backbone_passes(counts: dict[str, int], epochs: int, augment: bool, template: bool) -> int:
-    """Images the frozen backbone must see: the roofline's work for one run.
-
-    The template runs train+validation through it every epoch, then the test set and, for the
-    t-SNE, the training folder again. Ours runs each image once without augmentation; with it,
-    the fresh train transforms every epoch, plus the untransformed train images for the t-SNE.
-    """
-    train, val, test = counts["train"], counts["val"], counts["test"]
-    if template:
-        return epochs * (train + val) + test + train + val
-    return train + val + test + (epochs * train if augment else 0)
-
-
 def worker_table(w: dict[str, Any]) -> str:
-    header = ["augmentation", "pipeline", "wall s", "train s", "s/epoch", "peak MB", "test acc",
+    header = ["run", "pipeline", "wall s", "train s", "s/epoch", "peak MB", "test acc",
               "backbone passes", "floor s", "wall/floor", "speedup"]
     body = []
+    lines = []
     for label, run in w["runs"].items():
+        images = ", ".join(f"{k} {v}" for k, v in run["images"].items())
+        kind = "trained" if run["trainable_backbone"] else "frozen"
+        lines.append(f"- {label}: {run['experiment']} ({run['backbone']} {kind}, {run['gflop_per_image']} GFLOP "
+                     f"per image), {run['epochs']} epochs, batch {run['batch_size']}, augmentation "
+                     f"{'on' if run['augment'] else 'off'}; images {images}")
         for name in ("template", "ours"):
             r = run[name]
             body.append([
@@ -149,24 +189,76 @@ def worker_table(w: dict[str, Any]) -> str:
                 f"{r['peak_rss_mb']:.0f}", f"{r['accuracy']:.3f}", str(r["backbone_passes"]), f"{r['floor_s']:.1f}",
                 f"{r['over_floor']:.2f}", str(run["speedup"]) if name == "ours" else "",
             ])
-    lines = [
-        f"Task 1, frozen VGG16, {w['epochs']} epochs, batch {w['batch_size']}, {w['images']} images, CPU.",
+    lines += [
         "",
         report.markdown(header, body, "llrrrrrrrrr"),
         "",
-        f"Roofline: a run's floor is its backbone passes x {w['vgg16_gflop_per_image']} GFLOP at the measured "
+        f"Roofline: a run's floor is its backbone passes (a training step counts 3) at the measured "
         f"{w['matmul_gflops']} GFLOP/s float32 matmul rate; wall/floor says how close it comes.",
     ]
-    if w["fast_path_over_floor"] is None:
-        return "\n".join(lines)
-    lines += [
-        "",
-        f"Floor: one VGG16 pass ({w['vgg16_gflop_per_image']} GFLOP per 224x224 image) over the "
-        f"{w['images']} images at the measured {w['matmul_gflops']} GFLOP/s float32 matmul rate = "
-        f"{w['floor_s']} s. The fast path's wall time is {w['fast_path_over_floor']}x the floor "
-        f"(its backbone phase {w['fast_path_features_over_floor']}x).",
-    ]
-    return "\n".join(lines)
+    if "fast_path" in w:
+        f = w["fast_path"]
+        lines += ["", f"The fast path ({f['experiment']}, augmentation off) against one backbone pass over every "
+                  f"image, {f['floor_s']} s: {f['over_floor']}x end to end, its backbone phase {f['features_over_floor']}x."]
+    return "\n".join(lines + ["", "Where our time goes (seconds):", "", phases_table(w)])
+
+
+PHASES = ("load", "features", "train", "evaluate", "tsne", "total")
+
+
+def phases_table(w: dict[str, Any]) -> str:
+    body = []
+    for label, run in w["runs"].items():
+        p = run["ours"]["phases"]
+        inside = ", ".join(f"{k} {v:.1f}" for k, v in p.get("train_breakdown", {}).items() if v)
+        body.append([label, *(f"{p[k]:.1f}" for k in PHASES), inside])
+    return report.markdown(["run", *PHASES, "inside train"], body, "lrrrrrrl")
+
+
+def data_view(source: Path, out: Path, fraction: float = 1.0, repeat: int = 1) -> Path:
+    """Links to the first `fraction` of each class folder's images, each `repeat` times.
+
+    The quick benchmark's smaller set, and the scaling runs' x2 and x4 (repeated data).
+    """
+    from xrayhpc.data import list_images
+
+    for folder in sorted(p for p in source.glob("*/*/*") if p.is_dir()):
+        files = list_images(folder)
+        files = files[:max(2, math.ceil(len(files) * fraction))]
+        target = out / folder.relative_to(source)
+        target.mkdir(parents=True, exist_ok=True)
+        for k in range(repeat):
+            for f in files:
+                (target / f"r{k}-{f.name}").symlink_to(f.resolve())
+    return out
+
+
+def bench_scaling(data: Path, epochs: int, workdir: Path, factors: tuple[int, ...] = (1, 2, 4)) -> dict[str, Any]:
+    """Our worker's fast path (Task 1, augmentation off) on the data repeated x1, x2, x4."""
+    out: dict[str, Any] = {"epochs": epochs, "factors": {}}
+    for k in factors:
+        view = data_view(data, workdir / f"data-x{k}", repeat=k)
+        exp = report_experiment("binary", "vgg16", view, epochs=epochs, augment=False)
+        spec = workdir / f"spec-x{k}.json"
+        spec.write_text(json.dumps(exp.settings()))
+        print(f"bench: scaling x{k} ...", flush=True)
+        run = run_child([sys.executable, "-m", "xrayhpc.worker", "--spec", str(spec), "--results", str(workdir / f"out-x{k}")],
+                        {"XRAYHPC_CACHE": str(workdir / f"cache-x{k}")}, workdir / f"x{k}.log")
+        metrics = read_metrics(workdir / f"out-x{k}" / exp.id)
+        run.update(images=sum(sum(c.values()) for c in metrics["counts"].values()), phases=metrics["timing"])
+        out["factors"][str(k)] = run
+    return out
+
+
+def scaling_table(s: dict[str, Any]) -> str:
+    base = s["factors"]["1"]
+    body = [[f"x{k}", str(r["images"]), f"{r['wall_s']:.1f}", f"{r['phases']['features']:.1f}", f"{r['phases']['train']:.1f}",
+             f"{r['peak_rss_mb']:.0f}", f"{r['wall_s'] / base['wall_s']:.2f}", f"{r['wall_s'] / r['images']:.3f}"]
+            for k, r in s["factors"].items()]
+    return "\n".join([
+        f"Our worker's fast path (Task 1, frozen VGG16, augmentation off, {s['epochs']} epochs), the data repeated.",
+        "", report.markdown(["data", "images", "wall s", "features s", "train s", "peak MB", "wall vs x1", "s per image"],
+                            body, "lrrrrrrr")])
 
 
 SCHEDULER_COMMANDS = ("qsub", "qstat", "qacct", "qdel")
@@ -200,10 +292,23 @@ def grid_of(n: int, folder: Path) -> Path:
     return path
 
 
-def bench_dispatch(sizes: list[int], workdir: Path, data: Path) -> dict[str, Any]:
+def naive_submit(n: int, workdir: Path) -> float:
+    """Seconds to send n jobs the way the course did: one qsub per experiment (held, then deleted)."""
+    script = workdir / "one-job.sh"
+    script.write_text("#!/bin/sh\ntrue\n")
+    start = time.perf_counter()
+    ids = [subprocess.run(["qsub", "-h", "-terse", "-P", "xrayhpc-test", "-o", "/dev/null", "-e", "/dev/null", str(script)],
+                          capture_output=True, text=True, check=True).stdout.strip() for _ in range(n)]
+    wall = time.perf_counter() - start
+    subprocess.run(["qdel", *ids], capture_output=True)
+    return round(wall, 3)
+
+
+def bench_dispatch(sizes: list[int], workdir: Path, data: Path, naive_max: int = 1000) -> dict[str, Any]:
     """Scheduler calls and wall time of one submit and one status refresh, per grid size.
 
-    Against the local cluster the jobs are submitted on hold (-h) and deleted once counted.
+    Against the local cluster the jobs are submitted on hold (-h) and deleted once counted, and
+    the same number of jobs is sent one qsub each, as the course did, up to `naive_max`.
     """
     from xrayhpc import submit
     from xrayhpc.sge import SgeExecutor
@@ -239,23 +344,32 @@ def bench_dispatch(sizes: list[int], workdir: Path, data: Path) -> dict[str, Any
                 ids = {r.job.split(".")[0] for r in rows}
                 subprocess.run(["qdel", *sorted(ids)], capture_output=True)
                 count_calls(calls)
+                if n <= naive_max:
+                    row["naive_submit_s"] = naive_submit(n, workdir)
         out["sizes"][str(n)] = row
         print(f"bench: dispatch {n}: {row}", flush=True)
     return out
 
 
 def dispatch_table(d: dict[str, Any]) -> str:
-    header = ["experiments", "dry-run submit s", "sge submit s", "qsub calls", "status refresh s", "qstat+qacct calls"]
+    header = ["experiments", "dry-run submit s", "sge submit s", "qsub calls", "one qsub each s", "ratio",
+              "status refresh s", "qstat+qacct calls"]
     body = []
     for n, row in d["sizes"].items():
         sge = row.get("sge", {})
         status = row.get("status_calls", {})
+        naive = row.get("naive_submit_s")
         body.append([
             n, f"{row['dry-run']['submit_s']:.2f}", f"{sge.get('submit_s', float('nan')):.2f}",
-            str(sge.get("calls", {}).get("qsub", "-")), f"{row.get('status_refresh_s', float('nan')):.3f}",
+            str(sge.get("calls", {}).get("qsub", "-")), f"{naive:.2f}" if naive else "-",
+            f"{naive / sge['submit_s']:.1f}" if naive and sge else "-", f"{row.get('status_refresh_s', float('nan')):.3f}",
             str(status.get("qstat", 0) + status.get("qacct", 0)) if status else "-",
         ])
-    return "\n".join([f"Cluster: {d['cluster'] or 'none (dry-run only)'}.", "", report.markdown(header, body, "rrrrrr")])
+    return "\n".join([
+        f"Cluster: {d['cluster'] or 'none (dry-run only)'}. `sge submit` sends the grid through xrayhpc.submit "
+        "(one array job per resource request); `one qsub each` sends the same number of held jobs one qsub call "
+        "apiece, as the course's scripts did; ratio = one qsub each / sge submit.",
+        "", report.markdown(header, body, "rrrrrrrr")])
 
 
 def synthetic_result(root: Path, exp: Experiment, total: float, correct: int, count: int) -> dict[str, Any]:
@@ -317,34 +431,49 @@ def find_data(given: str | None) -> tuple[Path, str]:
 @cli
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m xrayhpc.bench", description=__doc__.split("\n")[0])
-    parser.add_argument("--quick", action="store_true", help="a few epochs instead of the report's 40")
-    parser.add_argument("--epochs", type=int, help="epochs for the worker benchmark (default: 40, quick: 3)")
-    parser.add_argument("--data", help="data root with two/ (default: $XRAYHPC_DATA, ../shared/data/covid-xray)")
+    parser.add_argument("--quick", action="store_true",
+                        help=f"a quarter of each class folder and {QUICK_EPOCHS} epochs: every part in a few minutes")
+    parser.add_argument("--epochs", type=int, help=f"epochs for Task 1 (default {FULL_EPOCHS['worker']}, quick {QUICK_EPOCHS})")
+    parser.add_argument("--data", help="data root with two/ and all/ (default: $XRAYHPC_DATA, ../shared/data/covid-xray)")
     parser.add_argument("--out", type=Path, default=ROOT / "results" / "bench")
-    parser.add_argument("--only", choices=("worker", "dispatch", "report"), help="run one part only")
+    parser.add_argument("--only", nargs="+", choices=PARTS, metavar="PART", help=f"run these parts only: {', '.join(PARTS)}")
     parser.add_argument("--augment", choices=("off", "on", "both"), default="both",
-                        help="worker benchmark: augmentation off (fast path), on, or both (default)")
+                        help="Task 1: augmentation off (the fast path), on, or both (default)")
     args = parser.parse_args(argv)
-    epochs = args.epochs or (3 if args.quick else 40)
-    data, kind = find_data(args.data)
-    print(f"bench: {kind} ({data})")
+    epochs = dict(FULL_EPOCHS) if not args.quick else dict.fromkeys(FULL_EPOCHS, QUICK_EPOCHS)
+    if args.epochs:
+        epochs["worker"] = args.epochs
+    source, kind = find_data(args.data)
     command = "python -m xrayhpc.bench " + " ".join(argv if argv is not None else sys.argv[1:])
-    header = {"command": command, "data": kind, "host": platform.node(), "when": time.strftime("%Y-%m-%d %H:%M")}
-    parts = {
-        "worker": ("Worker benchmark", lambda tmp: bench_worker(
-            data, epochs, tmp, {"off": (False,), "on": (True,), "both": (False, True)}[args.augment]), worker_table),
-        "dispatch": ("Dispatch and status benchmark", lambda tmp: bench_dispatch([1, 10, 100, 1000], tmp, data), dispatch_table),
-        "report": ("Report benchmark", lambda tmp: bench_report([10, 100, 1000], tmp), report_table),
-    }
-    for name, (title, run, table) in parts.items():
-        if args.only and args.only != name:
-            continue
-        with tempfile.TemporaryDirectory(prefix=f"xrayhpc-bench-{name}-") as tmp:
-            figures = run(Path(tmp))
-        write_json(args.out / f"{name}.json", {**header, **figures})
-        text = f"# {title}\n\n`{command}` on {kind}, {header['when']}\n\n{table(figures)}\n"
-        write_atomic(args.out / f"{name}.md", lambda f, text=text: f.write(text.encode()))
-        print(text, flush=True)
+    start = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="xrayhpc-bench-") as views:
+        data = data_view(source, Path(views), fraction=QUICK_FRACTION) if args.quick else source
+        if args.quick:
+            kind += f", the first {QUICK_FRACTION:.0%} of each class folder"
+        print(f"bench: {kind} ({source})", flush=True)
+        header = {"command": command, "data": kind, "host": platform.node(), "when": time.strftime("%Y-%m-%d %H:%M")}
+        augment = {"off": (False,), "on": (True,), "both": (False, True)}[args.augment]
+        parts = {
+            "worker": ("Worker benchmark: Task 1", lambda tmp: compare(task1_cases(data, epochs["worker"], augment), tmp),
+                       worker_table),
+            "task2": ("Worker benchmark: Task 2", lambda tmp: compare(task2_cases(data, epochs["task2"]), tmp), worker_table),
+            "scaling": ("Worker scaling", lambda tmp: bench_scaling(data, epochs["scaling"], tmp), scaling_table),
+            "dispatch": ("Dispatch and status benchmark",
+                         lambda tmp: bench_dispatch([1, 10, 100, 1000], tmp, data, 100 if args.quick else 1000), dispatch_table),
+            "report": ("Report benchmark", lambda tmp: bench_report([10, 100, 1000], tmp), report_table),
+        }
+        for name, (title, run, table) in parts.items():
+            if args.only and name not in args.only:
+                continue
+            t = time.perf_counter()
+            with tempfile.TemporaryDirectory(prefix=f"xrayhpc-bench-{name}-") as tmp:
+                figures = run(Path(tmp))
+            took = round(time.perf_counter() - t, 1)
+            write_json(args.out / f"{name}.json", {**header, "took_s": took, **figures})
+            text = f"# {title}\n\n`{command}` on {kind}, {header['when']}, {took:.0f} s\n\n{table(figures)}\n"
+            write_atomic(args.out / f"{name}.md", lambda f, text=text: f.write(text.encode()))
+            print(text, flush=True)
+    print(f"bench: done in {time.perf_counter() - start:.0f} s; figures in {args.out}")
     return 0
 
 
