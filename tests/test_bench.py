@@ -1,0 +1,67 @@
+"""The benchmark's pieces: the roofline's work, the data views, and one side-by-side comparison."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from xrayhpc import bench
+from xrayhpc.data import load_dataset
+
+COUNTS = {"train": 104, "val": 25, "test": 18}  # Task 1 of the real data
+
+
+def test_backbone_passes_count_what_each_pipeline_runs(synthetic: Path) -> None:
+    frozen = bench.report_experiment("binary", "vgg16", synthetic, epochs=40, augment=False)
+    augmented = bench.report_experiment("binary", "vgg16", synthetic, epochs=40, augment=True)
+    trained = bench.report_experiment("multiclass", "mobilenet", synthetic, epochs=5, augment=False)
+    # the template: train+val every epoch, the test set, the training folder again for the t-SNE
+    assert bench.backbone_passes(COUNTS, frozen, template=True) == 40 * 129 + 18 + 129
+    # ours: every image once; with augmentation, the train transforms each epoch and the t-SNE's pass
+    assert bench.backbone_passes(COUNTS, frozen, template=False) == 147
+    assert bench.backbone_passes(COUNTS, augmented, template=False) == 147 + 40 * 104
+    # a training step counts three passes; our plain path runs the test set twice
+    assert bench.backbone_passes(COUNTS, trained, template=True) == 5 * (3 * 104 + 25) + 18 + 129
+    assert bench.backbone_passes(COUNTS, trained, template=False) == 5 * (3 * 104 + 25) + 2 * 18 + 129
+
+
+def test_template_runs_the_same_experiment(synthetic: Path, tmp_path: Path) -> None:
+    exp = bench.report_experiment("multiclass", "mobilenet", synthetic, epochs=3, augment=False)
+    args = bench.template_args(exp, tmp_path / "out.json")
+    assert args[3:5] == [str(synthetic / "all"), str(tmp_path / "out.json")]
+    text = " ".join(args)
+    for part in ("--epochs 3", "--batch-size 10", "--learning-rate 0.0001", "--backbone mobilenet",
+                 "--checkpoint val_accuracy", "--head-units 256 256", "--dropouts 0.5 0.25", "--trainable", "--no-augment"):
+        assert part in text
+    assert exp.device == "cpu" and exp.weights == "none"
+
+
+def test_data_views_take_a_fraction_and_repeat(synthetic: Path, tmp_path: Path) -> None:
+    quarter = bench.data_view(synthetic, tmp_path / "quarter", fraction=0.25)
+    doubled = bench.data_view(synthetic, tmp_path / "doubled", repeat=2)
+    full = load_dataset(synthetic / "two", 32, "nearest", 0.2)
+    small = load_dataset(quarter / "two", 32, "nearest", 0.2)
+    twice = load_dataset(doubled / "two", 32, "nearest", 0.2)
+    assert len(small.train) + len(small.val) == 2 * 3  # ceil(10 / 4) of each of the two classes
+    assert (len(twice.train), len(twice.val), len(twice.test)) == (2 * len(full.train), 2 * len(full.val), 2 * len(full.test))
+    link = next((doubled / "all" / "train" / "covid").iterdir())
+    assert link.is_symlink() and link.resolve().parent == (synthetic / "all" / "train" / "covid").resolve()
+
+
+@pytest.mark.slow
+def test_comparison_runs_both_pipelines_and_tabulates(synthetic: Path, tmp_path: Path) -> None:
+    """Our worker and the template on the same small MobileNet experiment: the same images, a table."""
+    exp = bench.report_experiment("multiclass", "mobilenet", synthetic, epochs=1, augment=False, image_size=64)
+    figures = bench.compare({"MobileNet trained": exp}, tmp_path)
+    run = figures["runs"]["MobileNet trained"]
+    assert run["images"] == {"train": 32, "val": 8, "test": 12}
+    # the template's own counts (80/20 of the train folders) give the same work: it saw the same images
+    assert run["template"]["backbone_passes"] == bench.backbone_passes(run["images"], exp, template=True)
+    for name in ("ours", "template"):
+        assert run[name]["wall_s"] > 0 and run[name]["peak_rss_mb"] > 100 and 0 <= run[name]["accuracy"] <= 1
+        assert run[name]["over_floor"] == pytest.approx(run[name]["wall_s"] / run[name]["floor_s"], rel=0.05)
+    assert run["speedup"] == pytest.approx(run["template"]["wall_s"] / run["ours"]["wall_s"], rel=0.01)
+    table = bench.worker_table(figures)
+    assert "| MobileNet trained | template |" in table and "| MobileNet trained | ours |" in table
+    assert "fast path" not in table  # no frozen run without augmentation: no fast-path line
