@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from xrayhpc import bench
+from xrayhpc.bench import worker as bench
+from xrayhpc.bench.runs import data_view
 from xrayhpc.data import load_dataset
 
 COUNTS = {"train": 104, "val": 25, "test": 18}  # Task 1 of the real data
@@ -38,8 +39,8 @@ def test_template_runs_the_same_experiment(synthetic: Path, tmp_path: Path) -> N
 
 
 def test_data_views_take_a_fraction_and_repeat(synthetic: Path, tmp_path: Path) -> None:
-    quarter = bench.data_view(synthetic, tmp_path / "quarter", fraction=0.25)
-    doubled = bench.data_view(synthetic, tmp_path / "doubled", repeat=2)
+    quarter = data_view(synthetic, tmp_path / "quarter", fraction=0.25)
+    doubled = data_view(synthetic, tmp_path / "doubled", repeat=2)
     full = load_dataset(synthetic / "two", 32, "nearest", 0.2)
     small = load_dataset(quarter / "two", 32, "nearest", 0.2)
     twice = load_dataset(doubled / "two", 32, "nearest", 0.2)

@@ -14,7 +14,7 @@ import pytest
 from PIL import Image
 
 from conftest import ROOT
-from xrayhpc.bench import synthetic_result
+from xrayhpc.bench.report_build import synthetic_result
 from xrayhpc.experiment import Experiment
 from xrayhpc.report import PUBLISHED, build, to_html, wilson
 from xrayhpc.results import write_json

@@ -199,7 +199,7 @@ class HeadSteps:
 
     They do what fit() does with the compiled model, loss and optimizer (the same batches, dropout
     masks, optimizer state and the same history), without fit()'s per-epoch and per-step
-    machinery, which took a third of the 20 ms a step of the VGG16 head costs on a CPU.
+    machinery: 40 epochs of the Task 1 head took half the time of fit()'s on this CPU.
     """
 
     def __init__(self, model: keras.Model, jit_compile: bool) -> None:

@@ -6,7 +6,7 @@ over every image every epoch through model.fit, the CPU is forced, the best-vali
 kept with a ModelCheckpoint file, the test set is evaluated one image at a time, and the t-SNE
 features come from a generator over the training folder.
 
-    python -m xrayhpc.template DATA_TASK_DIR OUT_JSON --epochs 40 --batch-size 5 [--no-augment]
+    python -m xrayhpc.bench.template DATA_TASK_DIR OUT_JSON --epochs 40 --batch-size 5 [--no-augment]
         [--backbone mobilenet --trainable --head-units 256 256 --dropouts 0.5 0.25 --checkpoint val_accuracy]
 """
 
@@ -90,7 +90,7 @@ def run(data: Path, epochs: int, batch_size: int, augment: bool, image_size: int
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(prog="python -m xrayhpc.template", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m xrayhpc.bench.template", description=__doc__.split("\n")[0])
     parser.add_argument("data", type=Path, help="the task folder (two/ or all/)")
     parser.add_argument("out", type=Path)
     parser.add_argument("--epochs", type=int, default=40)

@@ -1,0 +1,1 @@
+"""Benchmarks: `python -m xrayhpc.bench` (see __main__.py), figures in results/bench/."""

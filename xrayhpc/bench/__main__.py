@@ -1,0 +1,99 @@
+"""Benchmarks, measured side by side in one run and written to results/bench/ (JSON + Markdown).
+
+    python -m xrayhpc.bench [--quick] [--only PART ...] [--epochs N] [--data DIR] [--out DIR]
+
+worker, task2: the experiments of jobs/report.toml on the real data (else synthetic images, and it
+says so), CPU, `weights = "none"`: our worker against the course template's pipeline
+(xrayhpc/bench/template.py) with the same settings. Task 1 with augmentation off and on; Task 2's VGG16 and
+MobileNet with it off. Each run is a fresh process with a cold image cache, timed end to end, with
+its peak memory, test accuracy and its roofline: the backbone passes it needs at this machine's
+measured float32 matmul rate.
+scaling: our worker's fast path on the data repeated x1, x2, x4.
+dispatch: scheduler calls and wall time of one submit and of one status refresh for grids of 1 to
+1000 experiments (dry-run, and on the local Grid Engine with jobs held and then deleted), against
+one qsub per experiment.
+report: time to build the report from 10 to 1000 result folders.
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from xrayhpc.bench.dispatch import bench_dispatch, dispatch_table
+from xrayhpc.bench.report_build import bench_report, report_table
+from xrayhpc.bench.runs import ROOT, data_view, find_data
+from xrayhpc.bench.worker import bench_scaling, compare, scaling_table, task1_cases, task2_cases, worker_table
+from xrayhpc.errors import cli
+from xrayhpc.results import write_atomic, write_json
+
+
+PARTS = ("worker", "task2", "scaling", "dispatch", "report")
+
+
+# Task 1 runs the report's 40 epochs; Task 2 (100 in the report) and the scaling runs take fewer, or
+# the template's Task 2 VGG16 alone would need hours here (~90 s an epoch on 2 cores).
+FULL_EPOCHS = {"worker": 40, "task2": 5, "scaling": 3}
+
+
+QUICK_EPOCHS = 2
+
+
+QUICK_FRACTION = 0.25
+
+
+@cli
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m xrayhpc.bench", description=__doc__.split("\n")[0])
+    parser.add_argument("--quick", action="store_true",
+                        help=f"a quarter of each class folder and {QUICK_EPOCHS} epochs: every part in a few minutes")
+    parser.add_argument("--epochs", type=int, help=f"epochs for Task 1 (default {FULL_EPOCHS['worker']}, quick {QUICK_EPOCHS})")
+    parser.add_argument("--data", help="data root with two/ and all/ (default: $XRAYHPC_DATA, ../shared/data/covid-xray)")
+    parser.add_argument("--out", type=Path, default=ROOT / "results" / "bench")
+    parser.add_argument("--only", nargs="+", choices=PARTS, metavar="PART", help=f"run these parts only: {', '.join(PARTS)}")
+    parser.add_argument("--augment", choices=("off", "on", "both"), default="both",
+                        help="Task 1: augmentation off (the fast path), on, or both (default)")
+    args = parser.parse_args(argv)
+    epochs = dict(FULL_EPOCHS) if not args.quick else dict.fromkeys(FULL_EPOCHS, QUICK_EPOCHS)
+    if args.epochs:
+        epochs["worker"] = args.epochs
+    source, kind = find_data(args.data)
+    command = "python -m xrayhpc.bench " + " ".join(argv if argv is not None else sys.argv[1:])
+    start = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="xrayhpc-bench-") as views:
+        data = data_view(source, Path(views), fraction=QUICK_FRACTION) if args.quick else source
+        if args.quick:
+            kind += f", the first {QUICK_FRACTION:.0%} of each class folder"
+        print(f"bench: {kind} ({source})", flush=True)
+        header = {"command": command, "data": kind, "host": platform.node(), "when": time.strftime("%Y-%m-%d %H:%M")}
+        augment = {"off": (False,), "on": (True,), "both": (False, True)}[args.augment]
+        parts = {
+            "worker": ("Worker benchmark: Task 1", lambda tmp: compare(task1_cases(data, epochs["worker"], augment), tmp),
+                       worker_table),
+            "task2": ("Worker benchmark: Task 2", lambda tmp: compare(task2_cases(data, epochs["task2"]), tmp), worker_table),
+            "scaling": ("Worker scaling", lambda tmp: bench_scaling(data, epochs["scaling"], tmp), scaling_table),
+            "dispatch": ("Dispatch and status benchmark",
+                         lambda tmp: bench_dispatch([1, 10, 100, 1000], tmp, data, 100 if args.quick else 1000), dispatch_table),
+            "report": ("Report benchmark", lambda tmp: bench_report([10, 100, 1000], tmp), report_table),
+        }
+        for name, (title, run, table) in parts.items():
+            if args.only and name not in args.only:
+                continue
+            t = time.perf_counter()
+            with tempfile.TemporaryDirectory(prefix=f"xrayhpc-bench-{name}-") as tmp:
+                figures = run(Path(tmp))
+            took = round(time.perf_counter() - t, 1)
+            write_json(args.out / f"{name}.json", {**header, "took_s": took, **figures})
+            text = f"# {title}\n\n`{command}` on {kind}, {header['when']}, {took:.0f} s\n\n{table(figures)}\n"
+            write_atomic(args.out / f"{name}.md", lambda f, text=text: f.write(text.encode()))
+            print(text, flush=True)
+    print(f"bench: done in {time.perf_counter() - start:.0f} s; figures in {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

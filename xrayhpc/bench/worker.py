@@ -1,0 +1,184 @@
+"""Our worker against the course template, side by side, with the roofline; and its scaling."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from xrayhpc import report
+from xrayhpc.bench.runs import ROOT, data_view, matmul_gflops, run_child
+from xrayhpc.experiment import Experiment, load_grid
+from xrayhpc.results import read_metrics
+
+
+REPORT_GRID = ROOT / "jobs" / "report.toml"
+
+
+def report_experiment(task: str, backbone: str, data: Path, **settings: Any) -> Experiment:
+    """The report grid's experiment for (task, backbone), on the CPU, without ImageNet weights."""
+    exp = next(e for e in load_grid(REPORT_GRID, {"weights": "none", "data": str(data)})
+               if e.task == task and e.backbone == backbone)
+    return dataclasses.replace(exp, device="cpu", **settings)
+
+
+def template_args(exp: Experiment, out: Path) -> list[str]:
+    """The course template's command line for the same experiment."""
+    args = [sys.executable, "-m", "xrayhpc.bench.template", str(exp.data_dir), str(out),
+            "--epochs", str(exp.epochs), "--batch-size", str(exp.batch_size), "--image-size", str(exp.image_size),
+            "--learning-rate", str(exp.learning_rate), "--backbone", exp.backbone, "--checkpoint", exp.checkpoint,
+            "--head-units", *map(str, exp.head_units), "--dropouts", *map(str, exp.dropouts)]
+    return args + ["--trainable"] * exp.trainable_backbone + ["--no-augment"] * (not exp.augment)
+
+
+def backbone_passes(counts: dict[str, int], exp: Experiment, template: bool) -> int:
+    """Forward passes of the backbone a run needs (a training step counts 3): the roofline's work.
+
+    The template runs train+validation through it every epoch, then the test set and, for the
+    t-SNE, the training folder again; so does our plain path (trainable backbone), which also runs
+    the test set twice. Our head-only path runs each image once without augmentation; with it, the
+    fresh train transforms every epoch and the untransformed train images for the t-SNE.
+    """
+    train, val, test = counts["train"], counts["val"], counts["test"]
+    step = 3 if exp.trainable_backbone else 1
+    if template:
+        return exp.epochs * (step * train + val) + test + train + val
+    if not exp.head_only:
+        return exp.epochs * (step * train + val) + 2 * test + train + val
+    return train + val + test + (exp.epochs * train if exp.augment else 0)
+
+
+def compare(cases: dict[str, Experiment], workdir: Path) -> dict[str, Any]:
+    """Each experiment by our worker and by the course template, one after the other.
+
+    Each run is a fresh process with a cold image cache, timed end to end, with its peak memory.
+    """
+    from xrayhpc.models import build_backbone, forward_flops
+
+    import keras
+
+    rate = matmul_gflops()
+    runs: dict[str, Any] = {}
+    for n, (label, exp) in enumerate(cases.items()):
+        flops = forward_flops(build_backbone(exp.backbone, exp.image_size, "none"))
+        keras.backend.clear_session()
+        spec = workdir / f"spec-{n}.json"
+        spec.write_text(json.dumps(exp.settings()))
+        print(f"bench: {label}: our worker, {exp.epochs} epochs ...", flush=True)
+        env = {"XRAYHPC_CACHE": str(workdir / f"cache-{n}")}
+        ours = run_child([sys.executable, "-m", "xrayhpc.worker", "--spec", str(spec), "--results", str(workdir / f"ours-{n}")],
+                         env, workdir / f"ours-{n}.log")
+        metrics = read_metrics(workdir / f"ours-{n}" / exp.id)
+        counts = {split: sum(c.values()) for split, c in metrics["counts"].items()}
+        ours.update(phases=metrics["timing"], accuracy=metrics["test"]["accuracy"], loss=metrics["test"]["loss"],
+                    backbone_passes=backbone_passes(counts, exp, template=False))
+        print(f"bench: {label}: the course template ...", flush=True)
+        out = workdir / f"template-{n}.json"
+        template = run_child(template_args(exp, out), {}, workdir / f"template-{n}.log")
+        result = json.loads(out.read_text())
+        template.update(phases=result["timing"], accuracy=result["test"]["accuracy"], loss=result["test"]["loss"],
+                        backbone_passes=backbone_passes(result["images"], exp, template=True))
+        for run in (ours, template):
+            run["floor_s"] = round(run["backbone_passes"] * flops / (rate * 1e9), 1)
+            run["over_floor"] = round(run["wall_s"] / run["floor_s"], 2)
+        runs[label] = {
+            "experiment": exp.id, "backbone": exp.backbone, "trainable_backbone": exp.trainable_backbone,
+            "augment": exp.augment, "epochs": exp.epochs, "batch_size": exp.batch_size, "images": counts,
+            "gflop_per_image": round(flops / 1e9, 2), "ours": ours, "template": template,
+            "speedup": round(template["wall_s"] / ours["wall_s"], 2),
+        }
+    out = {"matmul_gflops": rate, "runs": runs}
+    fast = next((r for r in runs.values() if not r["augment"] and not r["trainable_backbone"]), None)
+    if fast:  # the fast path against one backbone pass over every image
+        floor_s = sum(fast["images"].values()) * fast["gflop_per_image"] / rate
+        out["fast_path"] = {"experiment": fast["experiment"], "floor_s": round(floor_s, 1),
+                            "over_floor": round(fast["ours"]["wall_s"] / floor_s, 2),
+                            "features_over_floor": round(fast["ours"]["phases"]["features"] / floor_s, 2)}
+    return out
+
+
+def task1_cases(data: Path, epochs: int, augment: tuple[bool, ...]) -> dict[str, Experiment]:
+    return {f"augment {'on' if a else 'off'}": report_experiment("binary", "vgg16", data, epochs=epochs, augment=a)
+            for a in augment}
+
+
+def task2_cases(data: Path, epochs: int) -> dict[str, Experiment]:
+    return {
+        "VGG16 frozen": report_experiment("multiclass", "vgg16", data, epochs=epochs, augment=False),
+        "MobileNet trained": report_experiment("multiclass", "mobilenet", data, epochs=epochs, augment=False),
+    }
+
+
+def worker_table(w: dict[str, Any]) -> str:
+    header = ["run", "pipeline", "wall s", "train s", "s/epoch", "peak MB", "test acc",
+              "backbone passes", "floor s", "wall/floor", "speedup"]
+    body = []
+    lines = []
+    for label, run in w["runs"].items():
+        images = ", ".join(f"{k} {v}" for k, v in run["images"].items())
+        kind = "trained" if run["trainable_backbone"] else "frozen"
+        lines.append(f"- {label}: {run['experiment']} ({run['backbone']} {kind}, {run['gflop_per_image']} GFLOP "
+                     f"per image), {run['epochs']} epochs, batch {run['batch_size']}, augmentation "
+                     f"{'on' if run['augment'] else 'off'}; images {images}")
+        for name in ("template", "ours"):
+            r = run[name]
+            body.append([
+                label, name, f"{r['wall_s']:.1f}", f"{r['phases']['train']:.1f}", f"{r['phases']['seconds_per_epoch']:.2f}",
+                f"{r['peak_rss_mb']:.0f}", f"{r['accuracy']:.3f}", str(r["backbone_passes"]), f"{r['floor_s']:.1f}",
+                f"{r['over_floor']:.2f}", str(run["speedup"]) if name == "ours" else "",
+            ])
+    lines += [
+        "",
+        report.markdown(header, body, "llrrrrrrrrr"),
+        "",
+        f"Roofline: a run's floor is its backbone passes (a training step counts 3) at the measured "
+        f"{w['matmul_gflops']} GFLOP/s float32 matmul rate; wall/floor says how close it comes.",
+    ]
+    if "fast_path" in w:
+        f = w["fast_path"]
+        lines += ["", f"The fast path ({f['experiment']}, augmentation off) against one backbone pass over every "
+                  f"image, {f['floor_s']} s: {f['over_floor']}x end to end, its backbone phase {f['features_over_floor']}x."]
+    return "\n".join(lines + ["", "Where our time goes (seconds):", "", phases_table(w)])
+
+
+PHASES = ("load", "features", "train", "evaluate", "tsne", "total")
+
+
+def phases_table(w: dict[str, Any]) -> str:
+    body = []
+    for label, run in w["runs"].items():
+        p = run["ours"]["phases"]
+        inside = ", ".join(f"{k} {v:.1f}" for k, v in p.get("train_breakdown", {}).items() if v)
+        body.append([label, *(f"{p[k]:.1f}" for k in PHASES), inside])
+    return report.markdown(["run", *PHASES, "inside train"], body, "lrrrrrrl")
+
+
+def bench_scaling(data: Path, epochs: int, workdir: Path, factors: tuple[int, ...] = (1, 2, 4)) -> dict[str, Any]:
+    """Our worker's fast path (Task 1, augmentation off) on the data repeated x1, x2, x4."""
+    out: dict[str, Any] = {"epochs": epochs, "factors": {}}
+    for k in factors:
+        view = data_view(data, workdir / f"data-x{k}", repeat=k)
+        exp = report_experiment("binary", "vgg16", view, epochs=epochs, augment=False)
+        spec = workdir / f"spec-x{k}.json"
+        spec.write_text(json.dumps(exp.settings()))
+        print(f"bench: scaling x{k} ...", flush=True)
+        run = run_child([sys.executable, "-m", "xrayhpc.worker", "--spec", str(spec), "--results", str(workdir / f"out-x{k}")],
+                        {"XRAYHPC_CACHE": str(workdir / f"cache-x{k}")}, workdir / f"x{k}.log")
+        metrics = read_metrics(workdir / f"out-x{k}" / exp.id)
+        run.update(images=sum(sum(c.values()) for c in metrics["counts"].values()), phases=metrics["timing"])
+        out["factors"][str(k)] = run
+    return out
+
+
+def scaling_table(s: dict[str, Any]) -> str:
+    base = s["factors"]["1"]
+    body = [[f"x{k}", str(r["images"]), f"{r['wall_s']:.1f}", f"{r['phases']['features']:.1f}", f"{r['phases']['train']:.1f}",
+             f"{r['peak_rss_mb']:.0f}", f"{r['wall_s'] / base['wall_s']:.2f}", f"{r['wall_s'] / r['images']:.3f}"]
+            for k, r in s["factors"].items()]
+    return "\n".join([
+        f"Our worker's fast path (Task 1, frozen VGG16, augmentation off, {s['epochs']} epochs), the data repeated.",
+        "", report.markdown(["data", "images", "wall s", "features s", "train s", "peak MB", "wall vs x1", "s per image"],
+                            body, "lrrrrrrr")])
+
