@@ -15,6 +15,7 @@ from typing import Any
 from xrayhpc import report
 from xrayhpc.bench.runs import ROOT
 from xrayhpc.errors import UserError
+from xrayhpc.profile import load_profile
 
 
 SCHEDULER_COMMANDS = ("qsub", "qstat", "qacct", "qdel")
@@ -48,13 +49,13 @@ def grid_of(n: int, folder: Path) -> Path:
     return path
 
 
-def naive_submit(n: int, workdir: Path) -> float:
+def naive_submit(n: int, workdir: Path, project: str | None) -> float:
     """Seconds to send n jobs the way the course did: one qsub per experiment (held, then deleted)."""
     script = workdir / "one-job.sh"
     script.write_text("#!/bin/sh\ntrue\n")
+    args = ["qsub", "-h", "-terse", "-o", "/dev/null", "-e", "/dev/null", *(["-P", project] if project else []), str(script)]
     start = time.perf_counter()
-    ids = [subprocess.run(["qsub", "-h", "-terse", "-P", "xrayhpc-test", "-o", "/dev/null", "-e", "/dev/null", str(script)],
-                          capture_output=True, text=True, check=True).stdout.strip() for _ in range(n)]
+    ids = [subprocess.run(args, capture_output=True, text=True, check=True).stdout.strip() for _ in range(n)]
     wall = time.perf_counter() - start
     subprocess.run(["qdel", *ids], capture_output=True)
     return round(wall, 3)
@@ -101,7 +102,7 @@ def bench_dispatch(sizes: list[int], workdir: Path, data: Path, naive_max: int =
                 subprocess.run(["qdel", *sorted(ids)], capture_output=True)
                 count_calls(calls)
                 if n <= naive_max:
-                    row["naive_submit_s"] = naive_submit(n, workdir)
+                    row["naive_submit_s"] = naive_submit(n, workdir, load_profile(profile).site.get("project"))
         out["sizes"][str(n)] = row
         print(f"bench: dispatch {n}: {row}", flush=True)
     return out
