@@ -31,18 +31,13 @@ from xrayhpc.bench.worker import bench_scaling, compare, scaling_table, task1_ca
 from xrayhpc.errors import cli
 from xrayhpc.results import write_atomic, write_json
 
-
 PARTS = ("worker", "task2", "scaling", "dispatch", "report")
-
 
 # Task 1 runs the report's 40 epochs; Task 2 (100 in the report) and the scaling runs take fewer, or
 # the template's Task 2 VGG16 alone would need hours here (~90 s an epoch on 2 cores).
 FULL_EPOCHS = {"worker": 40, "task2": 5, "scaling": 3}
 
-
 QUICK_EPOCHS = 2
-
-
 QUICK_FRACTION = 0.25
 
 

@@ -17,7 +17,6 @@ from xrayhpc.bench.runs import ROOT
 from xrayhpc.errors import UserError
 from xrayhpc.profile import load_profile
 
-
 SCHEDULER_COMMANDS = ("qsub", "qstat", "qacct", "qdel")
 
 

@@ -12,7 +12,6 @@ from pathlib import Path
 
 from xrayhpc.errors import UserError
 
-
 ROOT = Path(__file__).resolve().parents[2]
 
 

@@ -13,7 +13,6 @@ from xrayhpc.bench.runs import ROOT, data_view, matmul_gflops, run_child
 from xrayhpc.experiment import Experiment, load_grid
 from xrayhpc.results import read_metrics
 
-
 REPORT_GRID = ROOT / "jobs" / "report.toml"
 
 
@@ -141,7 +140,6 @@ def worker_table(w: dict[str, Any]) -> str:
         lines += ["", f"The fast path ({f['experiment']}, augmentation off) against one backbone pass over every "
                   f"image, {f['floor_s']} s: {f['over_floor']}x end to end, its backbone phase {f['features_over_floor']}x."]
     return "\n".join(lines + ["", "Where our time goes (seconds):", "", phases_table(w)])
-
 
 PHASES = ("load", "features", "train", "evaluate", "tsne", "total")
 
