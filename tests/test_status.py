@@ -30,10 +30,14 @@ def status_cli(results: Path, *args: str, env: dict[str, str] | None = None) -> 
                           capture_output=True, text=True, cwd=ROOT, env={**os.environ, **(env or {})}, timeout=60)
 
 
+LONG_EPOCHS = 100_000
+
+
 def long_job(tmp: Path, data: Path, **edits: str) -> tuple[Path, str]:
-    """Task 1 for many quick epochs, so that it is seen running and its progress moving."""
+    """Task 1 for more quick epochs than any test waits for (the head trains an epoch in milliseconds), so that it
+    is seen running, its progress moving, and only a limit or a qdel ends it."""
     results = tmp / "results"
-    out = submit(results, data, profile(tmp, **edits), "--only", "task1-vgg16-cpu", "--set", "epochs=400")
+    out = submit(results, data, profile(tmp, **edits), "--only", "task1-vgg16-cpu", "--set", f"epochs={LONG_EPOCHS}")
     assert out.returncode == 0, out.stderr
     return results, "task1-vgg16-cpu"
 
@@ -45,7 +49,7 @@ def test_queued_running_with_progress_then_deleted(tmp_path: Path, synthetic: Pa
     subprocess.run(["qrls", queued.job], check=True, capture_output=True)
     wait(lambda: row(results, eid).epoch > 2, timeout=180)
     first = row(results, eid)
-    assert first.state == "running" and first.epochs == 400 and first.host
+    assert first.state == "running" and first.epochs == LONG_EPOCHS and first.host
     wait(lambda: row(results, eid).epoch > first.epoch + 5, timeout=60)
     moving = row(results, eid)
     assert moving.state == "running" and moving.remaining_s is not None and moving.elapsed_s > 0
