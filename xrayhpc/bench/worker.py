@@ -49,11 +49,19 @@ def backbone_passes(counts: dict[str, int], exp: Experiment, template: bool) -> 
     return train + val + test + (exp.epochs * train if exp.augment else 0)
 
 
-def compare(cases: dict[str, Experiment], workdir: Path) -> dict[str, Any]:
-    """Each experiment by our worker and by the course template, one after the other.
+def run_worker(exp: Experiment, workdir: Path, name: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Our worker on one experiment as a fresh process with a cold image cache: the run's wall time and
+    peak memory, and the metrics.json it wrote."""
+    spec = workdir / f"spec-{name}.json"
+    spec.write_text(json.dumps(exp.settings()))
+    run = run_child([sys.executable, "-m", "xrayhpc.worker", "--spec", str(spec), "--results", str(workdir / f"ours-{name}")],
+                    {"XRAYHPC_CACHE": str(workdir / f"cache-{name}")}, workdir / f"ours-{name}.log")
+    return run, read_metrics(workdir / f"ours-{name}" / exp.id)
 
-    Each run is a fresh process with a cold image cache, timed end to end, with its peak memory.
-    """
+
+def compare(cases: dict[str, Experiment], workdir: Path) -> dict[str, Any]:
+    """Each experiment by our worker and by the course template, one after the other, each timed end to
+    end in a fresh process with its peak memory."""
     from xrayhpc.models import build_backbone, forward_flops
 
     import keras
@@ -63,13 +71,8 @@ def compare(cases: dict[str, Experiment], workdir: Path) -> dict[str, Any]:
     for n, (label, exp) in enumerate(cases.items()):
         flops = forward_flops(build_backbone(exp.backbone, exp.image_size, "none"))
         keras.backend.clear_session()
-        spec = workdir / f"spec-{n}.json"
-        spec.write_text(json.dumps(exp.settings()))
         print(f"bench: {label}: our worker, {exp.epochs} epochs ...", flush=True)
-        env = {"XRAYHPC_CACHE": str(workdir / f"cache-{n}")}
-        ours = run_child([sys.executable, "-m", "xrayhpc.worker", "--spec", str(spec), "--results", str(workdir / f"ours-{n}")],
-                         env, workdir / f"ours-{n}.log")
-        metrics = read_metrics(workdir / f"ours-{n}" / exp.id)
+        ours, metrics = run_worker(exp, workdir, str(n))
         counts = {split: sum(c.values()) for split, c in metrics["counts"].items()}
         ours.update(phases=metrics["timing"], accuracy=metrics["test"]["accuracy"], loss=metrics["test"]["loss"],
                     backbone_passes=backbone_passes(counts, exp, template=False))
@@ -159,12 +162,8 @@ def bench_scaling(data: Path, epochs: int, workdir: Path, factors: tuple[int, ..
     for k in factors:
         view = data_view(data, workdir / f"data-x{k}", repeat=k)
         exp = report_experiment("binary", "vgg16", view, epochs=epochs, augment=False)
-        spec = workdir / f"spec-x{k}.json"
-        spec.write_text(json.dumps(exp.settings()))
         print(f"bench: scaling x{k} ...", flush=True)
-        run = run_child([sys.executable, "-m", "xrayhpc.worker", "--spec", str(spec), "--results", str(workdir / f"out-x{k}")],
-                        {"XRAYHPC_CACHE": str(workdir / f"cache-x{k}")}, workdir / f"x{k}.log")
-        metrics = read_metrics(workdir / f"out-x{k}" / exp.id)
+        run, metrics = run_worker(exp, workdir, f"x{k}")
         run.update(images=sum(sum(c.values()) for c in metrics["counts"].values()), phases=metrics["timing"])
         out["factors"][str(k)] = run
     return out
