@@ -31,3 +31,16 @@ def test_rotation_fills_corners_with_the_constant() -> None:
     out = [augment(x, s, turned)[0] for s in range(8)]
     assert any(o[0, 0, 0] == 0 for o in out)  # a corner rotated in from outside is black
     assert all(o[16, 16, 0] == 200 for o in out)  # the centre stays
+
+
+def test_a_grey_image_is_transformed_like_the_same_picture_in_colour() -> None:
+    rng = np.random.default_rng(3)
+    grey = np.repeat(rng.integers(0, 255, (1, 32, 32, 1), dtype=np.uint8), 3, axis=-1)
+    colour = grey.copy()
+    colour[0, 16, 16, 2] += 1  # no longer grey: each channel is transformed on its own
+    a, b = augment(grey, 5)[0], augment(colour, 5)[0]
+    assert np.array_equal(a[..., 0], a[..., 1]) and np.array_equal(a[..., 0], a[..., 2])
+    assert np.allclose(a, b, atol=1.01) and not np.allclose(a, augment(grey, 6)[0], atol=1.01)
+    colour[..., 2] = 255 - colour[..., 2]
+    inverted = augment(colour, 5)[0]
+    assert not np.allclose(inverted[..., 2], inverted[..., 0], atol=50)

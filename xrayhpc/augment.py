@@ -49,13 +49,16 @@ def augment_one(image: np.ndarray, rng: np.random.Generator, aug: Augmentation =
     h, w = image.shape[:2]
     m = _matrix(rng, aug, h, w)
     x = image.astype(np.float32)
+    # A grey X-ray has three equal channels: transform one and repeat it (the same numbers, a third of the work).
+    channels = 1 if (image[..., 1:] == image[..., :1]).all() else x.shape[2]
     out = np.stack(
         [
             ndimage.affine_transform(x[..., c], m[:2, :2], m[:2, 2], order=1, mode="constant", cval=aug.cval)
-            for c in range(x.shape[2])
+            for c in range(channels)
         ],
         axis=-1,
     )
+    out = np.broadcast_to(out, (*out.shape[:2], x.shape[2]))
     shift = rng.uniform(-aug.channel_shift, aug.channel_shift)
     out = np.clip(out + shift, out.min(), out.max())
     if aug.flips and rng.random() < 0.5:
