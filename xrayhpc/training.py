@@ -52,6 +52,7 @@ def build(exp: Experiment, classes: int) -> Models:
     keras.utils.set_random_seed(exp.seed)
     backbone = build_backbone(exp.backbone, exp.image_size, exp.weights)
     backbone.trainable = exp.trainable_backbone
+    backbone.compile(jit_compile=exp.jit_compile)  # what its predict_on_batch() runs with
     keras.utils.set_random_seed(exp.seed)
     head = build_head(backbone.output_shape[1:], exp.head_units, exp.dropouts, classes, exp.seed)
     inputs = keras.Input((exp.image_size, exp.image_size, 3))
