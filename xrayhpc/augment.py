@@ -48,9 +48,9 @@ def augment_one(image: np.ndarray, rng: np.random.Generator, aug: Augmentation =
     """One random transform of one (H, W, 3) image; returns float32 on the 0-255 scale."""
     h, w = image.shape[:2]
     m = _matrix(rng, aug, h, w)
-    x = image.astype(np.float32)
     # A grey X-ray has three equal channels: transform one and repeat it (the same numbers, a third of the work).
-    channels = 1 if (image[..., 1:] == image[..., :1]).all() else x.shape[2]
+    channels = 1 if (image[..., 1:] == image[..., :1]).all() else image.shape[2]
+    x = image[..., :channels].astype(np.float32)
     out = np.stack(
         [
             ndimage.affine_transform(x[..., c], m[:2, :2], m[:2, 2], order=1, mode="constant", cval=aug.cval)
@@ -58,7 +58,7 @@ def augment_one(image: np.ndarray, rng: np.random.Generator, aug: Augmentation =
         ],
         axis=-1,
     )
-    out = np.broadcast_to(out, (*out.shape[:2], x.shape[2]))
+    out = np.broadcast_to(out, image.shape)
     shift = rng.uniform(-aug.channel_shift, aug.channel_shift)
     out = np.clip(out + shift, out.min(), out.max())
     if aug.flips and rng.random() < 0.5:
