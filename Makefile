@@ -5,20 +5,36 @@ PY     := $(VENV)/bin/python
 GRID   ?= jobs/report.toml
 DEMO_DATA ?= results/demo-data
 ARGS   ?=
+GPU    ?=
+comma  := ,
+EXTRAS := test$(if $(GPU),$(comma)gpu)
 
 .DEFAULT_GOAL := help
-.PHONY: help install demo test test-fast submit-all status report bench bench-quick cluster-up cluster-down clean
+.PHONY: help install doctor weights demo test test-fast submit-all status report bench bench-quick cluster-up cluster-down clean
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
 
-$(PY): pyproject.toml
-	$(PYTHON) -m venv $(VENV)
+# tensorflow-cpu (earlier installs) and tensorflow would overwrite each other's files: one goes first.
+define pip_install
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[test]'
+	$(PY) -m pip uninstall -q -y tensorflow-cpu 2>/dev/null || true
+	$(PY) -m pip install -q -e '.[$(EXTRAS)]'
 	@touch $(PY)
+endef
 
-install: $(PY) ## make .venv and install xrayhpc with its test tools
+$(PY): pyproject.toml
+	$(pip_install)
+
+install: ## make .venv and install xrayhpc with its test tools (GPU=1: with the CUDA 12 libraries, for GPU nodes)
+	$(pip_install)
+
+doctor: $(PY) ## what a job of GRID will see here: versions, CUDA, GPUs, data, weights, profile (ARGS="--on-node gpu")
+	$(PY) -m xrayhpc.doctor --grid $(GRID) $(ARGS)
+
+weights: $(PY) ## fetch the ImageNet weight files GRID needs into KERAS_HOME/models (on a login node)
+	$(PY) -m xrayhpc.weights --grid $(GRID) $(ARGS)
 
 demo: $(PY) ## synthetic X-rays, the smoke grid's CPU experiments on this machine, and the report, into results/
 	$(PY) -m xrayhpc.synthetic $(DEMO_DATA)

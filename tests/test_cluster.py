@@ -127,11 +127,11 @@ def test_gpu_job_on_a_host_without_gpu_fails_with_the_workers_reason(tmp_path: P
     assert out.returncode == 0, out.stderr
     record = read_record(results / "task1-vgg16-gpu")
     script = Path(record.script).read_text()
-    assert "#$ -l gpus=1" in script and "#$ -l gpu_c=3.5" in script
+    assert "#$ -l gpus=1" in script and "#$ -l gpu_c=6.0" in script
     seen = watch([record.job_id])
     assert seen[record.job_id][-1] == "FAILED"
     progress = read_json(results / "task1-vgg16-gpu" / "progress.json")
-    assert progress["state"] == "failed" and "refusing to run on the CPU" in progress["error"]
+    assert progress["state"] == "failed" and "Refusing to run on the CPU" in progress["error"]
     assert not (results / "task1-vgg16-gpu" / "metrics.json").exists()
 
 
@@ -145,7 +145,7 @@ def one_line_error(out: subprocess.CompletedProcess[str]) -> str:
 
 def test_impossible_gpu_request_is_refused_at_submission(tmp_path: Path, synthetic: Path) -> None:
     prof = profile(tmp_path)
-    prof.write_text(prof.read_text().replace("gpu_c = 3.5", "gpu_c = 9.0"))
+    prof.write_text(prof.read_text().replace("gpu_c = 6.0", "gpu_c = 9.0"))
     out = submit(tmp_path / "r", synthetic, prof, "--only", "*-gpu")
     line = one_line_error(out)
     assert "qsub refused the gpu jobs" in line and "no suitable queues" in line
@@ -194,3 +194,16 @@ def test_warned_job_checkpoints_and_requeues_itself(tmp_path: Path) -> None:
     log = job.paths.stdout.read_text()
     assert "requeuing job" in log and log.count("with 1 slot(s)") == 2
     assert seen[job.job_id][-1] == "COMPLETED"
+
+
+def test_jobs_receive_the_profiles_variables_and_no_empty_ones(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`env` passes what is set where qsub runs; an unset name is left out (qsub -v would make it empty)."""
+    monkeypatch.setenv("XRAYHPC_TEST_PASSED", "a value, with a comma")
+    monkeypatch.delenv("XRAYHPC_TEST_UNSET", raising=False)
+    executor = SgeExecutor(tmp_path / "%j")
+    executor.update_parameters(project="xrayhpc-test", env=["XRAYHPC_TEST_PASSED", "XRAYHPC_TEST_UNSET"])
+    job = executor.submit(os.environ.get, "XRAYHPC_TEST_PASSED")
+    unset = executor.submit(lambda: "XRAYHPC_TEST_UNSET" in os.environ)
+    assert "#$ -v XRAYHPC_TEST_PASSED\n" in Path(job.paths.submission_file).read_text()
+    watch([job.job_id, unset.job_id])
+    assert job.result() == "a value, with a comma" and unset.result() is False

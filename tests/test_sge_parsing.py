@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 import submitit
 
+from conftest import ROOT
 from xrayhpc.sge import (
     SgeExecutor, SgeJobEnvironment, acct_state, parse_task_ids, read_error_reasons, read_qacct,
     read_qstat_xml, render_job_script,
@@ -79,14 +80,14 @@ def test_slurm_gets_the_same_request(monkeypatch: pytest.MonkeyPatch, tmp_path: 
     """No Slurm here: submitit's own Slurm executor renders the script from the profile's request."""
     from submitit.slurm.slurm import SlurmExecutor
 
-    from xrayhpc.profile import PROFILES, load_profile
+    from xrayhpc.profile import load_profile
 
     monkeypatch.setattr(SlurmExecutor, "affinity", classmethod(lambda cls: 2))
     ex = submitit.AutoExecutor(tmp_path, cluster="slurm")
-    ex.update_parameters(**load_profile(PROFILES / "scc.toml", "ms542").slurm("gpu"))
+    ex.update_parameters(**load_profile("scc", "ms542").slurm("gpu"))
     text = ex._executor._make_submission_file_text("python -m x", "uid")
     for line in ("#SBATCH --gpus-per-node=1", "#SBATCH --cpus-per-task=4", "#SBATCH --time=720",
-                 "#SBATCH --account=ms542", "module load python3/3.10.12"):
+                 "#SBATCH --account=ms542", "module load python3/3.12.4"):
         assert line in text
 
 
@@ -128,10 +129,10 @@ def test_job_environment_counts_tasks_from_zero(monkeypatch: pytest.MonkeyPatch)
 
 
 def test_profile_signal_delay_zero_means_no_warning(tmp_path: Path) -> None:
-    from xrayhpc.profile import PROFILES, load_profile
+    from xrayhpc.profile import load_profile
 
     path = tmp_path / "p.toml"
-    path.write_text((PROFILES / "local.toml").read_text().replace("signal_delay_s = 60", "signal_delay_s = 0"))
+    path.write_text((ROOT / "qsub" / "local.toml").read_text().replace("signal_delay_s = 60", "signal_delay_s = 0"))
     params = load_profile(path).sge("cpu")
     assert params["signal_delay_s"] == 0
     assert "#$ -l s_rt" not in render_job_script("true", tmp_path, **params)

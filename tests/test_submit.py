@@ -28,15 +28,16 @@ def run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedPr
 
 def test_dry_run_prints_the_scc_scripts_and_records_nothing(tmp_path: Path) -> None:
     out = run("--grid", "jobs/report.toml", "--executor", "dry-run", "--results", str(tmp_path),
-              env={"XRAYHPC_PROJECT": "ms542"})
+              env={"XRAYHPC_PROJECT": "ms542", "KERAS_BACKEND": ""})
     assert out.returncode == 0, out.stderr
     gpu, cpu = (tmp_path / "dry-run" / "gpu.sh").read_text(), (tmp_path / "dry-run" / "cpu.sh").read_text()
     assert gpu in out.stdout and cpu in out.stdout  # what is printed is what qsub would get
     for script in (gpu, cpu):
         assert script.startswith("#!/bin/bash -l\n")
         assert "#$ -P ms542" in script and "#$ -l h_rt=12:00:00" in script and "#$ -pe omp 4" in script
-        assert "module load python3/3.10.12" in script
-    assert "#$ -l gpus=1" in gpu and "#$ -l gpu_c=3.5" in gpu and "#$ -t 1-3" in gpu
+        assert "module load python3/3.12.4" in script
+        assert "#$ -v KERAS_HOME,XRAYHPC_CACHE\n" in script  # set in this test's environment; KERAS_BACKEND not
+    assert "#$ -l gpus=1" in gpu and "#$ -l gpu_c=6.0" in gpu and "#$ -t 1-3" in gpu
     assert "gpus" not in cpu and "-t 1-" not in cpu
     assert f"$ qsub -terse -w e {tmp_path / 'dry-run' / 'gpu.sh'}" in out.stdout
     assert "tasks: 1=task1-vgg16-gpu, 2=task2-vgg16-gpu, 3=task2-mobilenet-gpu" in out.stdout
@@ -57,7 +58,7 @@ def test_real_submission_without_a_project_is_refused(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(("args", "expected"), [
-    (["--profile", "nowhere"], "nowhere: no such profile; the profiles are in qsub/ (local, scc)"),
+    (["--profile", "nowhere"], "nowhere: no such profile; give a file, or one of the profiles in qsub/ (local, scc)"),
     (["--grid", "jobs/report.toml", "--only", "task9*"], "no experiment matches"),
 ])
 def test_bad_options_are_one_line(args: list[str], expected: str, tmp_path: Path) -> None:

@@ -95,7 +95,7 @@ def test_gpu_run_without_a_gpu_fails_and_says_so(synthetic: Path, tmp_path: Path
     folder = tmp_path / exp.id
     assert not (folder / "metrics.json").exists()
     progress = read_json(folder / "progress.json")
-    assert progress["state"] == "failed" and "refusing to run on the CPU" in progress["error"]
+    assert progress["state"] == "failed" and "Refusing to run on the CPU" in progress["error"]
 
 
 def test_slots_size_the_thread_pools(synthetic: Path, tmp_path: Path) -> None:

@@ -133,20 +133,44 @@ def decode_all(
     return out, bad
 
 
-def load_dataset(
-    task_dir: Path, image_size: int, interpolation: str, validation_split: float,
-    threads: int = 1, log: Callable[[str], None] = print,
-) -> Dataset:
-    """Discover, decode (once) and split; the first `validation_split` of each class is validation."""
+@dataclass(frozen=True)
+class Files:
+    """A task folder's image files per class, before anything is decoded."""
+
+    classes: list[str]
+    train: dict[str, list[Path]]
+    test: dict[str, list[Path]]
+
+    def counts(self, validation_split: float) -> dict[str, dict[str, int]]:
+        """Images per class and split as the run will see them (unreadable ones not yet known)."""
+        val = {c: int(validation_split * len(f)) for c, f in self.train.items()}
+        return {
+            "train": {c: len(f) - val[c] for c, f in self.train.items()},
+            "val": val,
+            "test": {c: len(f) for c, f in self.test.items()},
+        }
+
+
+def discover(task_dir: Path) -> Files:
+    """The class folders and image files, or one line saying what is missing (no decoding)."""
     task_dir = Path(task_dir)
     if not task_dir.is_dir():
         raise UserError(
             f"data folder {task_dir} not found; point XRAYHPC_DATA (or `data` in the grid) at the "
             "folder that holds two/ and all/"
         )
-    train_files = _class_files(task_dir / "train", None)
-    classes = list(train_files)
-    test_files = _class_files(task_dir / "test", classes)
+    train = _class_files(task_dir / "train", None)
+    return Files(list(train), train, _class_files(task_dir / "test", list(train)))
+
+
+def load_dataset(
+    task_dir: Path, image_size: int, interpolation: str, validation_split: float,
+    threads: int = 1, log: Callable[[str], None] = print,
+) -> Dataset:
+    """Discover, decode (once) and split; the first `validation_split` of each class is validation."""
+    task_dir = Path(task_dir)
+    found = discover(task_dir)
+    classes, train_files, test_files = found.classes, found.train, found.test
     every = [p for files in (train_files, test_files) for c in classes for p in files[c]]
     images, bad = decode_all(every, image_size, interpolation, threads, log)
     for file, reason in bad.items():

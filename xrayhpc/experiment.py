@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from xrayhpc import sitefiles
 from xrayhpc.errors import UserError
 from xrayhpc.models import BACKBONES
 
@@ -268,13 +269,15 @@ def parse_overrides(pairs: list[str]) -> dict[str, Any]:
 def load_grid(path: Path, overrides: dict[str, Any] | None = None) -> list[Experiment]:
     """Read a grid file and return its experiments, validated, ids unique.
 
+    `path` is a file, or the name of a grid in jobs/ (here, else the one shipped with the package).
     `overrides` (from --set) replace a setting in every experiment, after the file's own values.
     """
-    path = Path(path)
-    try:
-        text = path.read_text()
-    except FileNotFoundError:
-        raise UserError(f"{path}: no such grid file; the grids are in jobs/") from None
+    found = sitefiles.find("jobs", str(path), ".toml")
+    if found is None:
+        known = ", ".join(sitefiles.names("jobs", ".toml"))
+        raise UserError(f"{path}: no such grid file; give a file, or one of the grids in jobs/ ({known})")
+    path = found
+    text = path.read_text()
     try:
         doc = tomllib.loads(text)
     except tomllib.TOMLDecodeError as err:

@@ -1,8 +1,9 @@
 """Site profiles (qsub/*.toml): what a job asks the scheduler for, per device.
 
-A profile has site-wide keys (project, wall time, setup lines, ...) and a [cpu] and a [gpu] table
-with the resources of each kind of job. `gpu` jobs ask `-l gpus=1 -l gpu_c=...`; `cpu` jobs ask
-`-pe omp N` and no GPU.
+A profile has site-wide keys (project, wall time, setup lines, variables passed to the job, ...)
+and a [cpu] and a [gpu] table with the resources of each kind of job. `gpu` jobs ask
+`-l gpus=1 -l gpu_c=...`; `cpu` jobs ask `-pe omp N` and no GPU. Profiles ship inside the package;
+a `qsub/NAME.toml` in the working directory overrides the packaged one.
 """
 
 from __future__ import annotations
@@ -13,14 +14,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from xrayhpc import sitefiles
 from xrayhpc.errors import UserError
 
-ROOT = Path(__file__).resolve().parent.parent
-PROFILES = ROOT / "qsub"
+DEFAULT_PROFILE = "scc"
 SITE_KEYS = {
     "project": str, "require_project": bool, "queue": str, "partition": str, "time": str,
     "signal_delay_s": int, "setup": list, "array_parallelism": int, "extra_directives": list,
+    "env": list, "mail": str, "mail_events": str,
 }
+# What the worker reads from its environment; Grid Engine passes the submitting shell's variables
+# only when asked (-v), so these go with every job unless a profile lists its own.
+DEFAULT_ENV = ["KERAS_HOME", "KERAS_BACKEND", "XRAYHPC_CACHE"]
 DEVICE_KEYS = {"cores": int, "gpus": int, "gpu_c": float, "gpu_type": str, "gpu_memory": str, "mem_per_core": str}
 
 
@@ -45,7 +50,9 @@ class Profile:
             "time": self.minutes,
             "setup": list(self.site.get("setup", [])),
             "extra_directives": list(self.site.get("extra_directives", [])),
-            **{k: self.site[k] for k in ("project", "queue", "array_parallelism") if self.site.get(k)},
+            "env": list(self.site.get("env", DEFAULT_ENV)),
+            **{k: self.site[k] for k in ("project", "queue", "array_parallelism", "mail", "mail_events")
+               if self.site.get(k)},
             **({"signal_delay_s": self.site["signal_delay_s"]} if "signal_delay_s" in self.site else {}),
             **resources,
         }
@@ -68,6 +75,10 @@ class Profile:
             params["slurm_account"] = self.site["project"]
         return params
 
+    def with_project(self, project: str) -> Profile:
+        """The same profile charged to `project` (a dry run shows a placeholder)."""
+        return Profile(self.path, {**self.site, "project": project}, self.devices)
+
 
 def _check(values: dict[str, Any], allowed: dict[str, type], where: str) -> dict[str, Any]:
     for key, value in values.items():
@@ -82,21 +93,28 @@ def _check(values: dict[str, Any], allowed: dict[str, type], where: str) -> dict
     return values
 
 
-def load_profile(path: str | Path, project: str | None = None) -> Profile:
-    """Read and check a profile; `project` (or $XRAYHPC_PROJECT) fills an empty `project`."""
-    path = Path(path)
-    if not path.is_file() and (PROFILES / f"{path}.toml").is_file():
-        path = PROFILES / f"{path}.toml"
+def load_profile(name: str | Path | None = None, project: str | None = None) -> Profile:
+    """Read and check a profile (a path, or a name in qsub/: here, else the packaged one).
+
+    `name` defaults to $XRAYHPC_PROFILE, then `scc`; `project` (or $XRAYHPC_PROJECT) fills an
+    empty `project`.
+    """
+    name = str(name or os.environ.get("XRAYHPC_PROFILE") or DEFAULT_PROFILE)
+    path = sitefiles.find("qsub", name, ".toml")
+    if path is None:
+        known = ", ".join(sitefiles.names("qsub", ".toml"))
+        raise UserError(f"{name}: no such profile; give a file, or one of the profiles in qsub/ ({known})")
     try:
         doc = tomllib.loads(path.read_text())
-    except FileNotFoundError:
-        raise UserError(f"{path}: no such profile; the profiles are in qsub/ ({', '.join(p.stem for p in sorted(PROFILES.glob('*.toml')))})") from None
     except tomllib.TOMLDecodeError as err:
         raise UserError(f"{path}: not valid TOML: {err}") from None
     devices = {d: doc.pop(d, {}) for d in ("cpu", "gpu")}
     site = _check(doc, SITE_KEYS, str(path))
     for device, values in devices.items():
         _check(values, DEVICE_KEYS, f"{path} [{device}]")
+    bad = [v for v in site.get("env", []) if not (isinstance(v, str) and v.isidentifier())]
+    if bad:
+        raise UserError(f"{path}: `env` lists {bad[0]!r}; give the names of environment variables to pass to the job")
     chosen = project or os.environ.get("XRAYHPC_PROJECT")
     if chosen:
         site["project"] = chosen

@@ -25,7 +25,9 @@ from string import Template
 
 from submitit.core import core, job_environment, utils
 
-TEMPLATE = Path(__file__).resolve().parent.parent / "qsub" / "job.sh.template"
+from xrayhpc import sitefiles
+
+TEMPLATE = "job.sh.template"
 # A job that left qstat may take a few seconds to reach the accounting file.
 ACCOUNTING_LAG_S = 30.0
 # submitit's is_done() waits on these; anything else is an end state.
@@ -426,6 +428,9 @@ def render_job_script(
     stdout: str | None = None,
     stderr: str | None = None,
     extra_directives: tp.Sequence[str] = (),
+    env: tp.Sequence[str] = (),
+    mail: str | None = None,
+    mail_events: str = "ea",
     setup: tp.Sequence[str] = (),
     map_count: int | None = None,
 ) -> str:
@@ -435,8 +440,10 @@ def render_job_script(
     warning). `cores` above 1 asks for `-pe <parallel_environment> N` (NSLOTS in the job).
     `stdout`/`stderr` are where Grid Engine writes what the job prints before the worker starts
     (`-o`/`-e`, SGE's $JOB_ID and $TASK_ID allowed; default: beside the job's own logs, joined);
-    the worker's output goes to submitit's log files. `extra_directives` are further qsub options,
-    one per line (e.g. "-m ea").
+    the worker's output goes to submitit's log files. `env` names variables of the submitting shell
+    that the job receives (`-v`); those unset here are left out, since Grid Engine would set them to
+    the empty string. `mail` gets a message (`-M`) at `mail_events` (`-m`, default end and abort).
+    `extra_directives` are further qsub options, one per line.
     """
     if time <= 0:
         raise ValueError(f"time must be a positive number of minutes, got {time}")
@@ -463,7 +470,7 @@ def render_job_script(
     if gpus:
         lines.append(f"-l gpus={gpus}")
         if gpu_c is not None:
-            lines.append(f"-l gpu_c={gpu_c:g}")
+            lines.append(f"-l gpu_c={float(gpu_c)!r}")  # 6.0, as SCC writes it
         if gpu_type:
             lines.append(f"-l gpu_type={gpu_type}")
         if gpu_memory:
@@ -473,6 +480,11 @@ def render_job_script(
         lines.append(f"-tc {min(map_count, array_parallelism)}")
     lines.append(f"-o {stdout or f'{log_dir}/sge-$JOB_ID.$TASK_ID.out'}")
     lines.append(f"-e {stderr}" if stderr else "-j y")
+    passed = [name for name in env if os.environ.get(name)]
+    if passed:
+        lines.append(f"-v {','.join(passed)}")
+    if mail:
+        lines += [f"-M {mail}", f"-m {mail_events}"]
     lines += list(extra_directives)
     values = {
         "directives": "\n".join(f"#$ {line}" for line in lines),
@@ -482,7 +494,10 @@ def render_job_script(
         "setup": "\n".join(["", "# setup", *setup, ""]) if setup else "",
         "command": command,
     }
-    return Template(TEMPLATE.read_text()).substitute(values)
+    template = sitefiles.find("qsub", TEMPLATE)
+    if template is None:
+        raise FileNotFoundError(f"the job template {TEMPLATE} is neither in ./qsub nor in the installed package")
+    return Template(template.read_text()).substitute(values)
 
 
 def _job_name(name: str) -> str:

@@ -34,7 +34,7 @@ from xrayhpc.errors import UserError, cli
 from xrayhpc.experiment import Experiment, load_grid, parse_overrides, select
 from xrayhpc.jobs import JobRecord, read_record, write_record
 from xrayhpc.lock import results_lock
-from xrayhpc.profile import PROFILES, Profile, load_profile, missing_project
+from xrayhpc.profile import Profile, load_profile, missing_project
 from xrayhpc.requeue import ExperimentJob
 from xrayhpc.results import PROGRESS, read_json, results_root
 from xrayhpc.sge import SgeExecutor, submit_command
@@ -251,7 +251,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--wait", type=float, default=60, metavar="SECONDS",
                         help="how long to wait for another submit-all on the same results folder (default 60)")
     parser.add_argument("--executor", choices=EXECUTORS, help="default: sge if installed, slurm if installed, else local")
-    parser.add_argument("--profile", help="site profile in qsub/ (default: $XRAYHPC_PROFILE or qsub/scc.toml)")
+    parser.add_argument("--profile", help="site profile: a file, or a name in qsub/ (default: $XRAYHPC_PROFILE, else scc)")
     parser.add_argument("--project", help="the project to charge (-P); default: the profile's or $XRAYHPC_PROJECT")
     parser.add_argument("--results", help="results root (default: $XRAYHPC_RESULTS or ./results)")
     parser.add_argument("--data", help="data root holding two/ and all/ (default: $XRAYHPC_DATA, the grid's)")
@@ -261,7 +261,7 @@ def main(argv: list[str] | None = None) -> int:
         os.environ["XRAYHPC_DATA"] = args.data
     console = Console(highlight=False, soft_wrap=True)
     kind = args.executor or default_executor()
-    profile = load_profile(args.profile or os.environ.get("XRAYHPC_PROFILE") or PROFILES / "scc.toml", args.project)
+    profile = load_profile(args.profile, args.project)
     experiments = select(load_grid(Path(args.grid), parse_overrides(args.set)), args.only)
     if not experiments:
         raise UserError(f"{args.grid}: no experiment matches {args.only!r}")
@@ -291,7 +291,7 @@ def dispatch(kind: str, batches: dict[str, list[Decision]], profile: Profile, ro
     if kind == "dry-run":
         if problem := missing_project(profile):
             console.print(Text(f"warning: {problem}; the scripts show -P {PLACEHOLDER_PROJECT}", style="yellow"))
-            profile.site["project"] = PLACEHOLDER_PROJECT
+            profile = profile.with_project(PLACEHOLDER_PROJECT)
         dry_run(batches, profile, root, console)
     elif kind == "local":
         run_local([d for b in batches.values() for d in b], root, console)

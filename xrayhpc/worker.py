@@ -21,6 +21,7 @@ import numpy as np
 
 from xrayhpc import device
 from xrayhpc.checkpoint import Checkpoint
+from xrayhpc.data import discover, load_dataset
 from xrayhpc.errors import UserError, cli
 from xrayhpc.experiment import Experiment, load_grid, parse_overrides, select
 from xrayhpc.results import LOG, METRICS, PROGRESS, SCHEMA_VERSION, results_root, write_json
@@ -103,11 +104,11 @@ def _run(exp: Experiment, folder: Path, progress: Progress, log: RunLog, checkpo
         return now
 
     log(f"settings {json.dumps(exp.settings())} fingerprint {exp.fingerprint}")
+    discover(exp.data_dir)  # a missing data folder is said at once, before the backend starts
     used = device.check(exp.device)
     log(f"device {used}; backend {device.backend_name()}; slots {device.slots() or 'unset'}")
 
     from xrayhpc import evaluate, plots, training
-    from xrayhpc.data import load_dataset
 
     progress.write("running", "loading")
     data = load_dataset(

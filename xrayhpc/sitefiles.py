@@ -1,0 +1,39 @@
+"""The files that travel with the code: the job template and site profiles (qsub/), the grids (jobs/).
+
+They ship inside the package (`xrayhpc.qsub`, `xrayhpc.grids`), so `pip install .` or
+`pip install git+URL` can submit from any directory; a `qsub/` or `jobs/` folder in the working
+directory overrides a packaged file of the same name, so a site can keep its own.
+"""
+
+from __future__ import annotations
+
+from importlib import resources
+from pathlib import Path
+
+PACKAGES = {"qsub": "xrayhpc.qsub", "jobs": "xrayhpc.grids"}
+
+
+def _folders(folder: str) -> list[Path]:
+    """The working directory's folder first, then the packaged one."""
+    packaged = Path(str(resources.files(PACKAGES[folder])))
+    local = Path(folder).resolve()
+    return [local, packaged] if local != packaged else [packaged]
+
+
+def find(folder: str, name: str, suffix: str = "") -> Path | None:
+    """`name` (a path, or a bare name with or without `suffix`) as an existing file, else None."""
+    given = Path(name)
+    if given.is_file():
+        return given
+    if given.parent != Path("."):
+        return None
+    for base in _folders(folder):
+        for candidate in (base / name, base / f"{name}{suffix}"):
+            if candidate.is_file():
+                return candidate
+    return None
+
+
+def names(folder: str, suffix: str) -> list[str]:
+    """Every name `find` can resolve in this folder, for error messages."""
+    return sorted({p.name.removesuffix(suffix) for base in _folders(folder) for p in base.glob(f"*{suffix}")})
