@@ -207,3 +207,26 @@ def test_jobs_receive_the_profiles_variables_and_no_empty_ones(tmp_path: Path, m
     assert "#$ -v XRAYHPC_TEST_PASSED\n" in Path(job.paths.submission_file).read_text()
     watch([job.job_id, unset.job_id])
     assert job.result() == "a value, with a comma" and unset.result() is False
+
+
+def doctor(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "xrayhpc.doctor", *args], capture_output=True, text=True, cwd=ROOT,
+                          timeout=300)
+
+
+def test_doctor_on_a_cpu_node_answers_through_grid_engine(tmp_path: Path, synthetic: Path) -> None:
+    out = doctor("--grid", "jobs/smoke.toml", "--only", "*-cpu", "--data", str(synthetic), "--profile", "local",
+                 "--executor", "sge", "--on-node", "cpu", "--results", str(tmp_path))
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "· node      answered by job" in out.stdout and "can start on a cpu node" in out.stdout
+    assert "✓ data" in out.stdout.split("answered by job")[1]  # the data as the node sees it
+
+
+def test_doctor_on_a_gpu_node_says_why_the_backend_sees_no_gpu(tmp_path: Path, synthetic: Path) -> None:
+    """The test cluster's GPUs are fake: the node-side check must find none and say which cause holds."""
+    out = doctor("--grid", "jobs/smoke.toml", "--data", str(synthetic), "--profile", "local",
+                 "--executor", "sge", "--on-node", "gpu", "--results", str(tmp_path))
+    assert out.returncode == 1, out.stdout + out.stderr
+    node = out.stdout.split("answered by job")[1]
+    assert "✗ gpu       GPUs the backend uses: none" in node and "fix: the tensorflow backend sees no GPU" in node
+    assert "would fail: task1-vgg16-gpu" in out.stdout

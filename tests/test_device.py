@@ -32,7 +32,7 @@ def test_no_gpu_allocated_points_at_the_request(visible_devices: str | None) -> 
 
 def test_a_gpu_too_old_for_the_build_names_it_and_the_capability_to_ask() -> None:
     line = diagnose(GpuFacts(**CUDA_BUILD, physical=[("Tesla K40m", 3.5)], cuda_visible_devices="0"))
-    assert "Tesla K40m has compute capability 3.5" in line and ">= 6" in line and "-l gpu_c=6" in line
+    assert "Tesla K40m has compute capability 3.5" in line and ">= 6.0" in line and "-l gpu_c=6.0" in line
 
 
 def test_a_visible_gpu_needs_no_diagnosis() -> None:

@@ -161,6 +161,7 @@ class GpuFacts:
 
 def tensorflow_build() -> tuple[bool, float | None]:
     """(built with CUDA, lowest compute capability of the build), from TensorFlow's build info."""
+    start_backend()
     import tensorflow as tf
 
     info = tf.sysconfig.get_build_info()
@@ -225,8 +226,8 @@ def diagnose(f: GpuFacts) -> str | None:
     old = [(n, c) for n, c in f.physical if c is not None and f.min_compute is not None and c < f.min_compute]
     if old:
         name, cap = old[0]
-        return (f"{where}: its GPU {name} has compute capability {cap:g}, older than this build supports "
-                f"(>= {f.min_compute:g}); ask for newer GPUs with -l gpu_c={f.min_compute:g} (the profile's [gpu] gpu_c)")
+        return (f"{where}: its GPU {name} has compute capability {cap:.1f}, older than this build supports "
+                f"(>= {f.min_compute:.1f}); ask for newer GPUs with -l gpu_c={f.min_compute:.1f} (the profile's [gpu] gpu_c)")
     name, cap = f.physical[0]
     return (f"{where}: the driver reports {name} (compute capability {cap if cap is not None else 'unknown'}) but the "
             "backend cannot use it; check `nvidia-smi` and run `python -m xrayhpc.doctor` on the node")

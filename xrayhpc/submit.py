@@ -140,18 +140,22 @@ def _send(executor: Any, batch: list[Decision], command: str, kind: str, device:
         _record(batch, jobs, kind, root)
 
 
-def submit_sge(batch: list[Decision], device: str, profile: Profile, root: Path) -> None:
-    executor = SgeExecutor(job_folder(root))
-    executor.update_parameters(**profile.sge(device), job_name=f"xrayhpc-{device}")
-    _send(executor, batch, "qsub", "sge", device, root)
-
-
-def submit_slurm(batch: list[Decision], device: str, profile: Profile, root: Path) -> None:
+def cluster_executor(kind: str, device: str, profile: Profile, folder: Path, name: str) -> Any:
+    """A submitit executor for `kind` (sge or slurm) asking the profile's request for `device`."""
+    if kind == "sge":
+        executor = SgeExecutor(folder)
+        executor.update_parameters(**profile.sge(device), job_name=name)
+        return executor
     import submitit
 
-    executor = submitit.AutoExecutor(job_folder(root), cluster="slurm")
-    executor.update_parameters(**profile.slurm(device), name=f"xrayhpc-{device}")
-    _send(executor, batch, "sbatch", "slurm", device, root)
+    executor = submitit.AutoExecutor(folder, cluster="slurm")
+    executor.update_parameters(**profile.slurm(device), name=name)
+    return executor
+
+
+def submit_cluster(kind: str, batch: list[Decision], device: str, profile: Profile, root: Path) -> None:
+    executor = cluster_executor(kind, device, profile, job_folder(root), f"xrayhpc-{device}")
+    _send(executor, batch, "qsub" if kind == "sge" else "sbatch", kind, device, root)
 
 
 def _record(batch: list[Decision], jobs: list[Any], executor: str, root: Path) -> None:
@@ -210,8 +214,7 @@ def dry_run(batches: dict[str, list[Decision]], profile: Profile, root: Path, co
     out = root / "dry-run"
     out.mkdir(parents=True, exist_ok=True)
     for device, batch in batches.items():
-        executor = SgeExecutor(job_folder(root))
-        executor.update_parameters(**profile.sge(device), job_name=f"xrayhpc-{device}")
+        executor = cluster_executor("sge", device, profile, job_folder(root), f"xrayhpc-{device}")
         script = out / f"{device}.sh"
         script.write_text(executor.script(len(batch)))
         console.rule(f"{device}: {len(batch)} experiment(s) as one {'array ' if len(batch) > 1 else ''}job")
@@ -299,7 +302,7 @@ def dispatch(kind: str, batches: dict[str, list[Decision]], profile: Profile, ro
         if kind == "sge" and (problem := missing_project(profile)):
             raise UserError(problem)
         for device, batch in batches.items():
-            (submit_sge if kind == "sge" else submit_slurm)(batch, device, profile, root)
+            submit_cluster(kind, batch, device, profile, root)
 
 
 if __name__ == "__main__":
