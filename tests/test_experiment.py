@@ -124,3 +124,24 @@ def test_select_by_pattern() -> None:
     exps = load_grid(ROOT / "jobs" / "report.toml")
     assert [e.id for e in select(exps, "*-cpu")] == ["task1-vgg16-cpu"]
     assert len(select(exps, "task2")) == 2
+
+
+@pytest.mark.parametrize("tag", ["../../../tmp/escaped", "a/b", "with space", "$(touch x)", "`id`", "-dash", ".hidden"])
+def test_unsafe_tags_are_refused_in_one_line(tmp_path: Path, tag: str) -> None:
+    path = grid(tmp_path, f'[[experiment]]\ntask = "binary"\nbackbone = "vgg16"\ndevice = "cpu"\ntag = "{tag}"\n')
+    with pytest.raises(UserError, match=r"`tag` = .* is not allowed; it names a folder and a job: use letters, digits"):
+        load_grid(path)
+
+
+def test_varying_values_become_safe_parts_of_the_id(tmp_path: Path) -> None:
+    weights = tmp_path / "my weights (v2).h5"
+    weights.write_bytes(b"")
+    exps = load_grid(grid(tmp_path, f"""
+[[experiment]]
+task = "binary"
+backbone = "vgg16"
+device = "cpu"
+tag = "run-1.b"
+weights = ["none", "{weights}"]
+"""))
+    assert [e.id for e in exps] == ["task1-vgg16-cpu-run-1.b-weightsnone", "task1-vgg16-cpu-run-1.b-weightsmy_weights__v2_"]

@@ -71,9 +71,9 @@ def test_job_script_carries_the_requests(tmp_path: Path) -> None:
 
 def test_scheduler_output_paths(tmp_path: Path) -> None:
     joined = render_job_script("true", tmp_path)
-    assert f"#$ -o {tmp_path}/sge-$JOB_ID.$TASK_ID.out" in joined and "#$ -j y" in joined
+    assert f'#$ -o "{tmp_path}/sge-$JOB_ID.$TASK_ID.out"' in joined and "#$ -j y" in joined
     split = render_job_script("true", tmp_path, stdout="/logs/$JOB_ID.out", stderr="/logs/$JOB_ID.err")
-    assert "#$ -o /logs/$JOB_ID.out" in split and "#$ -e /logs/$JOB_ID.err" in split and "-j y" not in split
+    assert '#$ -o "/logs/$JOB_ID.out"' in split and '#$ -e "/logs/$JOB_ID.err"' in split and "-j y" not in split
 
 
 def test_slurm_gets_the_same_request(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:

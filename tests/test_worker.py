@@ -149,3 +149,20 @@ def test_real_data_task1_fast_path(tmp_path: Path) -> None:
     assert {k: sum(v.values()) for k, v in m["counts"].items()} == {"train": 104, "val": 25, "test": 18}
     assert m["skipped_images"] == []
     assert json.loads((tmp_path / exp.id / "metrics.json").read_text())["test"]["count"] == 18
+
+
+def test_files_follow_the_users_umask_so_a_group_can_read_them(synthetic: Path, tmp_path: Path) -> None:
+    """On a shared /projectnb (umask 002) collaborators open a student's results and report."""
+    def shared() -> None:
+        os.umask(0o002)
+
+    common = dict(capture_output=True, text=True, cwd=ROOT, timeout=600, preexec_fn=shared)
+    worker = subprocess.run([sys.executable, "-m", "xrayhpc.worker", "--grid", "jobs/smoke.toml", "--id", "task1-vgg16-cpu",
+                             "--set", "epochs=1", "--set", "image_size=32", "--data", str(synthetic),
+                             "--results", str(tmp_path)], **common)
+    assert worker.returncode == 0, worker.stderr
+    report = subprocess.run([sys.executable, "-m", "xrayhpc.report", "--results", str(tmp_path), "--quiet"], **common)
+    assert report.returncode == 0, report.stderr
+    written = [p for p in tmp_path.rglob("*") if p.is_file()]
+    assert {"metrics.json", "tsne-train.png", "worker.log", "report.html", "report.md"} <= {p.name for p in written}
+    assert {p.name: oct(p.stat().st_mode & 0o777) for p in written} == {p.name: "0o664" for p in written}

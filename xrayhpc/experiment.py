@@ -12,6 +12,7 @@ import hashlib
 import itertools
 import json
 import os
+import re
 from fnmatch import fnmatch
 import tomllib
 from dataclasses import dataclass, field
@@ -33,6 +34,10 @@ XLA = ("auto", "on", "off")
 ID_KEYS = ("task", "backbone", "device")
 # Settings of how a run goes, not of what it computes: left out of the fingerprint.
 RUN_ONLY = ("save_every_s",)
+# An id names a folder under the results root, a job and a log: no path separators, spaces or
+# shell characters can get through.
+SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]*")
+SAFE_CHARACTERS = "letters, digits and . _ + - (not first)"
 
 
 @dataclass(frozen=True)
@@ -197,6 +202,8 @@ def _check(exp: Experiment, where: str) -> None:
         fail("checkpoint", "a best-validation checkpoint needs validation_split > 0; use \"last\"")
     if exp.weights not in ("imagenet", "none") and not Path(exp.weights).is_file():
         fail("weights", "use \"imagenet\", \"none\" or the path of an existing weights file")
+    if exp.tag and not SAFE_NAME.fullmatch(exp.tag):
+        fail("tag", f"it names a folder and a job: use {SAFE_CHARACTERS}")
 
 
 def _build(values: dict[str, Any], where: str, suffix: str, data_default: str) -> Experiment:
@@ -234,11 +241,13 @@ def _expand(table: dict[str, Any]) -> list[tuple[dict[str, Any], str]]:
 
 
 def _label(value: Any) -> str:
+    """A varying value as part of the id: only characters a folder and a job name can hold."""
     if isinstance(value, list):
         return "x".join(_label(v) for v in value)
     if isinstance(value, bool):
         return "on" if value else "off"
-    return Path(value).stem if isinstance(value, str) and "/" in value else str(value)
+    text = Path(value).stem if isinstance(value, str) and "/" in value else str(value)
+    return re.sub(r"[^A-Za-z0-9._+]", "_", text)
 
 
 def data_root(grid_data: str | None, base: Path) -> str:

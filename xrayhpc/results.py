@@ -26,12 +26,30 @@ def results_root(given: str | Path | None = None) -> Path:
     return Path(given or os.environ.get("XRAYHPC_RESULTS") or "results").resolve()
 
 
+def umask() -> int:
+    """The process's umask, read without changing it (/proc), else by setting and restoring it."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except OSError:
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 def write_atomic(path: Path, write: Callable[[IO[bytes]], Any]) -> None:
-    """Write through `write(file)` to a temporary name beside `path`, then rename over it."""
+    """Write through `write(file)` to a temporary name beside `path`, then rename over it.
+
+    The file gets the permissions any new file gets under the user's umask (group-readable under
+    umask 002, as on a shared /projectnb), not the temporary file's private 0600.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        os.fchmod(fd, 0o666 & ~umask())
         with os.fdopen(fd, "wb") as f:
             write(f)
             f.flush()

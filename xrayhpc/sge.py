@@ -478,8 +478,8 @@ def render_job_script(
     if map_count:
         lines.append(f"-t 1-{map_count}")
         lines.append(f"-tc {min(map_count, array_parallelism)}")
-    lines.append(f"-o {stdout or f'{log_dir}/sge-$JOB_ID.$TASK_ID.out'}")
-    lines.append(f"-e {stderr}" if stderr else "-j y")
+    lines.append(f"-o {_quoted(stdout or f'{log_dir}/sge-$JOB_ID.$TASK_ID.out')}")
+    lines.append(f"-e {_quoted(stderr)}" if stderr else "-j y")
     passed = [name for name in env if os.environ.get(name)]
     if passed:
         lines.append(f"-v {','.join(passed)}")
@@ -498,6 +498,13 @@ def render_job_script(
     if template is None:
         raise FileNotFoundError(f"the job template {TEMPLATE} is neither in ./qsub nor in the installed package")
     return Template(template.read_text()).substitute(values)
+
+
+def _quoted(path: str) -> str:
+    """A path as a `#$` directive takes it: in double quotes, so a space does not end it."""
+    if '"' in path or "\n" in path:
+        raise ValueError(f"a job's output path cannot hold a double quote or a newline: {path!r}")
+    return f'"{path}"'
 
 
 def _job_name(name: str) -> str:
