@@ -36,11 +36,11 @@ doctor: $(PY) ## what a job of GRID will see here: versions, CUDA, GPUs, data, w
 weights: $(PY) ## fetch the ImageNet weight files GRID needs into KERAS_HOME/models (on a login node)
 	$(PY) -m xrayhpc.weights --grid $(GRID) $(ARGS)
 
-demo: $(PY) ## synthetic X-rays, the smoke grid's CPU experiments on this machine, and the report, into results/
+demo: $(PY) ## synthetic X-rays, the demo grid's two tasks on this machine's CPU, and the report, into results/
 	$(PY) -m xrayhpc.synthetic $(DEMO_DATA)
-	$(PY) -m xrayhpc.worker --grid jobs/smoke.toml --only '*-cpu' --data $(DEMO_DATA) $(ARGS)
+	$(PY) -m xrayhpc.worker --grid jobs/demo.toml --data $(DEMO_DATA) $(ARGS)
 	$(PY) -m xrayhpc.report --quiet
-	@echo "open results/report.html, or results/task1-vgg16-cpu/ and results/task2-mobilenet-cpu/"
+	@echo "open results/report.html, or results/task1-vgg16-cpu/ and results/task2-vgg16-cpu/"
 
 submit-all: $(PY) ## send every experiment of GRID to the cluster (DRY_RUN=1: print the scripts; EXECUTOR=, PROFILE=; ARGS="--max-attempts N", "--retry")
 	$(PY) -m xrayhpc.submit --grid $(GRID) $(if $(DRY_RUN),--executor dry-run,$(if $(EXECUTOR),--executor $(EXECUTOR))) $(if $(PROFILE),--profile $(PROFILE)) $(ARGS)

@@ -230,3 +230,17 @@ def test_doctor_on_a_gpu_node_says_why_the_backend_sees_no_gpu(tmp_path: Path, s
     node = out.stdout.split("answered by job")[1]
     assert "✗ gpu       GPUs the backend uses: none" in node and "fix: the tensorflow backend sees no GPU" in node
     assert "would fail: task1-vgg16-gpu" in out.stdout
+
+
+def test_paths_with_spaces_go_through_qsub_and_run_to_the_end(tmp_path: Path, synthetic: Path) -> None:
+    """A results folder and a data folder whose paths hold spaces: quoted in the script and its directives."""
+    spaced = tmp_path / "my project" / "results dir"
+    data = tmp_path / "the data"
+    shutil.copytree(synthetic, data)
+    out = submit(spaced, data, profile(tmp_path), "--only", "task1-vgg16-cpu")
+    assert out.returncode == 0, out.stdout + out.stderr
+    record = read_record(spaced / "task1-vgg16-cpu")
+    assert f'-o "{spaced}/.jobs/' in Path(record.script).read_text()
+    seen = watch([record.job_id])
+    assert seen[record.job_id][-1] == "COMPLETED", seen
+    assert read_metrics(spaced / "task1-vgg16-cpu")["experiment"]["data"] == str(data)

@@ -145,3 +145,13 @@ tag = "run-1.b"
 weights = ["none", "{weights}"]
 """))
     assert [e.id for e in exps] == ["task1-vgg16-cpu-run-1.b-weightsnone", "task1-vgg16-cpu-run-1.b-weightsmy_weights__v2_"]
+
+
+def test_seeds_grid_is_the_reports_experiments_with_five_seeds() -> None:
+    report = {(e.task, e.backbone): e.settings() for e in load_grid(ROOT / "jobs" / "report.toml") if e.device == "gpu"}
+    seeds = load_grid(ROOT / "jobs" / "seeds.toml")
+    assert len(seeds) == 15
+    for exp in seeds:
+        assert {**exp.settings(), "seed": 0} == report[(exp.task, exp.backbone)]
+        assert exp.id.endswith(f"-seed{exp.seed}")
+    assert sorted({e.seed for e in seeds}) == [0, 1, 2, 3, 4]

@@ -24,7 +24,7 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Path:
     shutil.copytree(ROOT, source, ignore=BUILD_LEFTOVERS)
     subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation", "-w", str(tmp / "dist"),
                     str(source)], check=True, capture_output=True, timeout=300)
-    venv = tmp / "venv"
+    venv = tmp / "a venv" / "with spaces"
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=300)
     python = venv / "bin" / "python"
     site = subprocess.run([python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
@@ -44,15 +44,26 @@ def test_dry_run_from_another_directory_uses_the_packaged_profile_and_grid(insta
     assert out.returncode == 0, out.stderr
     script = (tmp_path / "results" / "dry-run" / "gpu.sh").read_text()
     assert "#$ -l gpu_c=6.0" in script and "module load python3/3.12.4" in script and "#$ -P ms542" in script
-    assert f"{installed.parent.parent}" in script  # the job runs the installed Python
+    assert f"'{installed}' -u -m submitit.core._submit" in script  # the installed Python, quoted
 
 
 def test_submitit_finds_the_sge_plugin_of_the_installed_package(installed: Path, tmp_path: Path) -> None:
     code = ("import submitit, xrayhpc; ex = submitit.AutoExecutor(folder='jobs', cluster='sge');"
             "ex.update_parameters(timeout_min=30, gpus_per_node=1, sge_gpu_c=6.0, sge_project='p');"
-            "print(type(ex._executor).__name__, xrayhpc.__file__); print(ex._executor.script())")
+            "print(type(ex._executor).__name__); print(xrayhpc.__file__); print(ex._executor.script())")
     out = subprocess.run([installed, "-c", code], capture_output=True, text=True, cwd=tmp_path, timeout=300)
     assert out.returncode == 0, out.stderr
-    name, where = out.stdout.splitlines()[0].split()
+    name, where = out.stdout.splitlines()[:2]
     assert name == "SgeExecutor" and where.startswith(str(installed.parent.parent))
     assert "#$ -l gpus=1" in out.stdout and "#$ -l gpu_c=6.0" in out.stdout
+
+
+@pytest.mark.cluster
+def test_a_job_sent_from_the_installed_package_runs_its_python(installed: Path, tmp_path: Path, sge_cluster: None) -> None:
+    """From a venv whose path holds spaces, through the real Grid Engine, and back."""
+    code = ("import submitit, sys; ex = submitit.AutoExecutor(folder='jobs', cluster='sge');"
+            "ex.update_parameters(timeout_min=10, sge_project='xrayhpc-test');"
+            "job = ex.submit(lambda: sys.executable); print(job.result())")
+    out = subprocess.run([installed, "-c", code], capture_output=True, text=True, cwd=tmp_path, timeout=300)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip().splitlines()[-1] == str(installed)

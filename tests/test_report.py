@@ -16,7 +16,8 @@ from PIL import Image
 from conftest import ROOT
 from xrayhpc.bench.report_build import synthetic_result
 from xrayhpc.experiment import Experiment
-from xrayhpc.report import PUBLISHED, build, to_html, wilson
+from xrayhpc.report import PUBLISHED, build, markdown, to_html
+from xrayhpc.stats import wilson
 from xrayhpc.results import write_json
 
 
@@ -69,8 +70,9 @@ def test_tables_carry_the_metrics_and_the_published_figures(hand_made: Path) -> 
         assert row[-2] == "0.944 / 0.3084" and PUBLISHED[("binary", "vgg16")] == (0.944, 0.3084)
         assert row[-1] == f"{correct / 18 - 0.944:+.3f} / {0.31 - 0.3084:+.3f}"
         assert row[9] == "0.500" and row[10] == "0.600"  # recall per class
-    [mobilenet] = md_rows(md, "task2-mobilenet-cpu")
-    assert mobilenet[-1] == f"{20 / 36 - 0.75:+.3f} / {0.31 - 0.69:+.3f}"
+    [mobilenet] = md_rows(md, "task2-mobilenet-cpu")  # 40 epochs of a frozen MobileNet: not the report's run
+    assert mobilenet[-2] == "–" and mobilenet[-1].startswith("not comparable: epochs 40 (report: 100); batch_size 5 (report: 10)")
+    assert "trainable_backbone false (report: true)" in mobilenet[-1]
     # the timing report pairs the two devices: 155 / 124
     [gpu_row, cpu_row] = md_rows(md, "task1-vgg16")
     assert cpu_row[1] == "cpu" and cpu_row[2] == "155.0"
@@ -81,6 +83,46 @@ def test_tables_carry_the_metrics_and_the_published_figures(hand_made: Path) -> 
     [running] = md_rows(md, "task2-vgg16-gpu")
     assert running[1] == "running" and running[3] == "12/100"
     assert "| task1-vgg16-cpu-future |" not in md and "| task1-resnet50-cpu |" not in md
+
+
+def test_a_run_with_the_reports_settings_is_compared_and_a_demo_run_is_not(tmp_path: Path) -> None:
+    root = tmp_path / "results"
+    mobilenet = Experiment("multiclass", "mobilenet", "gpu", data="/data", epochs=100, batch_size=10, learning_rate=1e-4,
+                           head_units=(256, 256), dropouts=(0.5, 0.25), trainable_backbone=True, checkpoint="val_accuracy")
+    synthetic_result(root, mobilenet, 300.0, 27, 36)
+    synthetic_result(root, Experiment("binary", "vgg16", "cpu", data="/data", epochs=3, image_size=64, weights="none",
+                                      augment=False), 40.0, 9, 18)
+    md = "\n".join(s.title + "\n" + markdown(*s.table) for s in build(root)[0] if s.table)
+    [same] = md_rows(md, "task2-mobilenet-gpu")
+    assert same[-2] == "0.75 / 0.69" and same[-1] == f"{27 / 36 - 0.75:+.3f} / {0.31 - 0.69:+.3f}"
+    [demo] = md_rows(md, "task1-vgg16-cpu")
+    assert demo[-2] == "–" and "Δ" not in demo[-1]
+    assert demo[-1] == ("not comparable: weights none (report: imagenet); image_size 64 (report: 224); "
+                        "epochs 3 (report: 40); augment false (report: true)")
+
+
+def test_seeds_are_grouped_and_two_configurations_compared_over_the_same_seeds(tmp_path: Path) -> None:
+    root = tmp_path / "results"
+    vgg = dict(data="/data", epochs=100, head_units=(256, 256), dropouts=(0.5, 0.5), checkpoint="val_accuracy", learning_rate=1e-4)
+    mobilenet = dict(vgg, dropouts=(0.5, 0.25), trainable_backbone=True, batch_size=10)
+    correct = {"vgg16": [22, 24, 23], "mobilenet": [27, 26, 29]}
+    for backbone, settings in (("vgg16", vgg), ("mobilenet", mobilenet)):
+        for seed, right in enumerate(correct[backbone]):
+            synthetic_result(root, Experiment("multiclass", backbone, "gpu", seed=seed, id_suffix=f"seed{seed}", **settings),
+                             100.0, right, 36)
+    sections = build(root)[0]
+    [seeds] = [s for s in sections if s.title == "Task 2: four classes: over seeds"]
+    rows = {row[0]: row for row in seeds.table[1]}
+    acc = np.array(correct["mobilenet"]) / 36
+    assert rows["task2-mobilenet-gpu"][1:4] == ["3", "0,1,2", f"{acc.mean():.3f} ± {acc.std(ddof=1):.3f}"]
+    assert rows["task2-mobilenet-gpu"][-1] == "0.75 / 0.69" and rows["task2-vgg16-gpu"][-1] == "0.66 / 0.79"
+    [pairs] = [s for s in sections if s.title == "Task 2: four classes: paired comparisons"]
+    [row] = pairs.table[1]
+    diff = (np.array(correct["mobilenet"]) - np.array(correct["vgg16"])) / 36
+    half = 4.302653 * diff.std(ddof=1) / np.sqrt(3)  # t(0.975, 2 degrees of freedom)
+    assert row[:3] == ["task2-mobilenet-gpu − task2-vgg16-gpu", "3", f"{diff.mean():.3f} ± {diff.std(ddof=1):.3f}"]
+    assert row[3] == f"{diff.mean() - half:+.3f} to {diff.mean() + half:+.3f}"
+    assert (root / "accuracy.png").is_file()
 
 
 @pytest.mark.slow
@@ -124,7 +166,7 @@ def test_html_opens_in_a_browser_with_every_image(hand_made: Path, tmp_path: Pat
              "--disable-component-update", "--disable-sync", f"--user-data-dir={tmp_path / 'profile'}",
              "--virtual-time-budget=5000", "--window-size=1400,2400"]
     dom = subprocess.run([*flags, "--dump-dom", page.as_uri()], capture_output=True, text=True, timeout=120)
-    assert "<title>xrayhpc report: 3 images, 0 broken</title>" in dom.stdout, dom.stdout[:300] + dom.stderr[-500:]
+    assert "<title>xrayhpc report: 4 images, 0 broken</title>" in dom.stdout, dom.stdout[:300] + dom.stderr[-500:]
     shot = tmp_path / "report.png"
     subprocess.run([*flags, f"--screenshot={shot}", page.as_uri()], capture_output=True, timeout=120)
     with Image.open(shot) as img:

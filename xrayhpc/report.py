@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import argparse
 import base64
+import functools
 import html
 import io
 import math
+import re
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,28 +23,26 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from xrayhpc import sitefiles
 from xrayhpc.errors import UserError, cli
-from xrayhpc.experiment import TASK_LABELS
+from xrayhpc.experiment import TASK_LABELS, load_grid
 from xrayhpc.results import METRICS, SCHEMA_VERSION, read_json, results_root, write_atomic
 from xrayhpc.state import Row, collect, experiment_folders
+from xrayhpc.stats import Summary, paired, summary, wilson
 
 # The report the study was made from: (task, backbone) -> (test accuracy, test loss)
 PUBLISHED = {("binary", "vgg16"): (0.944, 0.3084), ("multiclass", "vgg16"): (0.66, 0.79),
              ("multiclass", "mobilenet"): (0.75, 0.69)}
+# A published figure stands beside a run only when these settings equal the report's own, as the
+# packaged jobs/report.toml holds them; otherwise the row names what differs.
+COMPARED = ("weights", "image_size", "epochs", "batch_size", "learning_rate", "head_units", "dropouts",
+            "trainable_backbone", "augment", "preprocessing", "checkpoint", "validation_split")
+# Runs that differ only in these are repeats of one configuration.
+NOT_CONFIGURATION = ("seed", "fingerprint", "id")
 PHASES = ("load", "features", "train", "evaluate", "tsne")
 CHART_PAIRS = 30  # more bars than this are unreadable; the table lists every pair
 IMAGES = (("tsne-train.png", "t-SNE, training folder"), ("tsne-test.png", "t-SNE, test set"),
           ("curves.png", "training curves"), ("confusion.png", "test confusion matrix"))
-
-
-def wilson(correct: int, n: int, z: float = 1.96) -> tuple[float, float]:
-    """95% Wilson interval of an accuracy: honest for 18 or 36 test images."""
-    if n == 0:
-        return (0.0, 1.0)
-    p = correct / n
-    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
-    return (max(0.0, centre - half), min(1.0, centre + half))
 
 
 @dataclass
@@ -82,12 +82,36 @@ def load_results(root: Path) -> tuple[list[Result], dict[str, str]]:
     return results, skipped
 
 
+@functools.lru_cache
+def _report_settings() -> dict[tuple[str, str], dict[str, Any]]:
+    """(task, backbone) -> the report's settings, from the packaged jobs/report.toml."""
+    return {(e.task, e.backbone): e.settings() for e in load_grid(sitefiles.packaged("jobs", "report.toml"))}
+
+
+def reference(exp: dict[str, Any]) -> tuple[tuple[float, float] | None, list[str]]:
+    """The published (accuracy, loss) when `exp` ran with the report's settings, else what differs."""
+    published = PUBLISHED.get((exp["task"], exp["backbone"]))
+    theirs = _report_settings().get((exp["task"], exp["backbone"]))
+    if published is None or theirs is None:
+        return None, []
+    differs = [f"{k} {_setting(exp.get(k))} (report: {_setting(theirs[k])})" for k in COMPARED if exp.get(k) != theirs[k]]
+    return (None, differs) if differs else (published, [])
+
+
+def _setting(value: Any) -> str:
+    if isinstance(value, list):
+        return "[" + ", ".join(f"{v:g}" if isinstance(v, float) else str(v) for v in value) + "]"
+    if isinstance(value, bool):
+        return str(value).lower()
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
 def comparison_rows(results: list[Result], task: str) -> list[dict[str, Any]]:
     rows = []
     for r in sorted((r for r in results if r.exp["task"] == task), key=lambda r: r.id):
         test = r.metrics["test"]
         low, high = wilson(test["correct"], test["count"])
-        published = PUBLISHED.get((task, r.exp["backbone"]))
+        published, differs = reference(r.exp)
         rows.append({
             "id": r.id, "backbone": r.exp["backbone"],
             "backbone_mode": "trained" if r.exp["trainable_backbone"] else "frozen",
@@ -96,10 +120,78 @@ def comparison_rows(results: list[Result], task: str) -> list[dict[str, Any]]:
             "macro_f1": test["macro_f1"], "roc_auc": test["roc_auc"],
             "recall": {c: v["recall"] for c, v in test["per_class"].items()},
             "epochs": r.metrics["epochs_run"], "best_epoch": r.metrics["best_epoch"],
-            "published": published,
+            "published": published, "differs": differs,
             "diff": (test["accuracy"] - published[0], test["loss"] - published[1]) if published else None,
         })
     return rows
+
+
+@dataclass
+class Group:
+    """Runs of one configuration that differ only in their seed."""
+
+    label: str
+    task: str
+    members: list[Result]
+
+    def values(self, key: str) -> dict[int, float]:
+        return {r.exp["seed"]: r.metrics["test"][key] for r in self.members}
+
+    def summary(self, key: str) -> Summary:
+        return summary(list(self.values(key).values()))
+
+
+def seed_groups(results: list[Result]) -> list[Group]:
+    """Every configuration that ran with two or more seeds."""
+    by_key: dict[tuple[Any, ...], list[Result]] = {}
+    for r in results:
+        key = tuple(sorted((k, str(v)) for k, v in r.exp.items() if k not in NOT_CONFIGURATION))
+        by_key.setdefault(key, []).append(r)
+    groups = []
+    for members in by_key.values():
+        if len({r.exp["seed"] for r in members}) >= 2:
+            members = sorted(members, key=lambda r: r.exp["seed"])
+            label = re.sub(r"-seed-?\d+", "", members[0].id)
+            groups.append(Group(label, members[0].exp["task"], members))
+    return sorted(groups, key=lambda g: g.label)
+
+
+def _pm(s: Summary) -> str:
+    return f"{s.mean:.3f} ± {s.sd:.3f}"
+
+
+def group_table(groups: list[Group]) -> tuple[list[str], list[list[str]]]:
+    header = ["configuration", "n", "seeds", "test acc mean ± sd", "95% CI of mean", "range", "test loss mean ± sd",
+              "macro F1 mean ± sd", "report acc / loss"]
+    body = []
+    for g in groups:
+        acc = g.summary("accuracy")
+        published, differs = reference(g.members[0].exp)
+        body.append([g.label, str(acc.n), ",".join(str(s) for s in g.values("accuracy")), _pm(acc),
+                     f"{max(0.0, acc.low):.3f}–{min(1.0, acc.high):.3f}", f"{acc.lowest:.3f}–{acc.highest:.3f}",
+                     _pm(g.summary("loss")), _pm(g.summary("macro_f1")),
+                     f"{published[0]:g} / {published[1]:g}" if published else ("differs" if differs else "–")])
+    return header, body
+
+
+def paired_rows(groups: list[Group]) -> list[tuple[str, Summary, Summary]]:
+    """A − B in accuracy and loss over the seeds both ran, for configurations of one task."""
+    out = []
+    for i, a in enumerate(groups):
+        for b in groups[i + 1:]:
+            differ = {k for k in a.members[0].exp if k not in NOT_CONFIGURATION and a.members[0].exp[k] != b.members[0].exp.get(k)}
+            if a.task != b.task or differ == {"device"}:
+                continue
+            acc, loss = paired(a.values("accuracy"), b.values("accuracy")), paired(a.values("loss"), b.values("loss"))
+            if acc is not None and loss is not None:
+                out.append((f"{a.label} − {b.label}", acc, loss))
+    return out
+
+
+def paired_table(rows: list[tuple[str, Summary, Summary]]) -> tuple[list[str], list[list[str]]]:
+    header = ["comparison", "seeds in common", "Δ test acc mean ± sd", "95% CI (paired)", "Δ test loss mean ± sd", "95% CI (paired)"]
+    return header, [[label, str(acc.n), _pm(acc), f"{acc.low:+.3f} to {acc.high:+.3f}", _pm(loss),
+                     f"{loss.low:+.3f} to {loss.high:+.3f}"] for label, acc, loss in rows]
 
 
 def device_pairs(results: list[Result]) -> tuple[list[tuple[Result, Result]], list[Result]]:
@@ -167,6 +259,48 @@ def timing_png(rows: list[dict[str, Any]], path: Path) -> bool:
     return True
 
 
+def accuracy_png(results: list[Result], groups: list[Group], path: Path) -> bool:
+    """Test accuracy per experiment (Wilson interval) or per seed group (t-interval of the mean),
+    with the published figure as a marker where the settings are the report's."""
+    grouped = {r.id for g in groups for r in g.members}
+    points: list[tuple[str, float, float, float, tuple[float, float] | None]] = []
+    for r in sorted(results, key=lambda r: (r.exp["task"], r.id)):
+        if r.id not in grouped:
+            test = r.metrics["test"]
+            low, high = wilson(test["correct"], test["count"])
+            points.append((r.id, test["accuracy"], low, high, reference(r.exp)[0]))
+    for g in groups:
+        s = g.summary("accuracy")
+        points.append((f"{g.label} (n={s.n})", s.mean, max(0.0, s.low), min(1.0, s.high), reference(g.members[0].exp)[0]))
+    if not points:
+        return False
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    points = points[:CHART_PAIRS * 2]
+    fig, ax = plt.subplots(figsize=(8, 1.2 + 0.4 * len(points)))
+    y = list(range(len(points)))[::-1]
+    for yi, (_, value, low, high, published) in zip(y, points, strict=True):
+        ax.errorbar(value, yi, xerr=[[value - low], [high - value]], fmt="o", color="tab:blue", capsize=3)
+        if published:
+            ax.plot(published[0], yi, marker="x", color="tab:red", markersize=9, linestyle="none")
+    if any(p[4] for p in points):
+        ax.plot([], [], marker="x", color="tab:red", linestyle="none", label="published (same settings)")
+    ax.errorbar([], [], xerr=[], fmt="o", color="tab:blue", label="ours, 95% interval")
+    ax.set_yticks(y, [p[0] for p in points], fontsize=8)
+    ax.set_xlim(0, 1.02)
+    ax.set_xlabel("test accuracy")
+    ax.set_title("Test accuracy with its 95% interval")
+    ax.legend(fontsize=8, loc="lower left")
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
+    plt.close(fig)
+    write_atomic(path, lambda f: f.write(buf.getvalue()))
+    return True
+
+
 def _f(value: float | None, digits: int = 3) -> str:
     return "–" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:.{digits}f}"
 
@@ -183,7 +317,8 @@ def comparison_table(rows: list[dict[str, Any]]) -> tuple[list[str], list[list[s
             f"{r['accuracy']:.3f} ({low:.2f}–{high:.2f})", _f(r["loss"]), _f(r["macro_f1"]), _f(r["roc_auc"]),
             *[_f(r["recall"].get(c)) for c in classes], str(r["epochs"]), str(r["best_epoch"]),
             f"{r['published'][0]:g} / {r['published'][1]:g}" if r["published"] else "–",
-            f"{r['diff'][0]:+.3f} / {r['diff'][1]:+.3f}" if r["diff"] else "–",
+            f"{r['diff'][0]:+.3f} / {r['diff'][1]:+.3f}" if r["diff"]
+            else "not comparable: " + "; ".join(r["differs"]) if r["differs"] else "–",
         ])
     return header, body
 
@@ -237,12 +372,27 @@ def build(root: Path) -> tuple[list[Section], list[str], str]:
     rows, warning = collect(root)
     done = {r.id for r in results}
     sections: list[Section] = []
+    groups = seed_groups(results)
     for task, label in TASK_LABELS.items():
         table = comparison_rows(results, task)
         title = "Task 1: covid vs normal" if task == "binary" else "Task 2: four classes"
         if table:
             sections.append(Section(f"{title} ({label})", "Accuracy with its 95% Wilson interval: with 18 or 36 "
-                                    "test images a few points of difference are within noise.", comparison_table(table)))
+                                    "test images a few points of difference are within noise. The report's figures "
+                                    "stand beside a run only when its settings are the report's; otherwise the row "
+                                    "says which differ.", comparison_table(table)))
+        mine = [g for g in groups if g.task == task]
+        if mine:
+            sections.append(Section(f"{title}: over seeds", "Configurations run with several seeds: mean, standard "
+                                    "deviation, the 95% t-interval of the mean, and the range.", group_table(mine)))
+        pairs = paired_rows(mine)
+        if pairs:
+            sections.append(Section(f"{title}: paired comparisons", "A − B over the seeds both ran: the mean "
+                                    "difference and its 95% paired t-interval; an interval that holds 0 is no "
+                                    "evidence either way.", paired_table(pairs)))
+    accuracy_chart = root / "accuracy.png"
+    if accuracy_png(results, groups, accuracy_chart):
+        sections.append(Section("Accuracy at a glance", "", None, [(accuracy_chart, "test accuracy with its 95% interval")]))
     pairs, single = device_pairs(results)
     trows = timing_rows(pairs)
     chart = root / "timing.png"
@@ -310,7 +460,9 @@ def to_html(sections: list[Section], skipped: list[str]) -> str:
 
 # the terminal gets the columns that decide; the files have them all
 TERMINAL_COLUMNS = {"experiment", "device", "test acc (95% CI)", "test loss", "macro F1", "ROC-AUC", "epochs",
-                    "best", "Δ acc / loss", "state", "job", "epoch", "reason", "total s", "train s", "s/epoch", "speedup"}
+                    "best", "Δ acc / loss", "state", "job", "epoch", "reason", "total s", "train s", "s/epoch", "speedup",
+                    "configuration", "n", "test acc mean ± sd", "95% CI of mean", "comparison", "Δ test acc mean ± sd",
+                    "95% CI (paired)"}
 
 
 def print_tables(sections: list[Section], skipped: list[str], warning: str, console: Console) -> None:

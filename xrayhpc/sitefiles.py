@@ -37,3 +37,8 @@ def find(folder: str, name: str, suffix: str = "") -> Path | None:
 def names(folder: str, suffix: str) -> list[str]:
     """Every name `find` can resolve in this folder, for error messages."""
     return sorted({p.name.removesuffix(suffix) for base in _folders(folder) for p in base.glob(f"*{suffix}")})
+
+
+def packaged(folder: str, name: str) -> Path:
+    """The copy shipped with the package, never a local override (the report's own settings)."""
+    return Path(str(resources.files(PACKAGES[folder]))) / name

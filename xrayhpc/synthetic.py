@@ -4,7 +4,7 @@ For the demo and the tests: no download, a few seconds to make, classes that a m
 apart (opacities differ by class), and the real data's awkward mix of grayscale JPEG, RGB and RGBA
 PNG at varied sizes.
 
-    python -m xrayhpc.synthetic OUT [--train 20] [--test 5]
+    python -m xrayhpc.synthetic OUT [--train 20] [--test 10]
 """
 
 from __future__ import annotations
@@ -29,13 +29,16 @@ def xray(cls: str, rng: np.random.Generator, size: int) -> np.ndarray:
         lung = ((x - cx) / 0.15) ** 2 + ((y - 0.5) / 0.3) ** 2 < 1
         img = np.where(lung, img - 0.35, img)
     img += 0.05 * (np.sin(y * 60 + rng.uniform(0, 6)) > 0.7)
-    spots = {"covid": (8, 0.07, "both"), "pneumonia_bac": (1, 0.14, "one"), "pneumonia_vir": (25, 0.03, "both")}
+    # (count, radius, height band, sides): covid's patches lie low in both lungs, bacterial pneumonia
+    # is one dense patch in one lung, viral pneumonia many small spots high in both; each class's
+    # opacities differ in size, number and place, so they stay apart at 64 px.
+    spots = {"covid": (4, 0.09, (0.55, 0.75), (0.32, 0.68)), "pneumonia_bac": (1, 0.16, (0.35, 0.65), (0.32,)),
+             "pneumonia_vir": (14, 0.04, (0.25, 0.5), (0.32, 0.68))}
     if cls in spots:
-        count, radius, side = spots[cls]
+        count, radius, (top, bottom), sides = spots[cls]
         for _ in range(count):
-            cx = rng.choice([0.32, 0.68]) if side == "both" else 0.32
-            px, py = cx + rng.uniform(-0.1, 0.1), rng.uniform(0.3, 0.7)
-            img += 0.3 * np.exp(-(((x - px) ** 2 + (y - py) ** 2) / radius**2))
+            px, py = rng.choice(sides) + rng.uniform(-0.08, 0.08), rng.uniform(top, bottom)
+            img += 0.4 * np.exp(-(((x - px) ** 2 + (y - py) ** 2) / radius**2))
     img += 0.04 * rng.standard_normal(img.shape)
     return (np.clip(img, 0, 1) * 255).astype(np.uint8)
 
@@ -54,7 +57,7 @@ def save(gray: np.ndarray, path: Path, i: int) -> None:
         Image.fromarray(np.stack([gray] * 3 + [alpha], -1), "RGBA").save(path.with_suffix(".png"))
 
 
-def make_dataset(out: Path, train: int = 20, test: int = 5, seed: int = 0) -> Path:
+def make_dataset(out: Path, train: int = 20, test: int = 10, seed: int = 0) -> Path:
     """Write out/all and out/two (two/ is the covid and normal subset, as in the real data)."""
     rng = np.random.default_rng(seed)
     for split, n in (("train", train), ("test", test)):
@@ -74,7 +77,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m xrayhpc.synthetic", description=__doc__.split("\n")[0])
     parser.add_argument("out", type=Path)
     parser.add_argument("--train", type=int, default=20, help="training images per class")
-    parser.add_argument("--test", type=int, default=5, help="test images per class")
+    parser.add_argument("--test", type=int, default=10, help="test images per class")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
     make_dataset(args.out, args.train, args.test, args.seed)
