@@ -65,7 +65,7 @@ def test_done_and_failed_by_the_worker(tmp_path: Path, synthetic: Path) -> None:
     wait(lambda: {r.state for r in collect(results)[0]} <= {"done", "failed"}, timeout=240)
     done, failed = row(results, "task1-vgg16-cpu"), row(results, "task1-vgg16-gpu")
     assert done.state == "done" and done.accuracy is not None and done.epoch == done.epochs == 1
-    assert failed.state == "failed" and "refusing to run on the CPU" in failed.reason
+    assert failed.state == "failed" and "Refusing to run on the CPU" in failed.reason
     assert failed.log.endswith("worker.log")
     data = json.loads(status_cli(results, "--json").stdout)
     assert {r["id"]: r["state"] for r in data["rows"]} == {"task1-vgg16-cpu": "done", "task1-vgg16-gpu": "failed"}

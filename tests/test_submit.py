@@ -74,7 +74,7 @@ def test_local_executor_runs_here_and_records_it(tmp_path: Path, synthetic: Path
     assert out.returncode == 1, out.stdout + out.stderr  # the GPU experiment fails here, and says why
     assert read_metrics(tmp_path / "task1-vgg16-cpu") is not None
     assert read_record(tmp_path / "task1-vgg16-cpu").executor == "local"
-    assert "failed" in out.stdout and "refusing to run on the CPU" in out.stdout
+    assert "failed" in out.stdout and "Refusing to run on the CPU" in out.stdout
     again = run(*args)
     assert "0 submitted, 1 already done" in again.stdout
 
