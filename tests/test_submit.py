@@ -37,6 +37,7 @@ def test_dry_run_prints_the_scc_scripts_and_records_nothing(tmp_path: Path) -> N
         assert "#$ -P ms542" in script and "#$ -l h_rt=12:00:00" in script and "#$ -pe omp 4" in script
         assert "module load python3/3.12.4" in script
         assert "#$ -v KERAS_HOME,XRAYHPC_CACHE\n" in script  # set in this test's environment; KERAS_BACKEND not
+        assert "# not passed, unset where qsub ran: KERAS_BACKEND\n" in script
     assert "#$ -l gpus=1" in gpu and "#$ -l gpu_c=6.0" in gpu and "#$ -t 1-3" in gpu
     assert "gpus" not in cpu and "-t 1-" not in cpu
     assert f"$ qsub -terse -w e {tmp_path / 'dry-run' / 'gpu.sh'}" in out.stdout

@@ -486,8 +486,10 @@ def render_job_script(
     if mail:
         lines += [f"-M {mail}", f"-m {mail_events}"]
     lines += list(extra_directives)
+    unset = [name for name in env if name not in passed]
     values = {
-        "directives": "\n".join(f"#$ {line}" for line in lines),
+        "directives": "\n".join([f"#$ {line}" for line in lines]
+                                 + ([f"# not passed, unset where qsub ran: {', '.join(unset)}"] if unset else [])),
         "log_folder": str(paths.folder),
         "stdout": str(paths.stdout),
         "stderr": str(paths.stderr),
