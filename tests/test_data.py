@@ -81,3 +81,23 @@ def test_empty_data_folder(tmp_path: Path) -> None:
     (tmp_path / "two" / "train").mkdir(parents=True)
     with pytest.raises(UserError, match="no class folders"):
         load_dataset(tmp_path / "two", 32, "nearest", 0.2)
+
+
+def test_grey_takes_the_colour_cue_away(tmp_path: Path) -> None:
+    """A colour figure and its grey version: told apart under `rgb`, the same under `grey`."""
+    rng = np.random.default_rng(0)
+    colour = Image.fromarray(rng.integers(0, 256, (40, 50, 3), dtype=np.uint8), "RGB")
+    colour.save(tmp_path / "colour.png")
+    colour.convert("L").save(tmp_path / "grey.png")
+    as_rgb = [data.decode(tmp_path / f, 32, "nearest") for f in ("colour.png", "grey.png")]
+    as_grey = [data.decode(tmp_path / f, 32, "nearest", "grey") for f in ("colour.png", "grey.png")]
+    assert not np.array_equal(*as_rgb)
+    assert np.array_equal(*as_grey) and np.array_equal(as_grey[0][..., 0], as_grey[0][..., 2])
+
+
+def test_grey_and_colour_are_cached_apart(tree: Path) -> None:
+    rgb = load_dataset(tree / "two", 32, "nearest", 0.2)
+    grey = load_dataset(tree / "two", 32, "nearest", 0.2, colour="grey")
+    assert len(list(data.cache_dir().glob("images-*.npz"))) == 2
+    assert np.array_equal(grey.train.images[..., 0], grey.train.images[..., 1])
+    assert rgb.train.images.shape == grey.train.images.shape

@@ -90,16 +90,21 @@ def _class_files(split_dir: Path, classes: list[str] | None) -> dict[str, list[P
     return files
 
 
-def decode(path: Path, size: int, interpolation: str) -> np.ndarray:
-    """One file -> (size, size, 3) uint8, as Keras's load_img makes it (convert, then resize)."""
+def decode(path: Path, size: int, interpolation: str, colour: str = "rgb") -> np.ndarray:
+    """One file -> (size, size, 3) uint8, as Keras's load_img makes it (convert, then resize).
+
+    `grey` takes every image to one channel first, so colour (which tells the sources of this
+    dataset apart) carries nothing; the three channels are then equal.
+    """
     with Image.open(path) as img:
         img.load()
-        rgb = img if img.mode == "RGB" else img.convert("RGB")
-        return np.asarray(rgb.resize((size, size), RESAMPLE[interpolation]), dtype=np.uint8)
+        mode = "L" if colour == "grey" else "RGB"
+        one = img if img.mode == mode else img.convert(mode)
+        return np.asarray(one.convert("RGB").resize((size, size), RESAMPLE[interpolation]), dtype=np.uint8)
 
 
-def _cache_key(files: list[Path], size: int, interpolation: str) -> str:
-    h = hashlib.sha256(f"v{CACHE_VERSION} {size} {interpolation}".encode())
+def _cache_key(files: list[Path], size: int, interpolation: str, colour: str) -> str:
+    h = hashlib.sha256(f"v{CACHE_VERSION} {size} {interpolation}{'' if colour == 'rgb' else ' ' + colour}".encode())
     for path in files:
         st = path.stat()
         h.update(f"\n{path.resolve()} {st.st_size} {st.st_mtime_ns}".encode())
@@ -108,10 +113,10 @@ def _cache_key(files: list[Path], size: int, interpolation: str) -> str:
 
 def decode_all(
     files: list[Path], size: int, interpolation: str, threads: int,
-    log: Callable[[str], None] = print,
+    log: Callable[[str], None] = print, colour: str = "rgb",
 ) -> tuple[np.ndarray, dict[str, str]]:
     """Decode every file once, cached on disk; unreadable files are reported, not fatal."""
-    path = cache_dir() / f"images-{_cache_key(files, size, interpolation)}.npz"
+    path = cache_dir() / f"images-{_cache_key(files, size, interpolation, colour)}.npz"
     if path.is_file():
         with np.load(path) as cached:
             bad = json.loads(str(cached["bad"]))
@@ -121,7 +126,7 @@ def decode_all(
 
     def one(i: int) -> None:
         try:
-            out[i] = decode(files[i], size, interpolation)
+            out[i] = decode(files[i], size, interpolation, colour)
         except (OSError, ValueError, Image.DecompressionBombError) as err:
             bad[str(files[i])] = f"{type(err).__name__}: {err}"
 
@@ -165,14 +170,14 @@ def discover(task_dir: Path) -> Files:
 
 def load_dataset(
     task_dir: Path, image_size: int, interpolation: str, validation_split: float,
-    threads: int = 1, log: Callable[[str], None] = print,
+    threads: int = 1, log: Callable[[str], None] = print, colour: str = "rgb",
 ) -> Dataset:
     """Discover, decode (once) and split; the first `validation_split` of each class is validation."""
     task_dir = Path(task_dir)
     found = discover(task_dir)
     classes, train_files, test_files = found.classes, found.train, found.test
     every = [p for files in (train_files, test_files) for c in classes for p in files[c]]
-    images, bad = decode_all(every, image_size, interpolation, threads, log)
+    images, bad = decode_all(every, image_size, interpolation, threads, log, colour)
     for file, reason in bad.items():
         log(f"skipping unreadable image {file}: {reason}")
     index = {str(p): i for i, p in enumerate(every)}

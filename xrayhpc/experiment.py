@@ -29,6 +29,7 @@ DEVICES = ("gpu", "cpu")
 PREPROCESSING = ("rescale", "backbone")
 CHECKPOINTS = ("last", "val_loss", "val_accuracy")
 INTERPOLATIONS = ("nearest", "bilinear")
+COLOURS = ("rgb", "grey")
 XLA = ("auto", "on", "off")
 # Axes that name an experiment; any other key that a table expands is added to the id.
 ID_KEYS = ("task", "backbone", "device")
@@ -58,6 +59,7 @@ class Experiment:
     augment: bool = True
     preprocessing: str = "rescale"
     interpolation: str = "nearest"
+    colour: str = "rgb"
     weights: str = "imagenet"
     seed: int = 0
     validation_split: float = 0.2
@@ -192,6 +194,8 @@ def _check(exp: Experiment, where: str) -> None:
         fail("preprocessing", f"use one of {', '.join(PREPROCESSING)}")
     if exp.interpolation not in INTERPOLATIONS:
         fail("interpolation", f"use one of {', '.join(INTERPOLATIONS)}")
+    if exp.colour not in COLOURS:
+        fail("colour", f"use one of {', '.join(COLOURS)}")
     if exp.xla not in XLA:
         fail("xla", f"use one of {', '.join(XLA)}")
     if exp.checkpoint not in CHECKPOINTS:

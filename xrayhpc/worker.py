@@ -113,7 +113,7 @@ def _run(exp: Experiment, folder: Path, progress: Progress, log: RunLog, checkpo
     progress.write("running", "loading")
     data = load_dataset(
         exp.data_dir, exp.image_size, exp.interpolation, exp.validation_split,
-        threads=device.slots() or os.cpu_count() or 1, log=log,
+        threads=device.slots() or os.cpu_count() or 1, log=log, colour=exp.colour,
     )
     counts = data.counts()
     log("images " + ", ".join(f"{s} {sum(c.values())}" for s, c in counts.items()) + f"; classes {data.classes}")
