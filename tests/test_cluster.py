@@ -244,3 +244,19 @@ def test_paths_with_spaces_go_through_qsub_and_run_to_the_end(tmp_path: Path, sy
     seen = watch([record.job_id])
     assert seen[record.job_id][-1] == "COMPLETED", seen
     assert read_metrics(spaced / "task1-vgg16-cpu")["experiment"]["data"] == str(data)
+
+
+def test_the_metadata_baseline_runs_through_grid_engine(tmp_path: Path, synthetic: Path) -> None:
+    grid = tmp_path / "controls.toml"
+    grid.write_text('[[experiment]]\ntask = ["binary", "multiclass"]\nbackbone = "metadata"\ndevice = "cpu"\n')
+    results = tmp_path / "results"
+    out = subprocess.run([sys.executable, "-m", "xrayhpc.submit", "--grid", str(grid), "--executor", "sge",
+                          "--profile", str(profile(tmp_path)), "--results", str(results), "--data", str(synthetic)],
+                         capture_output=True, text=True, cwd=ROOT, timeout=120)
+    assert out.returncode == 0, out.stdout + out.stderr
+    records = [read_record(results / eid) for eid in ("task1-metadata-cpu", "task2-metadata-cpu")]
+    seen = watch([r.job_id for r in records])
+    assert all(states[-1] == "COMPLETED" for states in seen.values()), seen
+    for eid in ("task1-metadata-cpu", "task2-metadata-cpu"):
+        metrics = read_metrics(results / eid)
+        assert metrics["path"] == "metadata" and (results / eid / "audit.json").is_file()

@@ -34,7 +34,8 @@ def test_the_report_grid_names_the_gpu_and_weights_problems(synthetic: Path, cap
     assert "fix: make weights GRID=jobs/report.toml" in out
     assert any(line.startswith("✓ data") and "two: train 16, val 4, test 6" in line for line in lines)  # 10 and 3 a class
     failing = out.split("would fail: ")[1].split()
-    assert {f.rstrip(",") for f in failing} == {"task1-vgg16-gpu", "task1-vgg16-cpu", "task2-vgg16-gpu", "task2-mobilenet-gpu"}
+    gpu = {"task1-vgg16-gpu", "task2-vgg16-gpu", "task2-mobilenet-gpu"}  # no CUDA (and no weights)
+    assert {f.rstrip(",") for f in failing} == gpu | {f"{g}-random" for g in gpu} | {"task1-vgg16-cpu"}  # weights
 
 
 def test_the_smoke_grids_cpu_experiments_can_start(synthetic: Path, capsys: pytest.CaptureFixture[str],

@@ -66,10 +66,10 @@ def test_tables_carry_the_metrics_and_the_published_figures(hand_made: Path) -> 
     for device, correct in (("gpu", 17), ("cpu", 15)):
         [row] = md_rows(md, f"task1-vgg16-{device}")
         low, high = wilson(correct, 18)
-        assert row[5] == f"{correct / 18:.3f} ({low:.2f}–{high:.2f})"
+        assert row[1] == "study" and row[6] == f"{correct / 18:.3f} ({low:.2f}–{high:.2f})"
         assert row[-2] == "0.944 / 0.3084" and PUBLISHED[("binary", "vgg16")] == (0.944, 0.3084)
         assert row[-1] == f"{correct / 18 - 0.944:+.3f} / {0.31 - 0.3084:+.3f}"
-        assert row[9] == "0.500" and row[10] == "0.600"  # recall per class
+        assert row[10] == "0.500" and row[11] == "0.600"  # recall per class
     [mobilenet] = md_rows(md, "task2-mobilenet-cpu")  # 40 epochs of a frozen MobileNet: not the report's run
     assert mobilenet[-2] == "–" and mobilenet[-1].startswith("not comparable: epochs 40 (report: 100); batch_size 5 (report: 10)")
     assert "trainable_backbone false (report: true)" in mobilenet[-1]
@@ -142,10 +142,10 @@ def test_report_from_real_worker_runs_of_the_smoke_grid(tmp_path: Path, syntheti
         [section] = [s for s in sections if s.title.startswith(title)]
         [row] = section.table[1]
         low, high = wilson(test["correct"], test["count"])
-        assert row[0] == eid and row[5] == f"{test['accuracy']:.3f} ({low:.2f}–{high:.2f})"
-        assert row[6] == f"{test['loss']:.3f}" and row[7] == f"{test['macro_f1']:.3f}"
+        assert row[0] == eid and row[6] == f"{test['accuracy']:.3f} ({low:.2f}–{high:.2f})"
+        assert row[7] == f"{test['loss']:.3f}" and row[8] == f"{test['macro_f1']:.3f}"
         recalls = [f"{v['recall']:.3f}" for v in test["per_class"].values()]
-        assert row[9:9 + len(recalls)] == recalls
+        assert row[10:10 + len(recalls)] == recalls
         [gallery] = [s for s in sections if s.title == f"Gallery: {eid}"]
         assert len(gallery.images) == 4
     timing = next(s for s in sections if s.title == "GPU versus CPU")

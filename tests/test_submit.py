@@ -38,10 +38,12 @@ def test_dry_run_prints_the_scc_scripts_and_records_nothing(tmp_path: Path) -> N
         assert "module load python3/3.12.4" in script
         assert "#$ -v KERAS_HOME,XRAYHPC_CACHE\n" in script  # set in this test's environment; KERAS_BACKEND not
         assert "# not passed, unset where qsub ran: KERAS_BACKEND\n" in script
-    assert "#$ -l gpus=1" in gpu and "#$ -l gpu_c=6.0" in gpu and "#$ -t 1-3" in gpu
-    assert "gpus" not in cpu and "-t 1-" not in cpu
+    assert "#$ -l gpus=1" in gpu and "#$ -l gpu_c=6.0" in gpu and "#$ -t 1-6" in gpu
+    assert "gpus" not in cpu and "#$ -t 1-4" in cpu
     assert f"$ qsub -terse -w e {tmp_path / 'dry-run' / 'gpu.sh'}" in out.stdout
-    assert "tasks: 1=task1-vgg16-gpu, 2=task2-vgg16-gpu, 3=task2-mobilenet-gpu" in out.stdout
+    assert ("tasks: 1=task1-vgg16-gpu, 2=task2-vgg16-gpu, 3=task2-mobilenet-gpu, 4=task1-vgg16-gpu-random, "
+            "5=task2-vgg16-gpu-random, 6=task2-mobilenet-gpu-random") in out.stdout
+    assert "tasks: 1=task1-vgg16-cpu, 2=task1-vgg16-cpu-random, 3=task1-metadata-cpu, 4=task2-metadata-cpu" in out.stdout
     assert not list(tmp_path.glob("*/job.json")) and "0 submitted" in out.stdout
 
 

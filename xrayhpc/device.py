@@ -256,10 +256,9 @@ def cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
-def environment(device: str, used: str) -> dict[str, Any]:
-    """Where and how the run happened, for metrics.json and the timing report."""
-    import keras
-
+def environment(device: str, used: str, backend: bool = True) -> dict[str, Any]:
+    """Where and how the run happened, for metrics.json and the timing report (`backend`: with
+    Keras's and the backend's versions; a run that used neither leaves them out)."""
     env: dict[str, Any] = {
         "host": socket.gethostname(),
         "scheduler_job_id": os.environ.get("JOB_ID") or os.environ.get("SLURM_JOB_ID"),
@@ -268,12 +267,16 @@ def environment(device: str, used: str) -> dict[str, Any]:
         "cpu_count": os.cpu_count(),
         "cpu_model": cpu_model(),
         "python": platform.python_version(),
-        "keras": keras.__version__,
-        "backend": backend_name(),
         "device_requested": device,
         "device_used": used,
         "gpu_name": used.split(": ", 1)[1] if used.startswith("gpu") else None,
     }
+    if not backend:
+        return env
+    import keras
+
+    env["keras"] = keras.__version__
+    env["backend"] = backend_name()
     if backend_name() == "tensorflow":
         import tensorflow as tf
 

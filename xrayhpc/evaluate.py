@@ -40,6 +40,7 @@ def test_metrics(probs: np.ndarray, labels: np.ndarray, classes: list[str]) -> d
         "per_class": per_class,
         "confusion": confusion_matrix(labels, predicted, labels=list(range(k))).tolist(),
         "predictions": [int(v) for v in predicted],
+        "labels": [int(v) for v in labels],
     }
 
 

@@ -30,6 +30,8 @@ PREPROCESSING = ("rescale", "backbone")
 CHECKPOINTS = ("last", "val_loss", "val_accuracy")
 INTERPOLATIONS = ("nearest", "bilinear")
 COLOURS = ("rgb", "grey")
+# Controls that are not networks: `metadata` fits a model on file facts alone (xrayhpc.baseline).
+BASELINES = ("metadata",)
 XLA = ("auto", "on", "off")
 # Axes that name an experiment; any other key that a table expands is added to the id.
 ID_KEYS = ("task", "backbone", "device")
@@ -170,10 +172,12 @@ def _check(exp: Experiment, where: str) -> None:
 
     if exp.task not in TASKS:
         fail("task", f"use one of {', '.join(TASKS)}")
-    if exp.backbone not in BACKBONES:
-        fail("backbone", f"use one of {', '.join(BACKBONES)}")
+    if exp.backbone not in BACKBONES and exp.backbone not in BASELINES:
+        fail("backbone", f"use one of {', '.join([*BACKBONES, *BASELINES])}")
     if exp.device not in DEVICES:
         fail("device", f"use one of {', '.join(DEVICES)}")
+    if exp.backbone in BASELINES and exp.device != "cpu":
+        fail("device", "the metadata baseline is a scikit-learn model and runs on the CPU: use \"cpu\"")
     for key in ("epochs", "batch_size"):
         if getattr(exp, key) < 1:
             fail(key, "it must be at least 1")
@@ -181,7 +185,7 @@ def _check(exp: Experiment, where: str) -> None:
         fail("learning_rate", "it must be greater than 0")
     if exp.save_every_s < 0:
         fail("save_every_s", "give the seconds between checkpoints, 0 to save at every epoch")
-    smallest = BACKBONES[exp.backbone].min_size
+    smallest = BACKBONES[exp.backbone].min_size if exp.backbone in BACKBONES else 1
     if exp.image_size < smallest:
         fail("image_size", f"{exp.backbone} needs at least {smallest}")
     if not exp.head_units or min(exp.head_units) < 1:

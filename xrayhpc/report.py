@@ -24,9 +24,11 @@ from rich.table import Table
 from rich.text import Text
 
 from xrayhpc import sitefiles
+from xrayhpc.audit import tables as audit_tables
+from xrayhpc.controls import Arm, role, sentence
 from xrayhpc.errors import UserError, cli
 from xrayhpc.experiment import TASK_LABELS, load_grid
-from xrayhpc.results import METRICS, SCHEMA_VERSION, read_json, results_root, write_atomic
+from xrayhpc.results import AUDIT, METRICS, SCHEMA_VERSION, read_json, results_root, write_atomic
 from xrayhpc.state import Row, collect, experiment_folders
 from xrayhpc.stats import Summary, paired, summary, wilson
 
@@ -85,7 +87,8 @@ def load_results(root: Path) -> tuple[list[Result], dict[str, str]]:
 @functools.lru_cache
 def _report_settings() -> dict[tuple[str, str], dict[str, Any]]:
     """(task, backbone) -> the report's settings, from the packaged jobs/report.toml."""
-    return {(e.task, e.backbone): e.settings() for e in load_grid(sitefiles.packaged("jobs", "report.toml"))}
+    experiments = load_grid(sitefiles.packaged("jobs", "report.toml"))
+    return {(e.task, e.backbone): e.settings() for e in experiments if role(e.settings()) == "study"}
 
 
 def reference(exp: dict[str, Any]) -> tuple[tuple[float, float] | None, list[str]]:
@@ -107,15 +110,18 @@ def _setting(value: Any) -> str:
 
 
 def comparison_rows(results: list[Result], task: str) -> list[dict[str, Any]]:
+    """One row per run of the task: the study's runs first, then their controls."""
     rows = []
-    for r in sorted((r for r in results if r.exp["task"] == task), key=lambda r: r.id):
+    for r in sorted((r for r in results if r.exp["task"] == task), key=lambda r: (role(r.exp) != "study", r.id)):
         test = r.metrics["test"]
         low, high = wilson(test["correct"], test["count"])
         published, differs = reference(r.exp)
+        facts = r.exp["backbone"] == "metadata"
         rows.append({
-            "id": r.id, "backbone": r.exp["backbone"],
-            "backbone_mode": "trained" if r.exp["trainable_backbone"] else "frozen",
-            "augment": "on" if r.exp["augment"] else "off", "weights": r.exp["weights"] if r.exp["weights"] in ("imagenet", "none") else "file",
+            "id": r.id, "role": role(r.exp), "backbone": r.exp["backbone"],
+            "backbone_mode": "file facts" if facts else "trained" if r.exp["trainable_backbone"] else "frozen",
+            "augment": "–" if facts else "on" if r.exp["augment"] else "off",
+            "weights": "–" if facts else r.exp["weights"] if r.exp["weights"] in ("imagenet", "none") else "file",
             "device": r.exp["device"], "accuracy": test["accuracy"], "ci": (low, high), "loss": test["loss"],
             "macro_f1": test["macro_f1"], "roc_auc": test["roc_auc"],
             "recall": {c: v["recall"] for c, v in test["per_class"].items()},
@@ -307,13 +313,13 @@ def _f(value: float | None, digits: int = 3) -> str:
 
 def comparison_table(rows: list[dict[str, Any]]) -> tuple[list[str], list[list[str]]]:
     classes = sorted({c for r in rows for c in r["recall"]})
-    header = ["experiment", "backbone", "augment", "weights", "device", "test acc (95% CI)", "test loss",
+    header = ["experiment", "role", "backbone", "augment", "weights", "device", "test acc (95% CI)", "test loss",
               "macro F1", "ROC-AUC", *[f"recall {c}" for c in classes], "epochs", "best", "report acc / loss", "Δ acc / loss"]
     body = []
     for r in rows:
         low, high = r["ci"]
         body.append([
-            r["id"], f"{r['backbone']} ({r['backbone_mode']})", r["augment"], r["weights"], r["device"],
+            r["id"], r["role"], f"{r['backbone']} ({r['backbone_mode']})", r["augment"], r["weights"], r["device"],
             f"{r['accuracy']:.3f} ({low:.2f}–{high:.2f})", _f(r["loss"]), _f(r["macro_f1"]), _f(r["roc_auc"]),
             *[_f(r["recall"].get(c)) for c in classes], str(r["epochs"]), str(r["best_epoch"]),
             f"{r['published'][0]:g} / {r['published'][1]:g}" if r["published"] else "–",
@@ -377,8 +383,10 @@ def build(root: Path) -> tuple[list[Section], list[str], str]:
         table = comparison_rows(results, task)
         title = "Task 1: covid vs normal" if task == "binary" else "Task 2: four classes"
         if table:
-            sections.append(Section(f"{title} ({label})", "Accuracy with its 95% Wilson interval: with 18 or 36 "
-                                    "test images a few points of difference are within noise. The report's figures "
+            said = sentence(title, arms([r for r in results if r.exp["task"] == task], [g for g in groups if g.task == task]))
+            sections.append(Section(f"{title} ({label})", (f"{said} " if said else "") + "Accuracy with its 95% Wilson "
+                                    "interval: with 18 or 36 test images a few points of difference are within noise. "
+                                    "Controls (random weights, file facts) follow the study's runs. The report's figures "
                                     "stand beside a run only when its settings are the report's; otherwise the row "
                                     "says which differ.", comparison_table(table)))
         mine = [g for g in groups if g.task == task]
@@ -409,11 +417,33 @@ def build(root: Path) -> tuple[list[Section], list[str], str]:
     if pending:
         sections.append(Section("Not finished", "Experiments without a complete result, with their state.",
                                 state_table(pending)))
+    sections += audit_sections(results)
     for r in sorted(results, key=lambda r: r.id):
         images = [(r.folder / name, f"{r.id}: {caption}") for name, caption in IMAGES if (r.folder / name).exists()]
         if images:
-            sections.append(Section(f"Gallery: {r.id}", "", None, images))
+            note = r.metrics.get("tsne")
+            sections.append(Section(f"Gallery: {r.id}", f"t-SNE {note}." if isinstance(note, str) else "", None, images))
     return sections, list(skipped.values()), warning
+
+
+def arms(results: list[Result], groups: list[Group]) -> list[Arm]:
+    """Each configuration once: a seed group as one arm, every other run as its own."""
+    grouped = {r.id for g in groups for r in g.members}
+    return ([Arm(g.label, [r.metrics for r in g.members]) for g in groups]
+            + [Arm(r.id, [r.metrics]) for r in results if r.id not in grouped])
+
+
+def audit_sections(results: list[Result]) -> list[Section]:
+    """What the files say, from each metadata baseline's audit of its task folder."""
+    out = []
+    for r in sorted(results, key=lambda r: r.id):
+        audit = read_json(r.folder / AUDIT) if r.exp["backbone"] == "metadata" else None
+        if isinstance(audit, dict):
+            text = (f"From {r.id}: formats, colour modes, images whose channels differ by more than "
+                    f"{audit['colour_levels']:g} levels, sizes; duplicates by identical bytes or perceptual hashes.")
+            for i, (title, header, body) in enumerate(audit_tables(audit)):
+                out.append(Section(f"Dataset audit, {title}", "" if i else text, (header, body)))
+    return out
 
 
 def to_markdown(sections: list[Section], skipped: list[str], root: Path) -> str:
@@ -459,7 +489,7 @@ def to_html(sections: list[Section], skipped: list[str]) -> str:
 
 
 # the terminal gets the columns that decide; the files have them all
-TERMINAL_COLUMNS = {"experiment", "device", "test acc (95% CI)", "test loss", "macro F1", "ROC-AUC", "epochs",
+TERMINAL_COLUMNS = {"experiment", "role", "device", "test acc (95% CI)", "test loss", "macro F1", "ROC-AUC", "epochs",
                     "best", "Δ acc / loss", "state", "job", "epoch", "reason", "total s", "train s", "s/epoch", "speedup",
                     "configuration", "n", "test acc mean ± sd", "95% CI of mean", "comparison", "Δ test acc mean ± sd",
                     "95% CI (paired)"}
@@ -473,6 +503,8 @@ def print_tables(sections: list[Section], skipped: list[str], warning: str, cons
             continue
         header, body = s.table
         keep = [i for i, h in enumerate(header) if h in TERMINAL_COLUMNS]
+        if not keep:  # the dataset audit: too wide for a terminal (python -m xrayhpc.audit prints it)
+            continue
         table = Table(title=s.title, show_edge=False)
         for i in keep:
             table.add_column(header[i], overflow="fold")

@@ -19,6 +19,7 @@ METRICS = "metrics.json"
 PROGRESS = "progress.json"
 LOG = "worker.log"
 JOB = "job.json"
+AUDIT = "audit.json"  # the metadata baseline's: what the files of its task folder say (xrayhpc.audit)
 
 
 def results_root(given: str | Path | None = None) -> Path:

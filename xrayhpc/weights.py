@@ -45,7 +45,7 @@ def needed(experiments: list[Experiment], base_url: str = WEIGHTS_URL) -> list[W
     """The ImageNet files of every experiment with `weights = "imagenet"`, each once."""
     found: dict[str, tuple[str, str | None, list[str]]] = {}
     for exp in experiments:
-        if exp.weights != "imagenet":
+        if exp.weights != "imagenet" or exp.backbone not in BACKBONES:
             continue
         spec = BACKBONES[exp.backbone]
         name = spec.weights_file(exp.image_size)

@@ -24,7 +24,7 @@ from xrayhpc.checkpoint import Checkpoint
 from xrayhpc.data import discover, load_dataset
 from xrayhpc.errors import UserError, cli
 from xrayhpc.experiment import Experiment, load_grid, parse_overrides, select
-from xrayhpc.results import LOG, METRICS, PROGRESS, SCHEMA_VERSION, results_root, write_json
+from xrayhpc.results import AUDIT, LOG, METRICS, PROGRESS, SCHEMA_VERSION, results_root, write_json
 from xrayhpc.runlog import RunLog
 from xrayhpc.signals import Held
 
@@ -105,6 +105,8 @@ def _run(exp: Experiment, folder: Path, progress: Progress, log: RunLog, checkpo
 
     log(f"settings {json.dumps(exp.settings())} fingerprint {exp.fingerprint}")
     discover(exp.data_dir)  # a missing data folder is said at once, before the backend starts
+    if exp.backbone == "metadata":
+        return _run_metadata(exp, folder, progress, log)
     used = device.check(exp.device)
     log(f"device {used}; backend {device.backend_name()}; slots {device.slots() or 'unset'}")
 
@@ -171,10 +173,7 @@ def _run(exp: Experiment, folder: Path, progress: Progress, log: RunLog, checkpo
     train_images = len(data.train) * epochs_run
     # over every epoch, those of earlier runs too when this one resumed from a checkpoint
     epoch_seconds = seconds["train"] if not fitted.resumed_from else sum(h["seconds"] for h in fitted.history)
-    metrics = {
-        "schema_version": SCHEMA_VERSION,
-        "id": exp.id,
-        "experiment": {**exp.settings(), "id": exp.id, "fingerprint": exp.fingerprint},
+    _finish(exp, folder, progress, log, {
         "classes": data.classes,
         "counts": counts,
         "skipped_images": data.skipped,
@@ -193,12 +192,48 @@ def _run(exp: Experiment, folder: Path, progress: Progress, log: RunLog, checkpo
             "train_images_per_second": round(train_images / max(epoch_seconds, 1e-9), 2),
         },
         "environment": device.environment(exp.device, used),
-        "finished": time.time(),
-    }
-    write_json(folder / METRICS, metrics)
+    })
     checkpoint.remove()
-    progress.write("done", "done", epochs_run, fitted.history[-1] if fitted.history else None)
-    log(f"done in {seconds['total']:.1f}s: {folder}")
+    return folder
+
+
+def _finish(exp: Experiment, folder: Path, progress: Progress, log: RunLog, parts: dict[str, Any]) -> None:
+    """metrics.json, written last and whole: its presence means the run is complete."""
+    write_json(folder / METRICS, {
+        "schema_version": SCHEMA_VERSION,
+        "id": exp.id,
+        "experiment": {**exp.settings(), "id": exp.id, "fingerprint": exp.fingerprint},
+        **parts,
+        "finished": time.time(),
+    })
+    history = parts["history"]
+    progress.write("done", "done", parts["epochs_run"], history[-1] if history else None)
+    log(f"done in {parts['timing']['total']:.1f}s: {folder}")
+
+
+def _run_metadata(exp: Experiment, folder: Path, progress: Progress, log: RunLog) -> Path:
+    """The metadata-only control: file facts, a random forest, the test metrics; no learned features."""
+    from xrayhpc import audit, baseline, evaluate, plots
+
+    clock = time.perf_counter()
+    progress.write("running", "training")
+    fitted = baseline.fit(exp)
+    write_json(folder / AUDIT, audit.task_audit(exp.data_dir))
+    log("images " + ", ".join(f"{s} {sum(c.values())}" for s, c in fitted.counts.items()) + f"; classes {fitted.classes}")
+    test = evaluate.test_metrics(fitted.probs["test"], fitted.labels["test"], fitted.classes)
+    log(f"test accuracy {test['accuracy']:.4f} loss {test['loss']:.4f} from file facts alone")
+    plots.confusion_png(test["confusion"], fitted.classes, f"{exp.id}: test", folder / "confusion.png")
+    total = round(time.perf_counter() - clock, 3)
+    val = fitted.probs["val"]
+    history = [{"val_accuracy": float(np.mean(val.argmax(1) == fitted.labels["val"]))}] if len(val) else []
+    _finish(exp, folder, progress, log, {
+        "classes": fitted.classes, "counts": fitted.counts, "skipped_images": fitted.skipped,
+        "model": {**baseline.describe(), "importances": fitted.importances}, "path": "metadata",
+        "history": history, "epochs_run": 0, "best_epoch": 0, "runs": 1, "resumed_from": 0, "test": test,
+        "tsne": "none: a model of file facts has no learned features to draw",
+        "timing": {"train": total, "total": total, "seconds_per_epoch": 0.0, "train_images_per_second": 0.0},
+        "environment": device.environment(exp.device, f"cpu: {device.cpu_model()}", backend=False),
+    })
     return folder
 
 

@@ -1,0 +1,83 @@
+"""The metadata-only control (`backbone = "metadata"`): a random forest on file facts, no anatomy.
+
+On the course's data the classes came from different sources, so how an image is stored (colour
+mode, format, size, bytes) tells them apart. This model sees only that: the same split as every
+experiment (the first `validation_split` of each class is validation), the same test set, the same
+result folder. An accuracy a network reaches and this reaches too says nothing about lungs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from xrayhpc.audit import FileFacts, task_facts
+from xrayhpc.data import discover
+from xrayhpc.experiment import Experiment
+
+MODES = ("L", "RGB", "RGBA", "P")
+FORMATS = ("JPEG", "PNG")
+FEATURES = ("width", "height", "aspect", "kilobytes", "channel_difference", *(f"mode {m}" for m in MODES),
+            *(f"format {f}" for f in FORMATS))
+TREES = 300
+
+
+def features(facts: list[FileFacts]) -> np.ndarray:
+    return np.array([[f.width, f.height, f.width / f.height, f.bytes / 1024, f.channel_difference,
+                      *(f.mode == m for m in MODES), *(f.format == k for k in FORMATS)] for f in facts], dtype=np.float64)
+
+
+@dataclass
+class Baseline:
+    """What the worker records: the splits' labels and the model's class probabilities."""
+
+    classes: list[str]
+    counts: dict[str, dict[str, int]]
+    skipped: list[dict[str, str]]
+    labels: dict[str, np.ndarray]
+    probs: dict[str, np.ndarray]
+    importances: dict[str, float]
+
+
+def splits(exp: Experiment) -> tuple[list[str], dict[str, list[FileFacts]], list[dict[str, str]]]:
+    """Classes and the file facts of train, val and test, split as the image experiments split."""
+    found = discover(exp.data_dir)
+    by_file = {f.file: f for f in task_facts(exp.data_dir)}
+    out: dict[str, list[FileFacts]] = {"train": [], "val": [], "test": []}
+    skipped = []
+    for split, per_class in (("train", found.train), ("test", found.test)):
+        for paths in per_class.values():
+            cut = int(exp.validation_split * len(paths)) if split == "train" else 0
+            for i, path in enumerate(paths):
+                name = str(path.relative_to(exp.data_dir))
+                if name not in by_file:
+                    skipped.append({"file": name, "reason": "unreadable"})
+                else:
+                    out["val" if i < cut else split].append(by_file[name])
+    return found.classes, out, skipped
+
+
+def fit(exp: Experiment) -> Baseline:
+    """Train on the train split; class probabilities for validation and test."""
+    from sklearn.ensemble import RandomForestClassifier
+
+    classes, sets, skipped = splits(exp)
+    labels = {name: np.array([classes.index(f.label) for f in facts], dtype=np.int64) for name, facts in sets.items()}
+    model = RandomForestClassifier(n_estimators=TREES, random_state=exp.seed, n_jobs=1)
+    model.fit(features(sets["train"]), labels["train"])
+
+    def probabilities(facts: list[FileFacts]) -> np.ndarray:
+        full = np.zeros((len(facts), len(classes)))
+        if facts:
+            full[:, model.classes_] = model.predict_proba(features(facts))
+        return full
+
+    counts = {name: {c: int(np.sum(labels[name] == i)) for i, c in enumerate(classes)} for name in sets}
+    return Baseline(classes, counts, skipped, labels, {name: probabilities(f) for name, f in sets.items() if name != "train"},
+                    {name: round(float(v), 4) for name, v in zip(FEATURES, model.feature_importances_, strict=True)})
+
+
+def describe() -> dict[str, Any]:
+    return {"kind": "metadata", "model": f"random forest, {TREES} trees (scikit-learn)", "features": list(FEATURES)}
