@@ -136,3 +136,25 @@ def test_profile_signal_delay_zero_means_no_warning(tmp_path: Path) -> None:
     params = load_profile(path).sge("cpu")
     assert params["signal_delay_s"] == 0
     assert "#$ -l s_rt" not in render_job_script("true", tmp_path, **params)
+
+
+def test_accounting_gives_what_a_job_used_against_what_it_asked() -> None:
+    from xrayhpc.state import Usage, usage
+
+    info = read_qacct((DATA / "qacct.txt").read_text())["6_1"]
+    used = usage(info)
+    assert used == Usage(wall_s=43.0, cpu_s=30.205, max_memory_mb=round(1.032 * 1024, 1), slots=1, h_rt_s=1800.0)
+    assert used.cpu_efficiency == pytest.approx(30.205 / 43)
+    assert "ran 2% of its h_rt" in used.hint() and "cores" not in used.hint()
+    idle = Usage(wall_s=3600, cpu_s=3600 * 1.2, max_memory_mb=2000, slots=8, h_rt_s=4000)
+    assert idle.hint() == "kept 1.2 of 8 cores busy: cores = 1 would do"
+    assert usage({"JobID": "7", "State": "LOST"}) is None
+
+
+@pytest.mark.parametrize(("category", "seconds"), [
+    ("-l gpu_c=3.5,gpus=1,h_rt=1800,s_rt=1740", 1800.0), ("-l h_rt=12:00:00 -pe omp 4", 43200.0),
+    ("-l gpus=1 -pe omp 2", None), ("", None)])
+def test_requested_wall_time_from_the_category(category: str, seconds: float | None) -> None:
+    from xrayhpc.sge import requested_seconds
+
+    assert requested_seconds(category) == seconds

@@ -71,6 +71,19 @@ def test_done_and_failed_by_the_worker(tmp_path: Path, synthetic: Path) -> None:
     assert {r["id"]: r["state"] for r in data["rows"]} == {"task1-vgg16-cpu": "done", "task1-vgg16-gpu": "failed"}
     only_done = status_cli(results, "--state", "done")
     assert "task1-vgg16-gpu" not in only_done.stdout and only_done.returncode == 0
+    # what the job used, from the accounting (which may lag the job's end by a few seconds)
+    wait(lambda: row(results, "task1-vgg16-cpu").usage is not None, timeout=90)
+    used = row(results, "task1-vgg16-cpu").usage
+    assert used.cpu_s > 0 and used.slots == 1 and used.h_rt_s == 1800 and used.max_memory_mb > 50
+    assert "CPU use" in status_cli(results, "--state", "done").stdout.splitlines()[0]
+    [done_json] = [r for r in json.loads(status_cli(results, "--json").stdout)["rows"] if r["id"] == "task1-vgg16-cpu"]
+    assert done_json["usage"]["cpu_s"] == used.cpu_s and 0 < done_json["usage"]["cpu_efficiency"]
+    assert "a shorter `time` queues sooner" in done_json["usage"]["hint"]  # seconds of a 30-minute h_rt
+    from xrayhpc.report import build
+
+    [used_section] = [s for s in build(results)[0] if s.title == "What the jobs used"]
+    [used_row] = used_section.table[1]
+    assert used_row[0] == "task1-vgg16-cpu" and used_row[-1] == used.hint()
 
 
 def test_killed_by_the_wall_time_limit(tmp_path: Path, synthetic: Path) -> None:

@@ -11,6 +11,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 from sklearn.manifold import TSNE
+from threadpoolctl import threadpool_limits
 
 from xrayhpc.results import write_atomic
 
@@ -26,14 +27,18 @@ def tsne_points(features: np.ndarray, seed: int) -> np.ndarray | None:
     """2-D t-SNE, or None when there is nothing to embed (under 3 points, or constant features:
     an untrained or collapsed layer, where sklearn's PCA start divides by zero).
 
-    Perplexity shrinks for small sets: it must stay below the point count.
+    Perplexity shrinks for small sets: it must stay below the point count. One thread: at these
+    sizes (hundreds of points) OpenMP's spinning threads lose whole time slices at every barrier
+    when another process shares a core. Measured here, 129 points: 0.4-0.7 s with one thread, alone
+    or beside a busy loop; with two, 0.5-3.6 s alone and 0.9-12.7 s beside it.
     """
     n = len(features)
     x = features.reshape(n, -1).astype(np.float64)
     if n < 3 or not np.isfinite(x).all() or np.ptp(x, axis=0).max() == 0:
         return None
     perplexity = float(min(30.0, max(1.0, (n - 1) / 3)))
-    return TSNE(2, perplexity=perplexity, init="pca", random_state=seed).fit_transform(x)
+    with threadpool_limits(limits=1):
+        return TSNE(2, perplexity=perplexity, init="pca", random_state=seed).fit_transform(x)
 
 
 def tsne_png(points: np.ndarray | None, labels: np.ndarray, classes: list[str], title: str, path: Path) -> None:

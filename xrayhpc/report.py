@@ -29,7 +29,7 @@ from xrayhpc.controls import Arm, role, sentence
 from xrayhpc.errors import UserError, cli
 from xrayhpc.experiment import TASK_LABELS, load_grid
 from xrayhpc.results import AUDIT, METRICS, SCHEMA_VERSION, read_json, results_root, write_atomic
-from xrayhpc.state import Row, collect, experiment_folders
+from xrayhpc.state import USAGE, Row, collect, experiment_folders, usage_cells
 from xrayhpc.stats import Summary, paired, summary, wilson
 
 # The report the study was made from: (task, backbone) -> (test accuracy, test loss)
@@ -341,6 +341,12 @@ def timing_table(rows: list[dict[str, Any]]) -> tuple[list[str], list[list[str]]
     return header, body
 
 
+def usage_table(rows: list[Row]) -> tuple[list[str], list[list[str]]]:
+    return ["experiment", "job", *USAGE, "hint"], [
+        [r.id, f"{r.executor} {r.job}".strip(), *usage_cells(r.usage), r.usage.hint() if r.usage else ""] for r in rows
+    ]
+
+
 def state_table(rows: list[Row]) -> tuple[list[str], list[list[str]]]:
     return ["experiment", "state", "job", "epoch", "reason"], [
         [r.id, r.state, f"{r.executor} {r.job}".strip(), f"{r.epoch}/{r.epochs}" if r.epochs else "", r.reason] for r in rows
@@ -413,6 +419,10 @@ def build(root: Path) -> tuple[list[Section], list[str], str]:
         text += " Ran on one device only: " + ", ".join(f"{r.id}" for r in single) + "."
     sections.append(Section("GPU versus CPU", text, timing_table(trows) if trows else None,
                             [(chart, "time per phase")] if has_chart else None))
+    used = [r for r in rows if r.usage is not None]
+    if used:
+        sections.append(Section("What the jobs used", "Grid Engine's accounting of each ended job against its "
+                                "request: right-size `cores` and `time` in the profile from these.", usage_table(used)))
     pending = [r for r in rows if r.id not in done and r.id not in skipped]
     if pending:
         sections.append(Section("Not finished", "Experiments without a complete result, with their state.",

@@ -125,6 +125,30 @@ def _leading_int(text: str) -> int:
     return int(m.group(1)) if m else 0
 
 
+UNITS = {"B": 1, "KB": 1024, "MB": 1024**2, "GB": 1024**3, "TB": 1024**4}
+
+
+def acct_seconds(text: str) -> float | None:
+    """qacct's `43s`, `30.205s` (or a bare number) -> seconds."""
+    m = re.fullmatch(r"\s*([\d.]+)s?\s*", text or "")
+    return float(m.group(1)) if m else None
+
+
+def acct_bytes(text: str) -> float | None:
+    """qacct's `949.965MB`, `1.032GB`, `0.000B` -> bytes (powers of 1024, as Grid Engine prints them)."""
+    m = re.fullmatch(r"\s*([\d.]+)\s*([KMGT]?B)\s*", text or "")
+    return float(m.group(1)) * UNITS[m.group(2)] if m else None
+
+
+def requested_seconds(category: str, limit: str = "h_rt") -> float | None:
+    """A time limit from qacct's `category` (`-l gpus=1,h_rt=1800,s_rt=1740 -pe omp 2`): seconds, or None."""
+    m = re.search(rf"(?:^|[\s,]){limit}=([\d:]+)", category or "")
+    if not m:
+        return None
+    parts = [int(x) for x in m.group(1).split(":")]
+    return float(sum(v * 60**i for i, v in enumerate(reversed(parts))))
+
+
 def read_qacct(text: str | bytes) -> dict[str, dict[str, str]]:
     """`qacct -j` records (separated by ===== lines) -> {submitit id: info}."""
     if isinstance(text, bytes):
@@ -150,6 +174,10 @@ def read_qacct(text: str | bytes) -> dict[str, dict[str, str]]:
             "Started": fields.get("start_time", ""),
             "Ended": fields.get("end_time", ""),
             "WallClock": fields.get("ru_wallclock", ""),
+            "CpuTime": fields.get("cpu", ""),
+            "MaxVmem": fields.get("maxvmem", ""),
+            "Slots": fields.get("slots", ""),
+            "Category": fields.get("category", ""),
         }
     return out
 

@@ -16,11 +16,67 @@ from typing import Any
 
 from xrayhpc.jobs import JobRecord, read_record
 from xrayhpc.results import LOG, PROGRESS, read_json, read_metrics
-from xrayhpc.sge import LIVE, SgeExecutor, SgeInfoWatcher
+from xrayhpc.sge import LIVE, SgeExecutor, SgeInfoWatcher, acct_bytes, acct_seconds, requested_seconds
 
 STATES = ("done", "running", "queued", "failed", "error", "deleted", "lost", "not submitted")
 ENDED = ("done", "failed", "deleted", "lost", "not submitted")
 FAILURES = ("failed", "error", "deleted", "lost")
+
+
+@dataclass(frozen=True)
+class Usage:
+    """What an ended job used against what it asked for: the figures to right-size -pe omp and h_rt."""
+
+    wall_s: float
+    cpu_s: float
+    max_memory_mb: float | None
+    slots: int
+    h_rt_s: float | None
+
+    @property
+    def cpu_efficiency(self) -> float:
+        """CPU time over wall time times slots: 1.0 keeps every core it asked for busy."""
+        return self.cpu_s / max(self.wall_s * self.slots, 1e-9)
+
+    def hint(self) -> str:
+        """A suggestion when the job asked for far more than it used, else an empty string."""
+        hints = []
+        if self.slots > 1 and self.cpu_efficiency < 0.5:
+            busy = max(1, round(self.cpu_s / max(self.wall_s, 1e-9)))
+            hints.append(f"kept {self.cpu_s / max(self.wall_s, 1e-9):.1f} of {self.slots} cores busy: cores = {busy} would do")
+        if self.h_rt_s and self.wall_s < 0.25 * self.h_rt_s:
+            hints.append(f"ran {self.wall_s / self.h_rt_s:.0%} of its h_rt: a shorter `time` queues sooner")
+        return "; ".join(hints)
+
+
+def usage(info: dict[str, str]) -> Usage | None:
+    """From one accounting record (sge.read_qacct); None where the scheduler has none."""
+    wall, cpu = acct_seconds(info.get("WallClock", "")), acct_seconds(info.get("CpuTime", ""))
+    if wall is None or cpu is None:
+        return None
+    memory = acct_bytes(info.get("MaxVmem", ""))
+    slots = info.get("Slots", "")
+    return Usage(wall, cpu, round(memory / 1024**2, 1) if memory is not None else None,
+                 int(slots) if slots.isdigit() else 1, requested_seconds(info.get("Category", "")))
+
+
+def duration(seconds: float | None) -> str:
+    """H:MM:SS, as the tables show elapsed, remaining and used time; empty when unknown."""
+    if seconds is None:
+        return ""
+    seconds = int(seconds)
+    return f"{seconds // 3600}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}"
+
+
+USAGE = ("wall", "CPU", "max mem MB", "CPU use", "slots", "h_rt")
+
+
+def usage_cells(u: Usage | None) -> list[str]:
+    """The USAGE columns of one job, for the status table and the report."""
+    if u is None:
+        return ["-"] * len(USAGE)
+    return [duration(u.wall_s), duration(u.cpu_s), f"{u.max_memory_mb:.0f}" if u.max_memory_mb is not None else "-",
+            f"{u.cpu_efficiency:.0%}", str(u.slots), duration(u.h_rt_s) or "-"]
 
 
 @dataclass
@@ -43,9 +99,13 @@ class Row:
     requeues: int = 0
     runs: int = 0
     cause: str = ""  # for a failure: "user" (fix the input; not retried) or "" (may be retried)
+    usage: Usage | None = None  # what the ended job used, from Grid Engine's accounting
 
     def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        out = asdict(self)
+        if self.usage:
+            out["usage"].update(cpu_efficiency=round(self.usage.cpu_efficiency, 3), hint=self.usage.hint())
+        return out
 
 
 def scheduler_states(records: dict[str, JobRecord]) -> tuple[dict[str, dict[str, str]], str]:
@@ -113,6 +173,7 @@ def reconcile(folder: Path, fingerprint: str | None, record: JobRecord | None,
     row.epochs = progress.get("epochs", 0)
     row.epoch = progress.get("epoch", 0)
     row.host = progress.get("host", "") or (info or {}).get("NodeList", "")
+    row.usage = usage(info or {})
     if metrics and (not fingerprint or metrics["experiment"].get("fingerprint") == fingerprint):
         row.state = "done"
         row.accuracy = metrics["test"]["accuracy"]

@@ -4,7 +4,9 @@
                              [--watch] [--json] [--results DIR]
 
 One row per experiment: job, state, epoch k of N, elapsed and remaining time, host, test accuracy
-once done, and for a failure the reason and the log. One scheduler refresh per table, however many
+once done, and for a failure the reason and the log. `--state done` adds what each job used (Grid
+Engine's accounting: wall clock, CPU time, memory, CPU use against the slots, h_rt) with a hint
+where it asked for far more. One scheduler refresh per table, however many
 jobs. Exit status 1 when anything failed, was deleted or is lost.
 """
 
@@ -26,17 +28,10 @@ from rich.text import Text
 from xrayhpc.errors import UserError, cli
 from xrayhpc.experiment import load_grid, parse_overrides, select
 from xrayhpc.results import results_root
-from xrayhpc.state import ENDED, FAILURES, STATES, Row, collect
+from xrayhpc.state import ENDED, FAILURES, STATES, USAGE, Row, collect, duration, usage_cells
 
 COLOURS = {"done": "green", "running": "cyan", "queued": "yellow", "failed": "red", "error": "red",
            "deleted": "magenta", "lost": "red", "not submitted": "dim"}
-
-
-def _duration(seconds: float | None) -> str:
-    if seconds is None:
-        return ""
-    seconds = int(seconds)
-    return f"{seconds // 3600}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}"
 
 
 def tries(r: Row) -> str:
@@ -47,19 +42,22 @@ def tries(r: Row) -> str:
     return f" ({', '.join(parts)})" if parts else ""
 
 
-def table(rows: list[Row], warning: str) -> Group | Table:
+def table(rows: list[Row], warning: str, used: bool = False) -> Group | Table:
     t = Table(show_edge=False, pad_edge=False)
-    for name in ("experiment", "job", "state", "epoch", "", "elapsed", "left", "host", "test acc", "reason / log"):
+    for name in ("experiment", "job", "state", "epoch", "", "elapsed", "left", "host", "test acc",
+                 *(USAGE if used else ()), "reason / log"):
         t.add_column(name, no_wrap=name not in ("reason / log",))
     for r in rows:
         bar = ProgressBar(total=max(r.epochs, 1), completed=r.epoch, width=12) if r.epochs else Text("")
         why = r.reason + (f"  [{r.log}]" if r.reason and r.log else "")
+        if used and r.usage and r.usage.hint():
+            why = f"{why}; {r.usage.hint()}" if why else r.usage.hint()
         job = f"{r.executor} {r.job}".strip() + tries(r)
         t.add_row(  # Text, not markup: a log path in brackets is not a style
             Text(r.id), Text(job), Text(r.state, style=COLOURS.get(r.state, "")),
-            Text(f"{r.epoch}/{r.epochs}" if r.epochs else ""), bar, Text(_duration(r.elapsed_s)),
-            Text(_duration(r.remaining_s)), Text(r.host), Text(f"{r.accuracy:.3f}" if r.accuracy is not None else ""),
-            Text(why),
+            Text(f"{r.epoch}/{r.epochs}" if r.epochs else ""), bar, Text(duration(r.elapsed_s)),
+            Text(duration(r.remaining_s)), Text(r.host), Text(f"{r.accuracy:.3f}" if r.accuracy is not None else ""),
+            *(Text(c) for c in (usage_cells(r.usage) if used else [])), Text(why),
         )
     counts = ", ".join(f"{sum(r.state == s for r in rows)} {s}" for s in STATES if any(r.state == s for r in rows))
     parts: list[Table | Text] = [t, Text(counts or "no experiments")]
@@ -68,21 +66,23 @@ def table(rows: list[Row], warning: str) -> Group | Table:
     return Group(*parts)
 
 
-def plain(rows: list[Row], warning: str) -> str:
+def plain(rows: list[Row], warning: str, used: bool = False) -> str:
     """Aligned columns without colour, for logs and pipes."""
     lines = [f"warning: {warning}"] if warning else []
     cells = [
         [r.id, r.state, f"{r.executor} {r.job}".strip() + tries(r) or "-", f"{r.epoch}/{r.epochs}" if r.epochs else "-",
-         _duration(r.elapsed_s) or "-", _duration(r.remaining_s) or "-", r.host or "-",
-         f"{r.accuracy:.3f}" if r.accuracy is not None else "-"]
+         duration(r.elapsed_s) or "-", duration(r.remaining_s) or "-", r.host or "-",
+         f"{r.accuracy:.3f}" if r.accuracy is not None else "-", *(usage_cells(r.usage) if used else [])]
         for r in rows
     ]
-    header = ["experiment", "state", "job", "epoch", "elapsed", "left", "host", "test acc"]
+    header = ["experiment", "state", "job", "epoch", "elapsed", "left", "host", "test acc", *(USAGE if used else [])]
     widths = [max(len(c[i]) for c in [header, *cells]) for i in range(len(header))]
     for row, r in zip([header, *cells], [None, *rows], strict=True):
         line = "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip()
         if r is not None and r.reason:
             line += f"  reason: {r.reason}" + (f"  log: {r.log}" if r.log else "")
+        if used and r is not None and r.usage and r.usage.hint():
+            line += f"  hint: {r.usage.hint()}"
         lines.append(line)
     return "\n".join(lines)
 
@@ -115,6 +115,7 @@ def main(argv: list[str] | None = None) -> int:
         return rows, warning
 
     rows, warning = rows_now()
+    used = args.state == ["done"]  # what each ended job used, to right-size the next request
     console = Console(highlight=False)
     if args.json:
         print(json.dumps({"warning": warning or None, "rows": [r.as_dict() for r in rows]}, indent=2))
@@ -133,9 +134,9 @@ def main(argv: list[str] | None = None) -> int:
             rows, warning = rows_now()
             print()
     elif console.is_terminal:
-        console.print(table(rows, warning))
+        console.print(table(rows, warning, used))
     else:
-        print(plain(rows, warning))
+        print(plain(rows, warning, used))
     return 1 if any(r.state in FAILURES for r in rows) else 0
 
 

@@ -13,6 +13,7 @@ dispatch: scheduler calls and wall time of one submit and of one status refresh 
 1000 experiments (dry-run, and on the local Grid Engine with jobs held and then deleted), against
 one qsub per experiment.
 report: time to build the report from 10 to 1000 result folders.
+neighbour: each phase of our worker alone and beside a second worker that trains.
 """
 
 from __future__ import annotations
@@ -25,17 +26,18 @@ import time
 from pathlib import Path
 
 from xrayhpc.bench.dispatch import bench_dispatch, dispatch_table
+from xrayhpc.bench.neighbour import bench_neighbour, neighbour_table
 from xrayhpc.bench.report_build import bench_report, report_table
 from xrayhpc.bench.runs import ROOT, data_view, find_data
 from xrayhpc.bench.worker import bench_scaling, compare, scaling_table, task1_cases, task2_cases, worker_table
 from xrayhpc.errors import cli
 from xrayhpc.results import write_atomic, write_json
 
-PARTS = ("worker", "task2", "scaling", "dispatch", "report")
+PARTS = ("worker", "task2", "scaling", "dispatch", "report", "neighbour")
 
 # Task 1 runs the report's 40 epochs; Task 2 (100 in the report) and the scaling runs take fewer, or
 # the template's Task 2 VGG16 alone would need hours here (~90 s an epoch on 2 cores).
-FULL_EPOCHS = {"worker": 40, "task2": 5, "scaling": 3}
+FULL_EPOCHS = {"worker": 40, "task2": 5, "scaling": 3, "neighbour": 40}
 
 QUICK_EPOCHS = 2
 QUICK_FRACTION = 0.25
@@ -74,6 +76,8 @@ def main(argv: list[str] | None = None) -> int:
             "dispatch": ("Dispatch and status benchmark",
                          lambda tmp: bench_dispatch([1, 10, 100, 1000], tmp, data, 100 if args.quick else 1000), dispatch_table),
             "report": ("Report benchmark", lambda tmp: bench_report([10, 100, 1000], tmp), report_table),
+            "neighbour": ("Beside a busy neighbour", lambda tmp: bench_neighbour(data, epochs["neighbour"], tmp),
+                          neighbour_table),
         }
         for name, (title, run, table) in parts.items():
             if args.only and name not in args.only:
