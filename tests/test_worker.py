@@ -166,3 +166,28 @@ def test_files_follow_the_users_umask_so_a_group_can_read_them(synthetic: Path, 
     written = [p for p in tmp_path.rglob("*") if p.is_file()]
     assert {"metrics.json", "tsne-train.png", "worker.log", "report.html", "report.md"} <= {p.name for p in written}
     assert {p.name: oct(p.stat().st_mode & 0o777) for p in written} == {p.name: "0o664" for p in written}
+
+
+def test_bfloat16_is_recorded_and_refused_where_the_cpu_has_no_units(synthetic: Path, tmp_path: Path,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    from xrayhpc import device
+    from xrayhpc.errors import UserError
+
+    exp = small(synthetic, precision="bfloat16", epochs=1)
+    monkeypatch.setattr(device, "cpu_flags", lambda: {"avx2", "avx512f"})
+    with pytest.raises(UserError, match=r'precision = "bfloat16" but this CPU .* has no bfloat16 units'):
+        run_experiment(exp, tmp_path, tty=False)
+    monkeypatch.setattr(device, "cpu_flags", lambda: {"avx512f", "avx512_bf16"})
+    m = read_metrics(run_experiment(exp, tmp_path, tty=False))
+    assert m["experiment"]["precision"] == "bfloat16"
+    assert m["experiment"]["fingerprint"] != small(synthetic, epochs=1).fingerprint
+    assert 0 <= m["test"]["accuracy"] <= 1 and np.isfinite(m["test"]["loss"])
+
+
+def test_a_gpu_older_than_ampere_has_no_bfloat16(monkeypatch: pytest.MonkeyPatch) -> None:
+    from xrayhpc import device
+
+    monkeypatch.setattr(device, "physical_gpus", lambda: [("Tesla V100", 7.0)])
+    assert "Tesla V100 (compute capability 7.0) has no bfloat16 units" in device.bfloat16_problem("gpu: Tesla V100")
+    monkeypatch.setattr(device, "physical_gpus", lambda: [("NVIDIA H200", 9.0)])
+    assert device.bfloat16_problem("gpu: NVIDIA H200") is None

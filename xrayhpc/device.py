@@ -246,6 +246,32 @@ def check(device: str) -> str:
     return f"cpu: {cpu_model()}"
 
 
+# CPU flags of bfloat16 arithmetic units: x86's AVX512_BF16 and AMX, Arm's BF16.
+BF16_FLAGS = {"avx512_bf16", "amx_bf16", "bf16"}
+BF16_MIN_COMPUTE = 8.0  # NVIDIA's Ampere and newer
+
+
+def cpu_flags() -> set[str]:
+    try:
+        for line in open("/proc/cpuinfo"):
+            if line.startswith(("flags", "Features")):
+                return set(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return set()
+
+
+def bfloat16_problem(used: str) -> str | None:
+    """Why the device a run uses has no bfloat16 units, or None when it has them."""
+    if used.startswith("gpu"):
+        old = [(n, c) for n, c in physical_gpus() if c is not None and c < BF16_MIN_COMPUTE]
+        return (f"its GPU {old[0][0]} (compute capability {old[0][1]:.1f}) has no bfloat16 units "
+                f"(compute capability {BF16_MIN_COMPUTE:.1f} and newer have them)") if old else None
+    if cpu_flags() & BF16_FLAGS:
+        return None
+    return f"this CPU ({cpu_model()}) has no bfloat16 units (AVX512_BF16 or AMX on x86, BF16 on Arm)"
+
+
 def cpu_model() -> str:
     try:
         for line in open("/proc/cpuinfo"):

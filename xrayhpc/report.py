@@ -27,7 +27,7 @@ from xrayhpc import sitefiles
 from xrayhpc.audit import tables as audit_tables
 from xrayhpc.controls import Arm, role, sentence
 from xrayhpc.errors import UserError, cli
-from xrayhpc.experiment import TASK_LABELS, load_grid
+from xrayhpc.experiment import FIELDS, TASK_LABELS, load_grid
 from xrayhpc.results import AUDIT, METRICS, SCHEMA_VERSION, read_json, results_root, write_atomic
 from xrayhpc.state import USAGE, Row, collect, experiment_folders, usage_cells
 from xrayhpc.stats import Summary, paired, summary, wilson
@@ -38,7 +38,7 @@ PUBLISHED = {("binary", "vgg16"): (0.944, 0.3084), ("multiclass", "vgg16"): (0.6
 # A published figure stands beside a run only when these settings equal the report's own, as the
 # packaged jobs/report.toml holds them; otherwise the row names what differs.
 COMPARED = ("weights", "image_size", "epochs", "batch_size", "learning_rate", "head_units", "dropouts",
-            "trainable_backbone", "augment", "preprocessing", "checkpoint", "validation_split")
+            "trainable_backbone", "augment", "preprocessing", "checkpoint", "validation_split", "colour", "precision")
 # Runs that differ only in these are repeats of one configuration.
 NOT_CONFIGURATION = ("seed", "fingerprint", "id")
 PHASES = ("load", "features", "train", "evaluate", "tsne")
@@ -97,7 +97,8 @@ def reference(exp: dict[str, Any]) -> tuple[tuple[float, float] | None, list[str
     theirs = _report_settings().get((exp["task"], exp["backbone"]))
     if published is None or theirs is None:
         return None, []
-    differs = [f"{k} {_setting(exp.get(k))} (report: {_setting(theirs[k])})" for k in COMPARED if exp.get(k) != theirs[k]]
+    ours = {k: exp.get(k, FIELDS[k].default) for k in COMPARED}  # a setting newer than the result: its default
+    differs = [f"{k} {_setting(ours[k])} (report: {_setting(theirs[k])})" for k in COMPARED if ours[k] != theirs[k]]
     return (None, differs) if differs else (published, [])
 
 
@@ -119,7 +120,8 @@ def comparison_rows(results: list[Result], task: str) -> list[dict[str, Any]]:
         facts = r.exp["backbone"] == "metadata"
         rows.append({
             "id": r.id, "role": role(r.exp), "backbone": r.exp["backbone"],
-            "backbone_mode": "file facts" if facts else "trained" if r.exp["trainable_backbone"] else "frozen",
+            "backbone_mode": ("file facts" if facts else "trained" if r.exp["trainable_backbone"] else "frozen")
+            + (f", {r.exp['precision']}" if r.exp.get("precision", "float32") != "float32" else ""),
             "augment": "–" if facts else "on" if r.exp["augment"] else "off",
             "weights": "–" if facts else r.exp["weights"] if r.exp["weights"] in ("imagenet", "none") else "file",
             "device": r.exp["device"], "accuracy": test["accuracy"], "ci": (low, high), "loss": test["loss"],

@@ -48,11 +48,19 @@ EpochHook = Callable[[int, dict[str, float]], None]
 
 
 def build(exp: Experiment, classes: int) -> Models:
-    """Backbone, head and the two joined, with initial weights fixed by the seed."""
+    """Backbone, head and the two joined, with initial weights fixed by the seed.
+
+    `precision = "bfloat16"` builds the backbone under Keras's mixed_bfloat16 policy (float32
+    weights, bfloat16 arithmetic, also when it trains); the head stays float32.
+    """
     keras.utils.set_random_seed(exp.seed)
-    backbone = build_backbone(exp.backbone, exp.image_size, exp.weights)
+    keras.mixed_precision.set_dtype_policy("mixed_bfloat16" if exp.precision == "bfloat16" else "float32")
+    try:
+        backbone = build_backbone(exp.backbone, exp.image_size, exp.weights)
+    finally:
+        keras.mixed_precision.set_dtype_policy("float32")
     backbone.trainable = exp.trainable_backbone
-    backbone.compile(jit_compile=exp.jit_compile)  # what its predict_on_batch() runs with
+    backbone.compile(jit_compile=exp.backbone_jit_compile)  # what its predict_on_batch() runs with
     keras.utils.set_random_seed(exp.seed)
     head = build_head(backbone.output_shape[1:], exp.head_units, exp.dropouts, classes, exp.seed)
     inputs = keras.Input((exp.image_size, exp.image_size, 3))
@@ -74,7 +82,7 @@ def run_batched(model: keras.Model, x: np.ndarray, batch: int = BACKBONE_BATCH) 
         chunk = x[i:i + batch]
         if len(chunk) < batch:
             chunk = np.concatenate([chunk, np.zeros((batch - len(chunk), *x.shape[1:]), x.dtype)])
-        out.append(keras.ops.convert_to_numpy(model.predict_on_batch(chunk)))
+        out.append(keras.ops.convert_to_numpy(model.predict_on_batch(chunk)).astype(np.float32))
     return np.concatenate(out)[:n]
 
 

@@ -108,7 +108,9 @@ def _run(exp: Experiment, folder: Path, progress: Progress, log: RunLog, checkpo
     if exp.backbone == "metadata":
         return _run_metadata(exp, folder, progress, log)
     used = device.check(exp.device)
-    log(f"device {used}; backend {device.backend_name()}; slots {device.slots() or 'unset'}")
+    if exp.precision == "bfloat16" and (problem := device.bfloat16_problem(used)):
+        raise UserError(f"precision = \"bfloat16\" but {problem}; use precision = \"float32\"")
+    log(f"device {used}; backend {device.backend_name()}; slots {device.slots() or 'unset'}; precision {exp.precision}")
 
     from xrayhpc import evaluate, plots, training
 
