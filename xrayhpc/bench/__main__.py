@@ -14,6 +14,7 @@ dispatch: scheduler calls and wall time of one submit and of one status refresh 
 one qsub per experiment.
 report: time to build the report from 10 to 1000 result folders.
 neighbour: each phase of our worker alone and beside a second worker that trains.
+precision: bfloat16 against float32, where the CPU has bfloat16 units: speed, features, results.
 """
 
 from __future__ import annotations
@@ -27,17 +28,18 @@ from pathlib import Path
 
 from xrayhpc.bench.dispatch import bench_dispatch, dispatch_table
 from xrayhpc.bench.neighbour import bench_neighbour, neighbour_table
+from xrayhpc.bench.precision import bench_precision, precision_table
 from xrayhpc.bench.report_build import bench_report, report_table
 from xrayhpc.bench.runs import ROOT, data_view, find_data
 from xrayhpc.bench.worker import bench_scaling, compare, scaling_table, task1_cases, task2_cases, worker_table
 from xrayhpc.errors import cli
 from xrayhpc.results import write_atomic, write_json
 
-PARTS = ("worker", "task2", "scaling", "dispatch", "report", "neighbour")
+PARTS = ("worker", "task2", "scaling", "dispatch", "report", "neighbour", "precision")
 
 # Task 1 runs the report's 40 epochs; Task 2 (100 in the report) and the scaling runs take fewer, or
 # the template's Task 2 VGG16 alone would need hours here (~90 s an epoch on 2 cores).
-FULL_EPOCHS = {"worker": 40, "task2": 5, "scaling": 3, "neighbour": 40}
+FULL_EPOCHS = {"worker": 40, "task2": 5, "scaling": 3, "neighbour": 40, "precision": 40}
 
 QUICK_EPOCHS = 2
 QUICK_FRACTION = 0.25
@@ -78,6 +80,8 @@ def main(argv: list[str] | None = None) -> int:
             "report": ("Report benchmark", lambda tmp: bench_report([10, 100, 1000], tmp), report_table),
             "neighbour": ("Beside a busy neighbour", lambda tmp: bench_neighbour(data, epochs["neighbour"], tmp),
                           neighbour_table),
+            "precision": ("bfloat16 against float32", lambda tmp: bench_precision(data, epochs["precision"], tmp),
+                          precision_table),
         }
         for name, (title, run, table) in parts.items():
             if args.only and name not in args.only:
