@@ -20,6 +20,7 @@ precision: bfloat16 against float32, where the CPU has bfloat16 units: speed, fe
 from __future__ import annotations
 
 import argparse
+import os
 import platform
 import sys
 import tempfile
@@ -32,6 +33,7 @@ from xrayhpc.bench.precision import bench_precision, precision_table
 from xrayhpc.bench.report_build import bench_report, report_table
 from xrayhpc.bench.runs import ROOT, data_view, find_data
 from xrayhpc.bench.worker import bench_scaling, compare, scaling_table, task1_cases, task2_cases, worker_table
+from xrayhpc.device import cpu_model
 from xrayhpc.errors import cli
 from xrayhpc.results import write_atomic, write_json
 
@@ -68,7 +70,9 @@ def main(argv: list[str] | None = None) -> int:
         if args.quick:
             kind += f", the first {QUICK_FRACTION:.0%} of each class folder"
         print(f"bench: {kind} ({source})", flush=True)
-        header = {"command": command, "data": kind, "host": platform.node(), "when": time.strftime("%Y-%m-%d %H:%M")}
+        machine = f"{cpu_model()}, {os.cpu_count()} CPUs, {platform.system()} {platform.machine()}"
+        header = {"command": command, "data": kind, "host": platform.node(), "machine": machine,
+                  "when": time.strftime("%Y-%m-%d %H:%M")}
         augment = {"off": (False,), "on": (True,), "both": (False, True)}[args.augment]
         parts = {
             "worker": ("Worker benchmark: Task 1", lambda tmp: compare(task1_cases(data, epochs["worker"], augment), tmp),
@@ -91,7 +95,7 @@ def main(argv: list[str] | None = None) -> int:
                 figures = run(Path(tmp))
             took = round(time.perf_counter() - t, 1)
             write_json(args.out / f"{name}.json", {**header, "took_s": took, **figures})
-            text = f"# {title}\n\n`{command}` on {kind}, {header['when']}, {took:.0f} s\n\n{table(figures)}\n"
+            text = f"# {title}\n\n`{command}` on {kind}, {machine}, {header['when']}, {took:.0f} s\n\n{table(figures)}\n"
             write_atomic(args.out / f"{name}.md", lambda f, text=text: f.write(text.encode()))
             print(text, flush=True)
     print(f"bench: done in {time.perf_counter() - start:.0f} s; figures in {args.out}")
