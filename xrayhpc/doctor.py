@@ -222,9 +222,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--wait", type=float, default=600, metavar="SECONDS", help="how long --on-node waits (default 600)")
     parser.add_argument("--results", help="results root; --on-node keeps the job's files in its .doctor/")
     args = parser.parse_args(argv)
-    if args.data:
-        os.environ["XRAYHPC_DATA"] = args.data
-    experiments = select(load_grid(Path(args.grid), parse_overrides(args.set)), args.only)
+    experiments = select(load_grid(Path(args.grid), parse_overrides(args.set), args.data), args.only)
     if not experiments:
         raise UserError(f"{args.grid}: no experiment matches {args.only!r}")
     kind = args.executor or default_executor()

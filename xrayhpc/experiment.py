@@ -268,11 +268,11 @@ def _label(value: Any) -> str:
     return re.sub(r"[^A-Za-z0-9._+]", "_", text)
 
 
-def data_root(grid_data: str | None, base: Path) -> str:
-    """XRAYHPC_DATA wins, then the grid's `data` (relative to the grid file), then ./data."""
-    env = os.environ.get("XRAYHPC_DATA")
-    if env:
-        return str(Path(env).expanduser().resolve())
+def data_root(grid_data: str | None, base: Path, given: str | None = None) -> str:
+    """--data wins, then XRAYHPC_DATA, then the grid's `data` (relative to the grid file), then ./data."""
+    chosen = given or os.environ.get("XRAYHPC_DATA")
+    if chosen:
+        return str(Path(chosen).expanduser().resolve())
     if grid_data:
         return str((base / Path(grid_data).expanduser()).resolve())
     return str(Path("data").resolve())
@@ -293,11 +293,12 @@ def parse_overrides(pairs: list[str]) -> dict[str, Any]:
     return out
 
 
-def load_grid(path: Path, overrides: dict[str, Any] | None = None) -> list[Experiment]:
+def load_grid(path: Path, overrides: dict[str, Any] | None = None, data: str | None = None) -> list[Experiment]:
     """Read a grid file and return its experiments, validated, ids unique.
 
     `path` is a file, or the name of a grid in jobs/ (here, else the one shipped with the package).
-    `overrides` (from --set) replace a setting in every experiment, after the file's own values.
+    `overrides` (from --set) replace a setting in every experiment, after the file's own values;
+    `data` (from --data) is the data root, before $XRAYHPC_DATA and the grid's own.
     """
     found = sitefiles.find("jobs", str(path), ".toml")
     if found is None:
@@ -319,7 +320,7 @@ def load_grid(path: Path, overrides: dict[str, Any] | None = None) -> list[Exper
     if not isinstance(tables, list) or not tables:
         raise UserError(f"{path}: no [[experiment]] tables; add at least one")
     defaults = doc.get("defaults", {})
-    root = data_root(doc.get("data"), path.parent)
+    root = data_root(doc.get("data"), path.parent, data)
     experiments: list[Experiment] = []
     seen: dict[str, str] = {}
     for number, table in enumerate(tables, start=1):

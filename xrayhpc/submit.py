@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import io
-import os
 import re
 import shutil
 import signal
@@ -260,12 +259,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data", help="data root holding two/ and all/ (default: $XRAYHPC_DATA, the grid's)")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a setting in every experiment")
     args = parser.parse_args(argv)
-    if args.data:
-        os.environ["XRAYHPC_DATA"] = args.data
     console = Console(highlight=False, soft_wrap=True)
     kind = args.executor or default_executor()
     profile = load_profile(args.profile, args.project)
-    experiments = select(load_grid(Path(args.grid), parse_overrides(args.set)), args.only)
+    experiments = select(load_grid(Path(args.grid), parse_overrides(args.set), args.data), args.only)
     if not experiments:
         raise UserError(f"{args.grid}: no experiment matches {args.only!r}")
     root = results_root(args.results)

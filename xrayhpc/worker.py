@@ -246,7 +246,7 @@ def _experiments(args: argparse.Namespace) -> list[Experiment]:
         except (OSError, ValueError) as err:
             raise UserError(f"{args.spec}: cannot read the JSON spec: {err}") from None
         return [Experiment.from_settings(settings, args.spec)]
-    experiments = select(load_grid(Path(args.grid), parse_overrides(args.set)), args.id or args.only)
+    experiments = select(load_grid(Path(args.grid), parse_overrides(args.set), args.data), args.id or args.only)
     if not experiments:
         raise UserError(f"{args.grid}: no experiment matches {args.id or args.only!r}")
     if args.id and not any(e.id == args.id for e in experiments):
@@ -267,8 +267,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data", help="data root holding two/ and all/ (default: $XRAYHPC_DATA, the grid's `data`)")
     parser.add_argument("--results", help="results root (default: $XRAYHPC_RESULTS or ./results)")
     args = parser.parse_args(argv)
-    if args.data:
-        os.environ["XRAYHPC_DATA"] = args.data
     for exp in _experiments(args):
         run_experiment(exp, args.results)
     return 0
