@@ -28,7 +28,7 @@ from xrayhpc.audit import tables as audit_tables
 from xrayhpc.controls import Arm, role, sentence
 from xrayhpc.errors import UserError, cli
 from xrayhpc.experiment import FIELDS, TASK_LABELS, load_grid
-from xrayhpc.results import AUDIT, METRICS, SCHEMA_VERSION, read_json, results_root, write_atomic
+from xrayhpc.results import AUDIT, METRICS, PHASES, SCHEMA_VERSION, read_json, results_root, write_atomic
 from xrayhpc.state import USAGE, Row, collect, experiment_folders, usage_cells
 from xrayhpc.stats import Summary, paired, summary, wilson
 
@@ -41,7 +41,6 @@ COMPARED = ("weights", "image_size", "epochs", "batch_size", "learning_rate", "h
             "trainable_backbone", "augment", "preprocessing", "checkpoint", "validation_split", "colour", "precision")
 # Runs that differ only in these are repeats of one configuration.
 NOT_CONFIGURATION = ("seed", "fingerprint", "id")
-PHASES = ("load", "features", "train", "evaluate", "tsne")
 CHART_PAIRS = 30  # more bars than this are unreadable; the table lists every pair
 IMAGES = (("tsne-train.png", "t-SNE, training folder"), ("tsne-test.png", "t-SNE, test set"),
           ("curves.png", "training curves"), ("confusion.png", "test confusion matrix"))

@@ -19,7 +19,9 @@ METRICS = "metrics.json"
 PROGRESS = "progress.json"
 LOG = "worker.log"
 JOB = "job.json"
-AUDIT = "audit.json"  # the metadata baseline's: what the files of its task folder say (xrayhpc.audit)
+AUDIT = "audit.json"
+# metrics.json's `timing` phases, in the order the worker runs them (each also sums into `total`)
+PHASES = ("load", "features", "train", "evaluate", "tsne")  # the metadata baseline's: what the files of its task folder say (xrayhpc.audit)
 
 
 def results_root(given: str | Path | None = None) -> Path:

@@ -155,7 +155,6 @@ def _failure_reason(info: dict[str, str], progress: dict[str, Any]) -> tuple[str
 def reconcile(folder: Path, fingerprint: str | None, record: JobRecord | None,
               info: dict[str, str] | None, now: float) -> Row:
     """The one place where files, record and scheduler become a state."""
-    eid = folder.name
     metrics = read_metrics(folder)
     progress = read_json(folder / PROGRESS) or {}
     if fingerprint and progress.get("fingerprint") not in (None, fingerprint):
@@ -164,16 +163,7 @@ def reconcile(folder: Path, fingerprint: str | None, record: JobRecord | None,
         record = None
     if record and progress and not _same_job(progress, record):
         progress = {}  # left by an earlier submission: it says nothing of this one
-    row = Row(eid, "not submitted", log=str(folder / LOG) if (folder / LOG).exists() else "")
-    if record:
-        row.executor, row.job, row.attempt = record.executor, record.scheduler_id, record.attempt
-        row.requeues = record.requeues
-        row.log = row.log or record.log
-    row.runs = progress.get("run", 0)
-    row.epochs = progress.get("epochs", 0)
-    row.epoch = progress.get("epoch", 0)
-    row.host = progress.get("host", "") or (info or {}).get("NodeList", "")
-    row.usage = usage(info or {})
+    row = _row(folder, record, progress, info)
     if metrics and (not fingerprint or metrics["experiment"].get("fingerprint") == fingerprint):
         row.state = "done"
         row.accuracy = metrics["test"]["accuracy"]
@@ -186,39 +176,56 @@ def reconcile(folder: Path, fingerprint: str | None, record: JobRecord | None,
         done_here = row.epoch - progress.get("resumed_from", 0)
         if done_here > 0:
             row.remaining_s = row.elapsed_s / done_here * (row.epochs - row.epoch)
-    sched = (info or {}).get("State", "")
     if record and record.executor == "sge" and info is not None:
-        if sched == "ERROR":
-            row.state, row.reason = "error", f"SGE error state {info.get('SgeState', 'E')}: {info.get('Reason', 'see qstat -j')}"
-        elif sched in ("PENDING", "REQUEUED"):
-            row.state = "queued"
-            if "h" in info.get("SgeState", ""):
-                row.reason = "on hold"
-            elif sched == "REQUEUED":
-                row.reason = "requeued"
-        elif sched in LIVE:
-            row.state = "running"
-        else:
-            row.state, row.reason = _failure_reason(info, progress)
-        row.cause = _cause(row, progress)
-        return row
-    # no scheduler answer: a local run, or Grid Engine unreachable; the files tell what they can
-    if progress.get("state") == "failed":
-        row.state, row.reason = "failed", progress.get("error", "")
-    elif progress.get("state") == "running":
-        same_host = progress.get("host") == socket.gethostname()
-        if same_host and not pid_alive(progress.get("pid")):
-            row.state, row.reason = "lost", "the worker process is gone (killed or interrupted) and left no result"
-        else:
-            row.state = "running"
-            if record and record.executor == "sge":
-                row.reason = "from progress.json (scheduler not reached)"
-    elif record:
-        row.state = "queued" if record.executor == "sge" else "lost"
-        if record.executor == "sge":
-            row.reason = "recorded as submitted (scheduler not reached)"
+        row.state, row.reason = _scheduler_state(info, progress)
+    else:
+        row.state, row.reason = _files_state(record, progress)
     row.cause = _cause(row, progress)
     return row
+
+
+def _row(folder: Path, record: JobRecord | None, progress: dict[str, Any], info: dict[str, str] | None) -> Row:
+    """What every state's row shows: the job, its tries, the epoch reached, the host and what it used."""
+    row = Row(folder.name, "not submitted", log=str(folder / LOG) if (folder / LOG).exists() else "")
+    if record:
+        row.executor, row.job, row.attempt = record.executor, record.scheduler_id, record.attempt
+        row.requeues = record.requeues
+        row.log = row.log or record.log
+    row.runs = progress.get("run", 0)
+    row.epochs = progress.get("epochs", 0)
+    row.epoch = progress.get("epoch", 0)
+    row.host = progress.get("host", "") or (info or {}).get("NodeList", "")
+    row.usage = usage(info or {})
+    return row
+
+
+def _scheduler_state(info: dict[str, str], progress: dict[str, Any]) -> tuple[str, str]:
+    """(state, reason) of a job the scheduler answered for, without a complete result."""
+    sched = info.get("State", "")
+    if sched == "ERROR":
+        return "error", f"SGE error state {info.get('SgeState', 'E')}: {info.get('Reason', 'see qstat -j')}"
+    if sched in ("PENDING", "REQUEUED"):
+        held = "h" in info.get("SgeState", "")
+        return "queued", "on hold" if held else "requeued" if sched == "REQUEUED" else ""
+    if sched in LIVE:
+        return "running", ""
+    return _failure_reason(info, progress)
+
+
+def _files_state(record: JobRecord | None, progress: dict[str, Any]) -> tuple[str, str]:
+    """(state, reason) from the files alone: a local run, or Grid Engine unreachable."""
+    if progress.get("state") == "failed":
+        return "failed", progress.get("error", "")
+    if progress.get("state") == "running":
+        same_host = progress.get("host") == socket.gethostname()
+        if same_host and not pid_alive(progress.get("pid")):
+            return "lost", "the worker process is gone (killed or interrupted) and left no result"
+        return "running", "from progress.json (scheduler not reached)" if record and record.executor == "sge" else ""
+    if record:
+        if record.executor == "sge":
+            return "queued", "recorded as submitted (scheduler not reached)"
+        return "lost", ""
+    return "not submitted", ""
 
 
 def _same_job(progress: dict[str, Any], record: JobRecord) -> bool:

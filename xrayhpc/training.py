@@ -128,11 +128,10 @@ def train(
     With a `checkpoint`, training resumes from its saved epoch and saves as it goes; the
     scheduler's wall-time warning is held until the epoch ends and the state is saved.
     """
-    classes = len(data.classes)
     model = models.head if exp.head_only else models.full
     model.compile(
         optimizer=keras.optimizers.Adam(exp.learning_rate),
-        loss="binary_crossentropy" if classes == 2 else "categorical_crossentropy",
+        loss="binary_crossentropy" if len(data.classes) == 2 else "categorical_crossentropy",
         metrics=["accuracy"],
         jit_compile=exp.jit_compile,
     )
@@ -143,57 +142,12 @@ def train(
         state = checkpoint.load() or state
     if state.epoch >= exp.epochs:
         return _finish(model, state)
-    cached = dict(cached_features or {})
-    seconds = state.seconds
-
-    def to_inputs(images: np.ndarray) -> np.ndarray:
-        if not exp.head_only:
-            return _inputs(exp, images)
-        start = time.perf_counter()
-        out = backbone_features(exp, models, images)
-        seconds["features"] += time.perf_counter() - start
-        return out
-
-    y = targets(data.train.labels, classes)
-    val = None
-    if len(data.val):
-        if "val" not in cached:
-            cached["val"] = to_inputs(data.val.images)
-        val = (cached["val"], targets(data.val.labels, classes))
-    if not exp.augment and "train" not in cached:
-        cached["train"] = to_inputs(data.train.images)
-
-    sign = -1.0 if exp.checkpoint == "val_loss" else 1.0
+    feed = Feed(exp, data, models, state.seconds, cached_features)
     head_steps = HeadSteps(model, exp.jit_compile) if exp.head_only and keras.backend.backend() == "tensorflow" else None
     with Held(handled(WARNING_SIGNALS) if checkpoint else []) as warning:
         for epoch in range(state.epoch, exp.epochs):
-            start = time.perf_counter()
-            if exp.augment:
-                t = time.perf_counter()
-                images = augment(data.train.images, seed=exp.seed * 100_003 + epoch)
-                seconds["augment"] += time.perf_counter() - t
-                x = to_inputs(images)
-            else:
-                x = cached["train"]
-            order = np.random.default_rng([exp.seed, epoch]).permutation(len(x))
-            t = time.perf_counter()
-            if head_steps:
-                record = head_steps.epoch(x[order], y[order], exp.batch_size, val)
-            else:
-                fit = model.fit(
-                    x[order], y[order], batch_size=exp.batch_size, epochs=1, shuffle=False,
-                    validation_data=val, verbose=0,
-                )
-                record = {k: float(v[-1]) for k, v in fit.history.items()}
-            seconds["fit"] += time.perf_counter() - t
-            record["seconds"] = time.perf_counter() - start
-            state.history.append(record)
-            state.epoch = epoch + 1
-            if exp.checkpoint != "last":
-                value = sign * record[exp.checkpoint]
-                if state.best_value is None or value > state.best_value:
-                    state.best_epoch, state.best_value = epoch + 1, value
-                    state.best_weights = model.get_weights()
+            record = _fit_epoch(exp, model, head_steps, feed, epoch)
+            _keep(exp, state, model, record)
             if checkpoint:
                 checkpoint.save(state, force=warning.pending is not None or state.epoch == exp.epochs)
             on_epoch(epoch + 1, record)
@@ -201,6 +155,70 @@ def train(
                 checkpoint.log(f"wall-time warning: state saved at epoch {state.epoch}; the job hands over to be requeued")
                 break  # leaving the block hands the warning to the scheduler's handler: requeue
     return _finish(model, state)
+
+
+class Feed:
+    """What the model trains on: images, or a frozen backbone's features of them, cached wherever
+    nothing changes them from one epoch to the next; the seconds it spends go to `seconds`."""
+
+    def __init__(self, exp: Experiment, data: Dataset, models: Models, seconds: dict[str, float],
+                 cached: dict[str, np.ndarray] | None) -> None:
+        self.exp, self.data, self.models, self.seconds = exp, data, models, seconds
+        self.cached = dict(cached or {})
+        classes = len(data.classes)
+        self.y = targets(data.train.labels, classes)
+        self.val = None
+        if len(data.val):
+            if "val" not in self.cached:
+                self.cached["val"] = self.inputs(data.val.images)
+            self.val = (self.cached["val"], targets(data.val.labels, classes))
+        if not exp.augment and "train" not in self.cached:
+            self.cached["train"] = self.inputs(data.train.images)
+
+    def inputs(self, images: np.ndarray) -> np.ndarray:
+        if not self.exp.head_only:
+            return _inputs(self.exp, images)
+        start = time.perf_counter()
+        out = backbone_features(self.exp, self.models, images)
+        self.seconds["features"] += time.perf_counter() - start
+        return out
+
+    def train(self, epoch: int) -> np.ndarray:
+        """This epoch's training inputs: fresh transforms when augmenting."""
+        if not self.exp.augment:
+            return self.cached["train"]
+        start = time.perf_counter()
+        images = augment(self.data.train.images, seed=self.exp.seed * 100_003 + epoch)
+        self.seconds["augment"] += time.perf_counter() - start
+        return self.inputs(images)
+
+
+def _fit_epoch(exp: Experiment, model: keras.Model, head_steps: HeadSteps | None, feed: Feed, epoch: int) -> dict[str, float]:
+    """One epoch in the seed's batch order; the epoch's metrics and seconds."""
+    start = time.perf_counter()
+    x = feed.train(epoch)
+    order = np.random.default_rng([exp.seed, epoch]).permutation(len(x))
+    t = time.perf_counter()
+    if head_steps:
+        record = head_steps.epoch(x[order], feed.y[order], exp.batch_size, feed.val)
+    else:
+        fit = model.fit(x[order], feed.y[order], batch_size=exp.batch_size, epochs=1, shuffle=False,
+                        validation_data=feed.val, verbose=0)
+        record = {k: float(v[-1]) for k, v in fit.history.items()}
+    feed.seconds["fit"] += time.perf_counter() - t
+    record["seconds"] = time.perf_counter() - start
+    return record
+
+
+def _keep(exp: Experiment, state: TrainState, model: keras.Model, record: dict[str, float]) -> None:
+    """The epoch into the history, and its weights when they are the best by the checkpoint's measure."""
+    state.history.append(record)
+    state.epoch += 1
+    if exp.checkpoint != "last":
+        value = (-1.0 if exp.checkpoint == "val_loss" else 1.0) * record[exp.checkpoint]
+        if state.best_value is None or value > state.best_value:
+            state.best_epoch, state.best_value = state.epoch, value
+            state.best_weights = model.get_weights()
 
 
 class HeadSteps:

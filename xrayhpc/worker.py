@@ -10,10 +10,13 @@ Nothing here knows about schedulers; the dispatcher calls `run_experiment` insid
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import signal
 import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +24,7 @@ import numpy as np
 
 from xrayhpc import device
 from xrayhpc.checkpoint import Checkpoint
-from xrayhpc.data import discover, load_dataset
+from xrayhpc.data import Dataset, discover, load_dataset
 from xrayhpc.errors import UserError, cli
 from xrayhpc.experiment import Experiment, load_grid, parse_overrides, select
 from xrayhpc.results import AUDIT, LOG, METRICS, PROGRESS, SCHEMA_VERSION, results_root, write_json
@@ -65,6 +68,30 @@ class Progress:
         })
 
 
+@dataclass
+class Run:
+    """One experiment's run: where it writes, what it says, and how long each phase took."""
+
+    exp: Experiment
+    folder: Path
+    progress: Progress
+    log: RunLog
+    checkpoint: Checkpoint
+    seconds: dict[str, float] = field(default_factory=dict)
+    started: float = field(default_factory=time.perf_counter)
+
+    @contextlib.contextmanager
+    def phase(self, name: str, shown: str, epoch: int = 0) -> Iterator[None]:
+        """Time a phase (a metrics.json timing key) and show it in progress.json while it runs."""
+        self.progress.write("running", shown, epoch)
+        begin = time.perf_counter()
+        yield
+        self.seconds[name] = round(time.perf_counter() - begin, 3)
+
+    def total(self) -> float:
+        return round(time.perf_counter() - self.started, 3)
+
+
 def run_experiment(exp: Experiment, results: str | Path | None = None, tty: bool | None = None) -> Path:
     """Train, evaluate and write the result folder; returns it. Raises UserError on bad input."""
     device.configure(exp.device)
@@ -75,7 +102,7 @@ def run_experiment(exp: Experiment, results: str | Path | None = None, tty: bool
     with RunLog(folder / LOG, exp.id, tty) as log:
         checkpoint = Checkpoint(folder, exp.fingerprint, exp.save_every_s, log)
         try:
-            return _run(exp, folder, progress, log, checkpoint)
+            return _run(Run(exp, folder, progress, log, checkpoint))
         except BaseException as err:
             with Held([signal.SIGINT]):  # a second Ctrl-C must not cut the record short
                 kind, message = _failure(err, checkpoint)
@@ -94,65 +121,91 @@ def _failure(err: BaseException, checkpoint: Checkpoint) -> tuple[str, str]:
     return "crash", f"{type(err).__name__}: {err}"
 
 
-def _run(exp: Experiment, folder: Path, progress: Progress, log: RunLog, checkpoint: Checkpoint) -> Path:
-    clock = time.perf_counter()
-    seconds: dict[str, float] = {}
-
-    def phase_done(name: str, since: float) -> float:
-        now = time.perf_counter()
-        seconds[name] = round(now - since, 3)
-        return now
-
-    log(f"settings {json.dumps(exp.settings())} fingerprint {exp.fingerprint}")
+def _run(run: Run) -> Path:
+    """Data, model, features, training, evaluation, plots, then metrics.json: each a phase below."""
+    exp = run.exp
+    run.log(f"settings {json.dumps(exp.settings())} fingerprint {exp.fingerprint}")
     discover(exp.data_dir)  # a missing data folder is said at once, before the backend starts
     if exp.backbone == "metadata":
-        return _run_metadata(exp, folder, progress, log)
+        return _run_metadata(run)
+    used = _device(exp, run.log)
+    from xrayhpc import training
+
+    with run.phase("load", "loading"):
+        data = _load(run)
+    with run.phase("features", "features"):
+        models = training.build(exp, len(data.classes))
+        cached = _frozen_features(run, data, models)
+    with run.phase("train", "training"):
+        fitted = _train(run, data, models, cached)
+    with run.phase("evaluate", "evaluating", exp.epochs):
+        test = _evaluate(run, data, models, cached, fitted)
+    with run.phase("tsne", "drawing", exp.epochs):
+        _draw(run, data, models, cached, fitted, test)
+    _finish(run, _image_record(run, data, models, fitted, test, used))
+    run.checkpoint.remove()
+    return run.folder
+
+
+def _device(exp: Experiment, log: RunLog) -> str:
+    """The device the run really uses (a GPU run without a GPU stops here, saying why)."""
     used = device.check(exp.device)
     if exp.precision == "bfloat16" and (problem := device.bfloat16_problem(used)):
         raise UserError(f"precision = \"bfloat16\" but {problem}; use precision = \"float32\"")
     log(f"device {used}; backend {device.backend_name()}; slots {device.slots() or 'unset'}; precision {exp.precision}")
+    return used
 
-    from xrayhpc import evaluate, plots, training
 
-    progress.write("running", "loading")
-    data = load_dataset(
-        exp.data_dir, exp.image_size, exp.interpolation, exp.validation_split,
-        threads=device.slots() or os.cpu_count() or 1, log=log, colour=exp.colour,
-    )
-    counts = data.counts()
-    log("images " + ", ".join(f"{s} {sum(c.values())}" for s, c in counts.items()) + f"; classes {data.classes}")
-    t = phase_done("load", clock)
+def _load(run: Run) -> Dataset:
+    exp = run.exp
+    data = load_dataset(exp.data_dir, exp.image_size, exp.interpolation, exp.validation_split,
+                        threads=device.slots() or os.cpu_count() or 1, log=run.log, colour=exp.colour)
+    run.log("images " + ", ".join(f"{s} {sum(c.values())}" for s, c in data.counts().items()) + f"; classes {data.classes}")
+    return data
 
-    models = training.build(exp, len(data.classes))
-    cached: dict[str, Any] = {}
-    if exp.head_only:
-        progress.write("running", "features")
-        log(f"running the frozen {exp.backbone} once over the images")
-        sets = {"val": data.val.images, "test": data.test.images}
-        if not exp.augment:
-            sets["train"] = data.train.images
-        cached = training.backbone_features_of(exp, models, sets)
-    t = phase_done("features", t)
 
-    progress.write("running", "training")
-    log.epochs(exp.epochs)
+def _frozen_features(run: Run, data: Dataset, models: Any) -> dict[str, np.ndarray]:
+    """A frozen backbone's output, once per image (the train images too when nothing transforms them)."""
+    from xrayhpc import training
+
+    if not run.exp.head_only:
+        return {}
+    run.log(f"running the frozen {run.exp.backbone} once over the images")
+    sets = {"val": data.val.images, "test": data.test.images}
+    if not run.exp.augment:
+        sets["train"] = data.train.images
+    return training.backbone_features_of(run.exp, models, sets)
+
+
+def _train(run: Run, data: Dataset, models: Any, cached: dict[str, np.ndarray]) -> Any:
+    from xrayhpc import training
+
+    exp, progress, checkpoint = run.exp, run.progress, run.checkpoint
+    run.log.epochs(exp.epochs)
 
     def on_epoch(k: int, record: dict[str, float]) -> None:
-        log.epoch(k, exp.epochs, record)
+        run.log.epoch(k, exp.epochs, record)
         progress.run, progress.resumed_from = checkpoint.runs, checkpoint.resumed_from
         progress.write("running", "training", k, record)
 
-    fitted = training.train(exp, data, models, on_epoch, {k: cached[k] for k in ("train", "val") if k in cached},
-                            checkpoint)
-    t = phase_done("train", t)
+    return training.train(exp, data, models, on_epoch, {k: cached[k] for k in ("train", "val") if k in cached}, checkpoint)
 
-    progress.write("running", "evaluating", exp.epochs)
-    probs = training.predict(exp, models, data.test.images, cached.get("test"))
+
+def _evaluate(run: Run, data: Dataset, models: Any, cached: dict[str, np.ndarray], fitted: Any) -> dict[str, Any]:
+    from xrayhpc import evaluate, training
+
+    probs = training.predict(run.exp, models, data.test.images, cached.get("test"))
     test = evaluate.test_metrics(probs, data.test.labels, data.classes)
-    log(f"test accuracy {test['accuracy']:.4f} loss {test['loss']:.4f} (epoch {fitted.best_epoch} kept)")
-    t = phase_done("evaluate", t)
+    run.log(f"test accuracy {test['accuracy']:.4f} loss {test['loss']:.4f} (epoch {fitted.best_epoch} kept)")
+    return test
 
-    # t-SNE over the training folder (train + validation, as the template) and over the test set
+
+def _draw(run: Run, data: Dataset, models: Any, cached: dict[str, np.ndarray], fitted: Any, test: dict[str, Any]) -> None:
+    """t-SNE over the training folder (train + validation, as the template) and the test set; curves; confusion."""
+    from xrayhpc import plots, training
+
+    exp, folder = run.exp, run.folder
+
     def backbone_out(name: str, images: np.ndarray) -> np.ndarray:
         return cached[name] if name in cached else training.backbone_features(exp, models, images)
 
@@ -168,40 +221,34 @@ def _run(exp: Experiment, folder: Path, progress: Progress, log: RunLog, checkpo
                        folder / f"tsne-{name}.png")
     plots.curves_png(fitted.history, fitted.best_epoch, exp.id, folder / "curves.png")
     plots.confusion_png(test["confusion"], data.classes, f"{exp.id}: test", folder / "confusion.png")
-    t = phase_done("tsne", t)
 
-    seconds["total"] = round(time.perf_counter() - clock, 3)
+
+def _image_record(run: Run, data: Dataset, models: Any, fitted: Any, test: dict[str, Any], used: str) -> dict[str, Any]:
+    """What metrics.json holds of an image model's run, beside the settings."""
+    from xrayhpc import training
+
     epochs_run = len(fitted.history)
-    train_images = len(data.train) * epochs_run
     # over every epoch, those of earlier runs too when this one resumed from a checkpoint
-    epoch_seconds = seconds["train"] if not fitted.resumed_from else sum(h["seconds"] for h in fitted.history)
-    _finish(exp, folder, progress, log, {
-        "classes": data.classes,
-        "counts": counts,
-        "skipped_images": data.skipped,
-        "model": training.describe(models),
-        "path": "head-only" if exp.head_only else "plain",
-        "history": fitted.history,
-        "epochs_run": epochs_run,
-        "best_epoch": fitted.best_epoch,
-        "runs": fitted.runs,
-        "resumed_from": fitted.resumed_from,
-        "test": test,
+    epoch_seconds = run.seconds["train"] if not fitted.resumed_from else sum(h["seconds"] for h in fitted.history)
+    return {
+        "classes": data.classes, "counts": data.counts(), "skipped_images": data.skipped,
+        "model": training.describe(models), "path": "head-only" if run.exp.head_only else "plain",
+        "history": fitted.history, "epochs_run": epochs_run, "best_epoch": fitted.best_epoch,
+        "runs": fitted.runs, "resumed_from": fitted.resumed_from, "test": test,
         "timing": {
-            **seconds,
+            **run.seconds, "total": run.total(),
             "train_breakdown": {k: round(v, 3) for k, v in fitted.seconds.items()},
             "seconds_per_epoch": round(epoch_seconds / max(1, epochs_run), 4),
-            "train_images_per_second": round(train_images / max(epoch_seconds, 1e-9), 2),
+            "train_images_per_second": round(len(data.train) * epochs_run / max(epoch_seconds, 1e-9), 2),
         },
-        "environment": device.environment(exp.device, used),
-    })
-    checkpoint.remove()
-    return folder
+        "environment": device.environment(run.exp.device, used),
+    }
 
 
-def _finish(exp: Experiment, folder: Path, progress: Progress, log: RunLog, parts: dict[str, Any]) -> None:
+def _finish(run: Run, parts: dict[str, Any]) -> None:
     """metrics.json, written last and whole: its presence means the run is complete."""
-    write_json(folder / METRICS, {
+    exp = run.exp
+    write_json(run.folder / METRICS, {
         "schema_version": SCHEMA_VERSION,
         "id": exp.id,
         "experiment": {**exp.settings(), "id": exp.id, "fingerprint": exp.fingerprint},
@@ -209,34 +256,33 @@ def _finish(exp: Experiment, folder: Path, progress: Progress, log: RunLog, part
         "finished": time.time(),
     })
     history = parts["history"]
-    progress.write("done", "done", parts["epochs_run"], history[-1] if history else None)
-    log(f"done in {parts['timing']['total']:.1f}s: {folder}")
+    run.progress.write("done", "done", parts["epochs_run"], history[-1] if history else None)
+    run.log(f"done in {parts['timing']['total']:.1f}s: {run.folder}")
 
 
-def _run_metadata(exp: Experiment, folder: Path, progress: Progress, log: RunLog) -> Path:
+def _run_metadata(run: Run) -> Path:
     """The metadata-only control: file facts, a random forest, the test metrics; no learned features."""
     from xrayhpc import audit, baseline, evaluate, plots
 
-    clock = time.perf_counter()
-    progress.write("running", "training")
-    fitted = baseline.fit(exp)
-    write_json(folder / AUDIT, audit.task_audit(exp.data_dir))
-    log("images " + ", ".join(f"{s} {sum(c.values())}" for s, c in fitted.counts.items()) + f"; classes {fitted.classes}")
+    exp = run.exp
+    with run.phase("train", "training"):
+        fitted = baseline.fit(exp)
+    write_json(run.folder / AUDIT, audit.task_audit(exp.data_dir))
+    run.log("images " + ", ".join(f"{s} {sum(c.values())}" for s, c in fitted.counts.items()) + f"; classes {fitted.classes}")
     test = evaluate.test_metrics(fitted.probs["test"], fitted.labels["test"], fitted.classes)
-    log(f"test accuracy {test['accuracy']:.4f} loss {test['loss']:.4f} from file facts alone")
-    plots.confusion_png(test["confusion"], fitted.classes, f"{exp.id}: test", folder / "confusion.png")
-    total = round(time.perf_counter() - clock, 3)
+    run.log(f"test accuracy {test['accuracy']:.4f} loss {test['loss']:.4f} from file facts alone")
+    plots.confusion_png(test["confusion"], fitted.classes, f"{exp.id}: test", run.folder / "confusion.png")
     val = fitted.probs["val"]
     history = [{"val_accuracy": float(np.mean(val.argmax(1) == fitted.labels["val"]))}] if len(val) else []
-    _finish(exp, folder, progress, log, {
+    _finish(run, {
         "classes": fitted.classes, "counts": fitted.counts, "skipped_images": fitted.skipped,
         "model": {**baseline.describe(), "importances": fitted.importances}, "path": "metadata",
         "history": history, "epochs_run": 0, "best_epoch": 0, "runs": 1, "resumed_from": 0, "test": test,
         "tsne": "none: a model of file facts has no learned features to draw",
-        "timing": {"train": total, "total": total, "seconds_per_epoch": 0.0, "train_images_per_second": 0.0},
+        "timing": {**run.seconds, "total": run.total(), "seconds_per_epoch": 0.0, "train_images_per_second": 0.0},
         "environment": device.environment(exp.device, f"cpu: {device.cpu_model()}", backend=False),
     })
-    return folder
+    return run.folder
 
 
 def _experiments(args: argparse.Namespace) -> list[Experiment]:

@@ -19,9 +19,8 @@ from typing import Any
 from xrayhpc import report
 from xrayhpc.bench.runs import ROOT
 from xrayhpc.bench.worker import report_experiment, run_worker
-from xrayhpc.results import PROGRESS, read_json
+from xrayhpc.results import PHASES, PROGRESS, read_json
 
-PHASES = ("load", "features", "train", "evaluate", "tsne", "total")
 NEIGHBOUR_EPOCHS = 100_000  # it trains until it is stopped
 
 
@@ -56,7 +55,7 @@ def bench_neighbour(data: Path, epochs: int, workdir: Path) -> dict[str, Any]:
     finally:
         neighbour.send_signal(signal.SIGTERM)
         neighbour.wait(timeout=60)
-    phases = {name: {"alone": metrics_alone["timing"][name], "beside": metrics_beside["timing"][name]} for name in PHASES}
+    phases = {name: {"alone": metrics_alone["timing"][name], "beside": metrics_beside["timing"][name]} for name in (*PHASES, "total")}
     for p in phases.values():
         p["ratio"] = round(p["beside"] / max(p["alone"], 1e-3), 2)
     return {"experiment": exp.id, "epochs": epochs, "cpus": os.cpu_count(), "phases": phases,

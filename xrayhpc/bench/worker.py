@@ -11,7 +11,7 @@ from typing import Any
 from xrayhpc import report
 from xrayhpc.bench.runs import ROOT, data_view, matmul_gflops, run_child
 from xrayhpc.experiment import Experiment, load_grid
-from xrayhpc.results import read_metrics
+from xrayhpc.results import PHASES, read_metrics
 
 REPORT_GRID = ROOT / "jobs" / "report.toml"
 
@@ -144,7 +144,6 @@ def worker_table(w: dict[str, Any]) -> str:
                   f"image, {f['floor_s']} s: {f['over_floor']}x end to end, its backbone phase {f['features_over_floor']}x."]
     return "\n".join(lines + ["", "Where our time goes (seconds):", "", phases_table(w)])
 
-PHASES = ("load", "features", "train", "evaluate", "tsne", "total")
 
 
 def phases_table(w: dict[str, Any]) -> str:
@@ -152,8 +151,8 @@ def phases_table(w: dict[str, Any]) -> str:
     for label, run in w["runs"].items():
         p = run["ours"]["phases"]
         inside = ", ".join(f"{k} {v:.1f}" for k, v in p.get("train_breakdown", {}).items() if v)
-        body.append([label, *(f"{p[k]:.1f}" for k in PHASES), inside])
-    return report.markdown(["run", *PHASES, "inside train"], body, "lrrrrrrl")
+        body.append([label, *(f"{p[k]:.1f}" for k in (*PHASES, "total")), inside])
+    return report.markdown(["run", *PHASES, "total", "inside train"], body, "lrrrrrrl")
 
 
 def bench_scaling(data: Path, epochs: int, workdir: Path, factors: tuple[int, ...] = (1, 2, 4)) -> dict[str, Any]:
