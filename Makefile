@@ -10,7 +10,7 @@ comma  := ,
 EXTRAS := test$(if $(GPU),$(comma)gpu)
 
 .DEFAULT_GOAL := help
-.PHONY: help install doctor weights demo test test-fast submit-all status report bench bench-quick cluster-up cluster-down clean
+.PHONY: help install doctor weights demo test test-fast lint submit-all status report bench bench-quick cluster-up cluster-down clean
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -62,6 +62,10 @@ test: $(PY) ## every test, slow and cluster ones included (bring the cluster up 
 
 test-fast: $(PY) ## the quick tests only (no training, no cluster)
 	$(PY) -m pytest -q -m "not slow and not cluster" $(ARGS)
+
+lint: $(PY) ## ruff: lint rules and formatting, as CI checks them (configured in pyproject.toml)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
 
 cluster-up: ## install Debian's gridengine and start a single-host test cluster (root)
 	bash qsub/testcluster/up.sh

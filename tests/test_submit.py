@@ -138,3 +138,20 @@ def test_readers_never_see_half_a_file(tmp_path: Path) -> None:
         stop.set()
         thread.join()
     assert all(r is not None and len(r["pad"]) == 100_000 for r in reads)
+
+
+def test_a_refusal_is_read_from_the_commands_stderr() -> None:
+    """submitit raises FailedJobError with qsub's stderr on its cause: that text, on one line, not a scrape."""
+    from submitit.core.utils import FailedJobError
+
+    from xrayhpc.submit import _qsub_message
+
+    stderr = "Unable to run job: error: no suitable queues.\nExiting."
+    try:
+        try:
+            raise subprocess.CalledProcessError(1, ["qsub"], output="", stderr=stderr)
+        except subprocess.CalledProcessError as cause:
+            raise FailedJobError("Job submission failed") from cause
+    except FailedJobError as err:
+        assert _qsub_message(err) == "Unable to run job: error: no suitable queues. Exiting."
+    assert _qsub_message(OSError("qsub: not found")) == "qsub: not found"

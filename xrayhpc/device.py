@@ -251,14 +251,20 @@ BF16_FLAGS = {"avx512_bf16", "amx_bf16", "bf16"}
 BF16_MIN_COMPUTE = 8.0  # NVIDIA's Ampere and newer
 
 
-def cpu_flags() -> set[str]:
+def _cpuinfo(*names: str) -> str | None:
+    """The value of the first /proc/cpuinfo line whose name starts with one of `names` (Linux)."""
     try:
-        for line in open("/proc/cpuinfo"):
-            if line.startswith(("flags", "Features")):
-                return set(line.split(":", 1)[1].split())
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith(names):
+                    return line.split(":", 1)[1].strip()
     except OSError:
         pass
-    return set()
+    return None
+
+
+def cpu_flags() -> set[str]:
+    return set((_cpuinfo("flags", "Features") or "").split())
 
 
 def bfloat16_problem(used: str) -> str | None:
@@ -273,13 +279,7 @@ def bfloat16_problem(used: str) -> str | None:
 
 
 def cpu_model() -> str:
-    try:
-        for line in open("/proc/cpuinfo"):
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
+    return _cpuinfo("model name") or platform.processor() or platform.machine()
 
 
 def environment(device: str, used: str, backend: bool = True) -> dict[str, Any]:

@@ -11,6 +11,7 @@ that matters is given: a login node has no GPU. Exit 1 when any experiment would
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib.metadata
 import os
 import platform
@@ -56,10 +57,8 @@ def _ids(experiments: list[Experiment], device_name: str | None = None) -> tuple
 def packages(experiments: list[Experiment]) -> list[Finding]:
     versions = {}
     for name in PACKAGES:
-        try:
+        with contextlib.suppress(importlib.metadata.PackageNotFoundError):
             versions[name] = importlib.metadata.version(name)
-        except importlib.metadata.PackageNotFoundError:
-            pass
     out = [Finding(None, "host", f"{socket.gethostname()}: {os.cpu_count()} CPUs ({device.cpu_model()}), "
                                  f"slots granted: {device.slots() or 'unset'}"),
            Finding(True, "python", f"Python {platform.python_version()} ({sys.executable})"),

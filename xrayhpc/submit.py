@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import io
-import re
 import shutil
 import signal
 import subprocess
@@ -113,14 +112,14 @@ def _attempt(folder: Path, fingerprint: str) -> int:
 
 
 def _qsub_message(err: Exception) -> str:
-    """The scheduler's own words from a failed submission, on one line."""
-    text = str(err)
-    for marker in ("Error stream produced:", "stderr:"):
-        if marker in text:
-            text = text.split(marker, 1)[1]
-    lines = [ln.strip() for ln in text.splitlines() if ln.strip() and not ln.strip().startswith(("-", "Traceback", "File "))]
-    useful = [ln for ln in lines if re.search(r"(error|denied|unable|rejected|not exist|refused|suitable)", ln, re.I)]
-    return " ".join((useful or lines)[:3])[:400] or type(err).__name__
+    """The scheduler's own words on one line: the command's stderr, which submitit keeps on the
+    error's cause (a CalledProcessError); the error's text where there is none."""
+    cause = err.__cause__ if isinstance(err.__cause__, subprocess.CalledProcessError) else err
+    text = getattr(cause, "stderr", None) or str(err)
+    if isinstance(text, bytes):
+        text = text.decode(errors="replace")
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    return " ".join(lines[:3])[:400] or type(err).__name__
 
 
 def _send(executor: Any, batch: list[Decision], command: str, kind: str, device: str, root: Path) -> None:
