@@ -32,8 +32,17 @@ def test_template_runs_the_same_experiment(synthetic: Path, tmp_path: Path) -> N
     args = bench.template_args(exp, tmp_path / "out.json")
     assert args[3:5] == [str(synthetic / "all"), str(tmp_path / "out.json")]
     text = " ".join(args)
-    for part in ("--epochs 3", "--batch-size 10", "--learning-rate 0.0001", "--backbone mobilenet",
-                 "--checkpoint val_accuracy", "--head-units 256 256", "--dropouts 0.5 0.25", "--trainable", "--no-augment"):
+    for part in (
+        "--epochs 3",
+        "--batch-size 10",
+        "--learning-rate 0.0001",
+        "--backbone mobilenet",
+        "--checkpoint val_accuracy",
+        "--head-units 256 256",
+        "--dropouts 0.5 0.25",
+        "--trainable",
+        "--no-augment",
+    ):
         assert part in text
     assert exp.device == "cpu" and exp.weights == "none"
 
@@ -45,7 +54,11 @@ def test_data_views_take_a_fraction_and_repeat(synthetic: Path, tmp_path: Path) 
     small = load_dataset(quarter / "two", 32, "nearest", 0.2)
     twice = load_dataset(doubled / "two", 32, "nearest", 0.2)
     assert len(small.train) + len(small.val) == 2 * 3  # ceil(10 / 4) of each of the two classes
-    assert (len(twice.train), len(twice.val), len(twice.test)) == (2 * len(full.train), 2 * len(full.val), 2 * len(full.test))
+    assert (len(twice.train), len(twice.val), len(twice.test)) == (
+        2 * len(full.train),
+        2 * len(full.val),
+        2 * len(full.test),
+    )
     link = next((doubled / "all" / "train" / "covid").iterdir())
     assert link.is_symlink() and link.resolve().parent == (synthetic / "all" / "train" / "covid").resolve()
 

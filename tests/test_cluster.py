@@ -40,11 +40,32 @@ def profile(tmp: Path, name: str = "test", **edits: str) -> Path:
     return path
 
 
-def submit(results: Path, data: Path, prof: Path, *extra: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    args = [sys.executable, "-m", "xrayhpc.submit", "--grid", "jobs/smoke.toml", "--executor", "sge",
-            "--profile", str(prof), "--results", str(results), "--data", str(data),
-            "--set", "epochs=1", "--set", "image_size=32", *extra]
-    return subprocess.run(args, capture_output=True, text=True, cwd=ROOT, env={**os.environ, **(env or {})}, timeout=120)
+def submit(
+    results: Path, data: Path, prof: Path, *extra: str, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    args = [
+        sys.executable,
+        "-m",
+        "xrayhpc.submit",
+        "--grid",
+        "jobs/smoke.toml",
+        "--executor",
+        "sge",
+        "--profile",
+        str(prof),
+        "--results",
+        str(results),
+        "--data",
+        str(data),
+        "--set",
+        "epochs=1",
+        "--set",
+        "image_size=32",
+        *extra,
+    ]
+    return subprocess.run(
+        args, capture_output=True, text=True, cwd=ROOT, env={**os.environ, **(env or {})}, timeout=120
+    )
 
 
 def wait(check: Callable[[], bool], timeout: float = 300, every: float = 0.5) -> None:
@@ -76,7 +97,9 @@ def watch(job_ids: list[str], until_done: bool = True, timeout: float = 300) -> 
 
 
 @pytest.fixture(scope="module")
-def smoke(tmp_path_factory: pytest.TempPathFactory, synthetic: Path, sge_cluster: None) -> tuple[Path, dict[str, list[str]], Path]:
+def smoke(
+    tmp_path_factory: pytest.TempPathFactory, synthetic: Path, sge_cluster: None
+) -> tuple[Path, dict[str, list[str]], Path]:
     """The smoke grid's CPU experiments, submitted held, released, watched to the end."""
     tmp = tmp_path_factory.mktemp("smoke")
     results = tmp / "results"
@@ -108,7 +131,9 @@ def test_cpu_experiments_run_as_one_array_and_finish(smoke: tuple[Path, dict[str
         assert Path(record.script).is_file() and "#$ -t 1-2" in Path(record.script).read_text()
 
 
-def test_second_submit_sends_nothing_then_only_what_was_deleted(smoke: tuple[Path, dict[str, list[str]], Path], synthetic: Path) -> None:
+def test_second_submit_sends_nothing_then_only_what_was_deleted(
+    smoke: tuple[Path, dict[str, list[str]], Path], synthetic: Path
+) -> None:
     results, _, prof = smoke
     again = submit(results, synthetic, prof, "--only", "*-cpu")
     assert again.returncode == 0 and "0 submitted, 2 already done" in again.stdout
@@ -210,13 +235,28 @@ def test_jobs_receive_the_profiles_variables_and_no_empty_ones(tmp_path: Path, m
 
 
 def doctor(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "xrayhpc.doctor", *args], capture_output=True, text=True, cwd=ROOT,
-                          timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "xrayhpc.doctor", *args], capture_output=True, text=True, cwd=ROOT, timeout=300
+    )
 
 
 def test_doctor_on_a_cpu_node_answers_through_grid_engine(tmp_path: Path, synthetic: Path) -> None:
-    out = doctor("--grid", "jobs/smoke.toml", "--only", "*-cpu", "--data", str(synthetic), "--profile", "local",
-                 "--executor", "sge", "--on-node", "cpu", "--results", str(tmp_path))
+    out = doctor(
+        "--grid",
+        "jobs/smoke.toml",
+        "--only",
+        "*-cpu",
+        "--data",
+        str(synthetic),
+        "--profile",
+        "local",
+        "--executor",
+        "sge",
+        "--on-node",
+        "cpu",
+        "--results",
+        str(tmp_path),
+    )
     assert out.returncode == 0, out.stdout + out.stderr
     assert "· node      answered by job" in out.stdout and "can start on a cpu node" in out.stdout
     assert "✓ data" in out.stdout.split("answered by job")[1]  # the data as the node sees it
@@ -224,8 +264,20 @@ def test_doctor_on_a_cpu_node_answers_through_grid_engine(tmp_path: Path, synthe
 
 def test_doctor_on_a_gpu_node_says_why_the_backend_sees_no_gpu(tmp_path: Path, synthetic: Path) -> None:
     """The test cluster's GPUs are fake: the node-side check must find none and say which cause holds."""
-    out = doctor("--grid", "jobs/smoke.toml", "--data", str(synthetic), "--profile", "local",
-                 "--executor", "sge", "--on-node", "gpu", "--results", str(tmp_path))
+    out = doctor(
+        "--grid",
+        "jobs/smoke.toml",
+        "--data",
+        str(synthetic),
+        "--profile",
+        "local",
+        "--executor",
+        "sge",
+        "--on-node",
+        "gpu",
+        "--results",
+        str(tmp_path),
+    )
     assert out.returncode == 1, out.stdout + out.stderr
     node = out.stdout.split("answered by job")[1]
     assert "✗ gpu       GPUs the backend uses: none" in node and "fix: the tensorflow backend sees no GPU" in node
@@ -250,9 +302,27 @@ def test_the_metadata_baseline_runs_through_grid_engine(tmp_path: Path, syntheti
     grid = tmp_path / "controls.toml"
     grid.write_text('[[experiment]]\ntask = ["binary", "multiclass"]\nbackbone = "metadata"\ndevice = "cpu"\n')
     results = tmp_path / "results"
-    out = subprocess.run([sys.executable, "-m", "xrayhpc.submit", "--grid", str(grid), "--executor", "sge",
-                          "--profile", str(profile(tmp_path)), "--results", str(results), "--data", str(synthetic)],
-                         capture_output=True, text=True, cwd=ROOT, timeout=120)
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "xrayhpc.submit",
+            "--grid",
+            str(grid),
+            "--executor",
+            "sge",
+            "--profile",
+            str(profile(tmp_path)),
+            "--results",
+            str(results),
+            "--data",
+            str(synthetic),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=120,
+    )
     assert out.returncode == 0, out.stdout + out.stderr
     records = [read_record(results / eid) for eid in ("task1-metadata-cpu", "task2-metadata-cpu")]
     seen = watch([r.job_id for r in records])

@@ -42,10 +42,14 @@ def planted(tmp_path: Path) -> Path:
                 Image.fromarray(picture(seed), "L").save(folder / f"{label}-{i}.png")
     shutil.copy(root / "train" / "normal" / "normal-2.png", root / "test" / "normal" / "copy-of-train.png")
     near = picture(3).astype(np.int16) + 3  # brighter by 3 levels, then JPEG
-    Image.fromarray(np.clip(near, 0, 255).astype(np.uint8), "L").save(root / "train" / "covid" / "resaved.jpeg", quality=85)
+    Image.fromarray(np.clip(near, 0, 255).astype(np.uint8), "L").save(
+        root / "train" / "covid" / "resaved.jpeg", quality=85
+    )
     for name, seed in (("figure-a", 101), ("figure-b", 102)):
         grey = picture(seed)
-        Image.fromarray(np.stack([grey, 255 - grey, grey // 2], -1), "RGB").save(root / "train" / "covid" / f"{name}.png")
+        Image.fromarray(np.stack([grey, 255 - grey, grey // 2], -1), "RGB").save(
+            root / "train" / "covid" / f"{name}.png"
+        )
     return tmp_path / "data"
 
 
@@ -54,8 +58,10 @@ def test_the_audit_finds_exactly_the_planted_duplicates_and_colour(planted: Path
     assert list(result["tasks"]) == ["two"]
     two = result["tasks"]["two"]
     pairs = {(p["kind"], p["where"], p["a"], p["b"]) for p in two["duplicates"]}
-    assert pairs == {("exact", "across splits", "train/normal/normal-2.png", "test/normal/copy-of-train.png"),
-                     ("near", "train", "train/covid/covid-2.png", "train/covid/resaved.jpeg")}
+    assert pairs == {
+        ("exact", "across splits", "train/normal/normal-2.png", "test/normal/copy-of-train.png"),
+        ("near", "train", "train/covid/covid-2.png", "train/covid/resaved.jpeg"),
+    }
     rows = {(r["split"], r["class"]): r for r in two["rows"]}
     assert rows[("train", "covid")]["coloured"] == 2 and rows[("train", "covid")]["images"] == 7
     assert rows[("train", "covid")]["modes"] == "L 5, RGB 2" and rows[("train", "covid")]["formats"] == "PNG 6, JPEG 1"
@@ -63,13 +69,27 @@ def test_the_audit_finds_exactly_the_planted_duplicates_and_colour(planted: Path
 
 
 def test_the_audit_cli_is_fast_and_cached(planted: Path) -> None:
-    out = subprocess.run([sys.executable, "-m", "xrayhpc.audit", "--data", str(planted), "--json"],
-                         capture_output=True, text=True, cwd=ROOT, timeout=120)
+    out = subprocess.run(
+        [sys.executable, "-m", "xrayhpc.audit", "--data", str(planted), "--json"],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=120,
+    )
     assert out.returncode == 0, out.stderr
     assert json.loads(out.stdout)["tasks"]["two"]["near_bits"] == 4
-    missing = subprocess.run([sys.executable, "-m", "xrayhpc.audit", "--data", str(planted / "nowhere")],
-                             capture_output=True, text=True, cwd=ROOT, timeout=120)
-    assert missing.returncode == 2 and len(missing.stderr.strip().splitlines()) == 1 and "neither two/ nor all/" in missing.stderr
+    missing = subprocess.run(
+        [sys.executable, "-m", "xrayhpc.audit", "--data", str(planted / "nowhere")],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=120,
+    )
+    assert (
+        missing.returncode == 2
+        and len(missing.stderr.strip().splitlines()) == 1
+        and "neither two/ nor all/" in missing.stderr
+    )
 
 
 def test_the_metadata_baseline_writes_a_whole_result_folder(planted: Path, tmp_path: Path) -> None:
@@ -77,9 +97,19 @@ def test_the_metadata_baseline_writes_a_whole_result_folder(planted: Path, tmp_p
     folder = run_experiment(exp, tmp_path / "results", tty=False)
     metrics = read_metrics(folder)
     assert metrics["path"] == "metadata" and metrics["test"]["count"] == 9
-    assert metrics["counts"] == {"train": {"covid": 6, "normal": 4}, "val": {"covid": 1, "normal": 0}, "test": {"covid": 4, "normal": 5}}
+    assert metrics["counts"] == {
+        "train": {"covid": 6, "normal": 4},
+        "val": {"covid": 1, "normal": 0},
+        "test": {"covid": 4, "normal": 5},
+    }
     assert metrics["tsne"].startswith("none") and "mode RGB" in metrics["model"]["importances"]
-    assert {p.name for p in folder.iterdir()} == {"metrics.json", "progress.json", "worker.log", "confusion.png", "audit.json"}
+    assert {p.name for p in folder.iterdir()} == {
+        "metrics.json",
+        "progress.json",
+        "worker.log",
+        "confusion.png",
+        "audit.json",
+    }
     assert read_json(folder / "audit.json")["folder"] == "two"
     assert "keras" not in metrics["environment"]  # no backend was started for it
 
@@ -104,14 +134,18 @@ def test_the_report_sets_the_study_beside_its_controls_and_says_what_it_gains(tm
         write_json(root / exp.id / "metrics.json", metrics)
     sections = build(root)[0]
     [task1] = [s for s in sections if s.title.startswith("Task 1")]
-    assert [row[:2] for row in task1.table[1]] == [["task1-vgg16-gpu", "study"],
-                                                 ["task1-metadata-cpu", "control: file facts"],
-                                                 ["task1-vgg16-gpu-random", "control: random weights"]]
+    assert [row[:2] for row in task1.table[1]] == [
+        ["task1-vgg16-gpu", "study"],
+        ["task1-metadata-cpu", "control: file facts"],
+        ["task1-vgg16-gpu-random", "control: random weights"],
+    ]
     diff = np.array([0] * 12 + [1] + [0] * 5)  # the study is right where the best control is wrong, once
     half = 2.109816 * diff.std(ddof=1) / np.sqrt(18)  # t(0.975, 17 degrees of freedom)
-    assert (f"the study's best model, task1-vgg16-gpu, reaches 0.944 (0.74–0.99); the best control, task1-metadata-cpu "
-            f"(file facts), reaches 0.889 (0.67–0.97). Gain +0.056, 95% interval {-half + 1 / 18:+.3f} to "
-            f"{half + 1 / 18:+.3f} (paired over 18 test images): the interval holds 0") in task1.text
+    assert (
+        f"the study's best model, task1-vgg16-gpu, reaches 0.944 (0.74–0.99); the best control, task1-metadata-cpu "
+        f"(file facts), reaches 0.889 (0.67–0.97). Gain +0.056, 95% interval {-half + 1 / 18:+.3f} to "
+        f"{half + 1 / 18:+.3f} (paired over 18 test images): the interval holds 0"
+    ) in task1.text
 
 
 @pytest.mark.slow
@@ -121,5 +155,7 @@ def test_on_the_real_data_file_facts_alone_reach_the_published_accuracy(tmp_path
     two = audit(real_data())["tasks"]["two"]
     rows = {(r["split"], r["class"]): r for r in two["rows"]}
     assert rows[("train", "covid")]["modes"] == "RGB 46, RGBA 10, L 3" and rows[("train", "normal")]["modes"] == "L 70"
-    metrics = read_metrics(run_experiment(Experiment("binary", "metadata", "cpu", data=str(real_data())), tmp_path, tty=False))
+    metrics = read_metrics(
+        run_experiment(Experiment("binary", "metadata", "cpu", data=str(real_data())), tmp_path, tty=False)
+    )
     assert metrics["test"]["accuracy"] >= 0.9

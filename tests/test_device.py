@@ -41,8 +41,9 @@ def test_a_visible_gpu_needs_no_diagnosis() -> None:
 
 def test_a_gpu_run_refuses_with_the_diagnosis(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(device, "gpu_names", lambda: [])
-    monkeypatch.setattr(device, "gpu_facts", lambda: GpuFacts(**CUDA_BUILD, physical=[("Tesla K40m", 3.5)],
-                                                               cuda_visible_devices="0"))
+    monkeypatch.setattr(
+        device, "gpu_facts", lambda: GpuFacts(**CUDA_BUILD, physical=[("Tesla K40m", 3.5)], cuda_visible_devices="0")
+    )
     with pytest.raises(DeviceError, match="Tesla K40m has compute capability 3.5.*Refusing to run on the CPU"):
         device.check("gpu")
 

@@ -40,7 +40,10 @@ def test_smoke_grid_loads() -> None:
 
 
 def test_lists_expand_into_a_product_with_distinct_ids(tmp_path: Path) -> None:
-    exps = load_grid(grid(tmp_path, """
+    exps = load_grid(
+        grid(
+            tmp_path,
+            """
 [[experiment]]
 task = "binary"
 backbone = ["vgg16", "mobilenet"]
@@ -48,7 +51,9 @@ device = "cpu"
 learning_rate = [1e-3, 1e-4]
 head_units = [[256], [128]]
 dropouts = [0.5]
-"""))
+""",
+        )
+    )
     ids = [e.id for e in exps]
     assert len(ids) == 8 == len(set(ids))
     assert "task1-mobilenet-cpu-learning_rate0.0001-head_units128" in ids
@@ -67,30 +72,47 @@ def test_fingerprint_is_stable_and_follows_every_setting() -> None:
 @pytest.mark.parametrize(
     ("text", "expected"),
     [
-        ("[[experiment]]\ntask = \"binary\"\nbackbone = \n", "line 3"),
-        ("[[experiment]]\ntask='binary'\nbackbone='vgg16'\ndevice='cpu'\nepoch=3\n",
-         "unknown key `epoch`; the keys are: task, backbone, device, data, epochs"),
-        ("[[experiment]]\ntask='binary'\nbackbone='vgg16'\ndevice='cpu'\nepochs='ten'\n",
-         "`epochs` must be an integer, got 'ten'"),
-        ("[[experiment]]\ntask='binary'\nbackbone='vgg16'\ndevice='cpu'\nepochs=0\n",
-         "`epochs` = 0 is not allowed; it must be at least 1"),
-        ("[[experiment]]\ntask='binary'\nbackbone='vgg16'\ndevice='cpu'\nbatch_size=0\n",
-         "`batch_size` = 0 is not allowed"),
-        ("[[experiment]]\ntask='binary'\nbackbone='alexnet'\ndevice='cpu'\n",
-         "`backbone` = 'alexnet' is not allowed; use one of vgg16, vgg19, resnet50"),
-        ("[[experiment]]\ntask='ternary'\nbackbone='vgg16'\ndevice='cpu'\n",
-         "`task` = 'ternary' is not allowed; use one of binary, multiclass"),
+        ('[[experiment]]\ntask = "binary"\nbackbone = \n', "line 3"),
+        (
+            "[[experiment]]\ntask='binary'\nbackbone='vgg16'\ndevice='cpu'\nepoch=3\n",
+            "unknown key `epoch`; the keys are: task, backbone, device, data, epochs",
+        ),
+        (
+            "[[experiment]]\ntask='binary'\nbackbone='vgg16'\ndevice='cpu'\nepochs='ten'\n",
+            "`epochs` must be an integer, got 'ten'",
+        ),
+        (
+            "[[experiment]]\ntask='binary'\nbackbone='vgg16'\ndevice='cpu'\nepochs=0\n",
+            "`epochs` = 0 is not allowed; it must be at least 1",
+        ),
+        (
+            "[[experiment]]\ntask='binary'\nbackbone='vgg16'\ndevice='cpu'\nbatch_size=0\n",
+            "`batch_size` = 0 is not allowed",
+        ),
+        (
+            "[[experiment]]\ntask='binary'\nbackbone='alexnet'\ndevice='cpu'\n",
+            "`backbone` = 'alexnet' is not allowed; use one of vgg16, vgg19, resnet50",
+        ),
+        (
+            "[[experiment]]\ntask='ternary'\nbackbone='vgg16'\ndevice='cpu'\n",
+            "`task` = 'ternary' is not allowed; use one of binary, multiclass",
+        ),
         ("[[experiment]]\ntask='binary'\nbackbone='vgg16'\ndevice='tpu'\n", "`device` = 'tpu'"),
-        ("[[experiment]]\ntask='binary'\nbackbone='inception_v3'\ndevice='cpu'\nimage_size=64\n",
-         "inception_v3 needs at least 75"),
-        ("[[experiment]]\ntask='binary'\nbackbone='vgg16'\ndevice='cpu'\nhead_units=[256,256]\n",
-         "give one rate per head layer (2)"),
-        ("[[experiment]]\ntask='binary'\nbackbone='vgg16'\ndevice='cpu'\nweights='missing.h5'\n",
-         "`weights` = "),
+        (
+            "[[experiment]]\ntask='binary'\nbackbone='inception_v3'\ndevice='cpu'\nimage_size=64\n",
+            "inception_v3 needs at least 75",
+        ),
+        (
+            "[[experiment]]\ntask='binary'\nbackbone='vgg16'\ndevice='cpu'\nhead_units=[256,256]\n",
+            "give one rate per head layer (2)",
+        ),
+        ("[[experiment]]\ntask='binary'\nbackbone='vgg16'\ndevice='cpu'\nweights='missing.h5'\n", "`weights` = "),
         ("[[experiment]]\ntask='binary'\nbackbone='vgg16'\n", "`device` is missing"),
-        ("[[experiment]]\ntask='binary'\nbackbone='vgg16'\ndevice='cpu'\n[[experiment]]\n"
-         "task='binary'\nbackbone='vgg16'\ndevice='cpu'\n",
-         "experiment 2: id `task1-vgg16-cpu` is also made by"),
+        (
+            "[[experiment]]\ntask='binary'\nbackbone='vgg16'\ndevice='cpu'\n[[experiment]]\n"
+            "task='binary'\nbackbone='vgg16'\ndevice='cpu'\n",
+            "experiment 2: id `task1-vgg16-cpu` is also made by",
+        ),
         ("title = 'x'\n", "unknown top-level key `title`"),
         ("", "no [[experiment]] tables"),
     ],
@@ -140,20 +162,31 @@ def test_unsafe_tags_are_refused_in_one_line(tmp_path: Path, tag: str) -> None:
 def test_varying_values_become_safe_parts_of_the_id(tmp_path: Path) -> None:
     weights = tmp_path / "my weights (v2).h5"
     weights.write_bytes(b"")
-    exps = load_grid(grid(tmp_path, f"""
+    exps = load_grid(
+        grid(
+            tmp_path,
+            f"""
 [[experiment]]
 task = "binary"
 backbone = "vgg16"
 device = "cpu"
 tag = "run-1.b"
 weights = ["none", "{weights}"]
-"""))
-    assert [e.id for e in exps] == ["task1-vgg16-cpu-run-1.b-weightsnone", "task1-vgg16-cpu-run-1.b-weightsmy_weights__v2_"]
+""",
+        )
+    )
+    assert [e.id for e in exps] == [
+        "task1-vgg16-cpu-run-1.b-weightsnone",
+        "task1-vgg16-cpu-run-1.b-weightsmy_weights__v2_",
+    ]
 
 
 def test_seeds_grid_is_the_reports_experiments_with_five_seeds() -> None:
-    report = {(e.task, e.backbone): e.settings() for e in load_grid(ROOT / "jobs" / "report.toml")
-              if e.device == "gpu" and e.weights == "imagenet"}
+    report = {
+        (e.task, e.backbone): e.settings()
+        for e in load_grid(ROOT / "jobs" / "report.toml")
+        if e.device == "gpu" and e.weights == "imagenet"
+    }
     seeds = load_grid(ROOT / "jobs" / "seeds.toml")
     assert len(seeds) == 15
     for exp in seeds:

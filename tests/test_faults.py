@@ -55,8 +55,11 @@ def test_warned_job_saves_requeues_and_ends_like_an_uninterrupted_run(tmp_path: 
     prof = profile(tmp_path, time='"00:10:00"', signal_delay_s="540")
     out = submit(results, synthetic, prof, *SLOW, "--set", "epochs=45")
     assert out.returncode == 0, out.stderr
-    wait(lambda: progress(results).get("phase") == "training" and progress(results).get("epoch", 0) >= 1,
-         timeout=300, every=0.05)
+    wait(
+        lambda: progress(results).get("phase") == "training" and progress(results).get("epoch", 0) >= 1,
+        timeout=300,
+        every=0.05,
+    )
     pid = progress(results)["pid"]
     os.kill(pid, signal.SIGSTOP)
     try:
@@ -74,8 +77,15 @@ def test_warned_job_saves_requeues_and_ends_like_an_uninterrupted_run(tmp_path: 
     assert again.attempt == 1 and again.requeues == metrics["runs"] - 1
     assert "requeued 1x" in status_cli(results).stdout or again.requeues > 1
 
-    exp = select(load_grid(ROOT / "jobs" / "smoke.toml", parse_overrides(
-        ["epochs=1", "image_size=32", "image_size=96", "augment=true", "epochs=45", f"data={synthetic}"])), EID)[0]
+    exp = select(
+        load_grid(
+            ROOT / "jobs" / "smoke.toml",
+            parse_overrides(
+                ["epochs=1", "image_size=32", "image_size=96", "augment=true", "epochs=45", f"data={synthetic}"]
+            ),
+        ),
+        EID,
+    )[0]
     assert exp.fingerprint == metrics["experiment"]["fingerprint"]
     whole = read_metrics(run_experiment(exp, tmp_path / "whole", tty=False))
     for a, b in zip(curves(whole), curves(metrics), strict=True):
@@ -141,17 +151,44 @@ def test_status_answers_while_the_master_is_down_and_jobs_finish(tmp_path: Path,
 def test_two_dispatchers_at_once_submit_each_experiment_once(tmp_path: Path, synthetic: Path) -> None:
     results = tmp_path / "results"
     prof = profile(tmp_path, extra_directives='["-h"]')
-    args = [sys.executable, "-m", "xrayhpc.submit", "--grid", "jobs/smoke.toml", "--executor", "sge", "--profile",
-            str(prof), "--results", str(results), "--data", str(synthetic), "--set", "epochs=1"]
-    both = [subprocess.Popen(args, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    args = [
+        sys.executable,
+        "-m",
+        "xrayhpc.submit",
+        "--grid",
+        "jobs/smoke.toml",
+        "--executor",
+        "sge",
+        "--profile",
+        str(prof),
+        "--results",
+        str(results),
+        "--data",
+        str(synthetic),
+        "--set",
+        "epochs=1",
+    ]
+    both = [
+        subprocess.Popen(args, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)
+    ]
     outs = [p.communicate(timeout=120)[0] for p in both]
     try:
         assert all(p.returncode == 0 for p in both), outs
         assert sorted(o.splitlines()[-1] for o in outs) == [
-            "0 submitted, 0 already done, 3 queued or running", "3 submitted, 0 already done, 0 queued or running"]
+            "0 submitted, 0 already done, 3 queued or running",
+            "3 submitted, 0 already done, 0 queued or running",
+        ]
         records = [read_record(f) for f in results.iterdir() if (f / "job.json").exists()]
         assert len(records) == 3 and all(r.attempt == 1 for r in records)
-        assert sum(line.startswith("#$ -N") for line in "".join(Path(r.script).read_text() for r in {r.script: r for r in records}.values()).splitlines()) == 2
+        assert (
+            sum(
+                line.startswith("#$ -N")
+                for line in "".join(
+                    Path(r.script).read_text() for r in {r.script: r for r in records}.values()
+                ).splitlines()
+            )
+            == 2
+        )
     finally:
         for record in {read_record(f).job_id.split("_")[0] for f in results.iterdir() if (f / "job.json").exists()}:
             subprocess.run(["qdel", record], capture_output=True)
@@ -159,10 +196,27 @@ def test_two_dispatchers_at_once_submit_each_experiment_once(tmp_path: Path, syn
 
 def test_ctrl_c_during_a_local_run_keeps_true_records_and_the_next_run_resumes(tmp_path: Path, synthetic: Path) -> None:
     results = tmp_path / "results"
-    args = [sys.executable, "-m", "xrayhpc.submit", "--grid", "jobs/smoke.toml", "--executor", "local",
-            "--results", str(results), "--data", str(synthetic), *SLOW, "--set", "epochs=12", "--set", "save_every_s=0"]
-    run = subprocess.Popen(args, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                           start_new_session=True)
+    args = [
+        sys.executable,
+        "-m",
+        "xrayhpc.submit",
+        "--grid",
+        "jobs/smoke.toml",
+        "--executor",
+        "local",
+        "--results",
+        str(results),
+        "--data",
+        str(synthetic),
+        *SLOW,
+        "--set",
+        "epochs=12",
+        "--set",
+        "save_every_s=0",
+    ]
+    run = subprocess.Popen(
+        args, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True
+    )
     wait(lambda: progress(results).get("epoch", 0) >= 3, timeout=180)
     os.killpg(run.pid, signal.SIGINT)  # what Ctrl-C in the terminal does
     out = run.communicate(timeout=60)[0]

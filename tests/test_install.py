@@ -13,7 +13,9 @@ import pytest
 from conftest import ROOT
 
 pytestmark = pytest.mark.slow
-BUILD_LEFTOVERS = shutil.ignore_patterns(".venv", ".git", "results", "build", "*.egg-info", "__pycache__", ".pytest_cache")
+BUILD_LEFTOVERS = shutil.ignore_patterns(
+    ".venv", ".git", "results", "build", "*.egg-info", "__pycache__", ".pytest_cache"
+)
 
 
 @pytest.fixture(scope="module")
@@ -22,25 +24,66 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Path:
     tmp = tmp_path_factory.mktemp("install")
     source = tmp / "source"
     shutil.copytree(ROOT, source, ignore=BUILD_LEFTOVERS)
-    subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation", "-w", str(tmp / "dist"),
-                    str(source)], check=True, capture_output=True, timeout=300)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "-q",
+            "--no-deps",
+            "--no-build-isolation",
+            "-w",
+            str(tmp / "dist"),
+            str(source),
+        ],
+        check=True,
+        capture_output=True,
+        timeout=300,
+    )
     venv = tmp / "a venv" / "with spaces"
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=300)
     python = venv / "bin" / "python"
-    site = subprocess.run([python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
-                          capture_output=True, text=True, check=True).stdout.strip()
+    site = subprocess.run(
+        [python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
     (Path(site) / "dependencies.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
     wheel = next((tmp / "dist").glob("xrayhpc-*.whl"))
-    subprocess.run([python, "-m", "pip", "install", "-q", "--no-deps", "--no-index", str(wheel)], check=True,
-                   capture_output=True, timeout=300)
+    subprocess.run(
+        [python, "-m", "pip", "install", "-q", "--no-deps", "--no-index", str(wheel)],
+        check=True,
+        capture_output=True,
+        timeout=300,
+    )
     shutil.rmtree(source)  # nothing may be read from a checkout
     return python
 
 
 def test_dry_run_from_another_directory_uses_the_packaged_profile_and_grid(installed: Path, tmp_path: Path) -> None:
-    out = subprocess.run([installed, "-m", "xrayhpc.submit", "--grid", "report", "--executor", "dry-run",
-                          "--profile", "scc", "--project", "ms542", "--results", str(tmp_path / "results")],
-                         capture_output=True, text=True, cwd=tmp_path, timeout=300)
+    out = subprocess.run(
+        [
+            installed,
+            "-m",
+            "xrayhpc.submit",
+            "--grid",
+            "report",
+            "--executor",
+            "dry-run",
+            "--profile",
+            "scc",
+            "--project",
+            "ms542",
+            "--results",
+            str(tmp_path / "results"),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=300,
+    )
     assert out.returncode == 0, out.stderr
     script = (tmp_path / "results" / "dry-run" / "gpu.sh").read_text()
     assert "#$ -l gpu_c=6.0" in script and "module load python3/3.12.4" in script and "#$ -P ms542" in script
@@ -48,9 +91,11 @@ def test_dry_run_from_another_directory_uses_the_packaged_profile_and_grid(insta
 
 
 def test_submitit_finds_the_sge_plugin_of_the_installed_package(installed: Path, tmp_path: Path) -> None:
-    code = ("import submitit, xrayhpc; ex = submitit.AutoExecutor(folder='jobs', cluster='sge');"
-            "ex.update_parameters(timeout_min=30, gpus_per_node=1, sge_gpu_c=6.0, sge_project='p');"
-            "print(type(ex._executor).__name__); print(xrayhpc.__file__); print(ex._executor.script())")
+    code = (
+        "import submitit, xrayhpc; ex = submitit.AutoExecutor(folder='jobs', cluster='sge');"
+        "ex.update_parameters(timeout_min=30, gpus_per_node=1, sge_gpu_c=6.0, sge_project='p');"
+        "print(type(ex._executor).__name__); print(xrayhpc.__file__); print(ex._executor.script())"
+    )
     out = subprocess.run([installed, "-c", code], capture_output=True, text=True, cwd=tmp_path, timeout=300)
     assert out.returncode == 0, out.stderr
     name, where = out.stdout.splitlines()[:2]
@@ -59,11 +104,15 @@ def test_submitit_finds_the_sge_plugin_of_the_installed_package(installed: Path,
 
 
 @pytest.mark.cluster
-def test_a_job_sent_from_the_installed_package_runs_its_python(installed: Path, tmp_path: Path, sge_cluster: None) -> None:
+def test_a_job_sent_from_the_installed_package_runs_its_python(
+    installed: Path, tmp_path: Path, sge_cluster: None
+) -> None:
     """From a venv whose path holds spaces, through the real Grid Engine, and back."""
-    code = ("import submitit, sys; ex = submitit.AutoExecutor(folder='jobs', cluster='sge');"
-            "ex.update_parameters(timeout_min=10, sge_project='xrayhpc-test');"
-            "job = ex.submit(lambda: sys.executable); print(job.result())")
+    code = (
+        "import submitit, sys; ex = submitit.AutoExecutor(folder='jobs', cluster='sge');"
+        "ex.update_parameters(timeout_min=10, sge_project='xrayhpc-test');"
+        "job = ex.submit(lambda: sys.executable); print(job.result())"
+    )
     out = subprocess.run([installed, "-c", code], capture_output=True, text=True, cwd=tmp_path, timeout=300)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip().splitlines()[-1] == str(installed)

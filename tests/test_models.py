@@ -67,4 +67,4 @@ def test_missing_imagenet_weights_name_the_file_and_the_folder(monkeypatch: pyte
     message = str(err.value)
     assert "mobilenet_1_0_224_tf_no_top.h5" in message
     assert str(keras_models_dir()) in message
-    assert "weights = \"none\"" in message
+    assert 'weights = "none"' in message

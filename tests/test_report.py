@@ -17,13 +17,23 @@ from conftest import ROOT
 from xrayhpc.bench.report_build import synthetic_result
 from xrayhpc.experiment import Experiment
 from xrayhpc.report import PUBLISHED, build, markdown, to_html
-from xrayhpc.stats import wilson
 from xrayhpc.results import write_json
+from xrayhpc.stats import wilson
 
 
-def fake(root: Path, device: str, total: float, correct: int = 15, count: int = 18, tag: str = "",
-         backbone: str = "vgg16", task: str = "binary") -> dict:
-    return synthetic_result(root, Experiment(task, backbone, device, data="/data", epochs=40, tag=tag), total, correct, count)
+def fake(
+    root: Path,
+    device: str,
+    total: float,
+    correct: int = 15,
+    count: int = 18,
+    tag: str = "",
+    backbone: str = "vgg16",
+    task: str = "binary",
+) -> dict:
+    return synthetic_result(
+        root, Experiment(task, backbone, device, data="/data", epochs=40, tag=tag), total, correct, count
+    )
 
 
 @pytest.fixture
@@ -33,8 +43,10 @@ def hand_made(tmp_path: Path) -> Path:
     fake(root, "cpu", 155.0, correct=15)
     fake(root, "cpu", 300.0, correct=20, count=36, backbone="mobilenet", task="multiclass")
     (root / "task2-vgg16-gpu").mkdir(parents=True)  # partial grid: still running
-    write_json(root / "task2-vgg16-gpu" / "progress.json",
-               {"state": "running", "epoch": 12, "epochs": 100, "started": 0, "host": "elsewhere", "pid": 1})
+    write_json(
+        root / "task2-vgg16-gpu" / "progress.json",
+        {"state": "running", "epoch": 12, "epochs": 100, "started": 0, "host": "elsewhere", "pid": 1},
+    )
     (root / "task1-resnet50-cpu").mkdir()
     (root / "task1-resnet50-cpu" / "metrics.json").write_text('{"schema_version": 1, "test": ')  # damaged
     future = fake(root, "cpu", 10.0, tag="future")
@@ -46,8 +58,11 @@ def hand_made(tmp_path: Path) -> Path:
 
 
 def md_rows(text: str, first_cell: str) -> list[list[str]]:
-    return [[c.strip() for c in line.strip("|").split("|")] for line in text.splitlines()
-            if line.startswith(f"| {first_cell} |")]
+    return [
+        [c.strip() for c in line.strip("|").split("|")]
+        for line in text.splitlines()
+        if line.startswith(f"| {first_cell} |")
+    ]
 
 
 def test_wilson_interval() -> None:
@@ -57,8 +72,13 @@ def test_wilson_interval() -> None:
 
 
 def test_tables_carry_the_metrics_and_the_published_figures(hand_made: Path) -> None:
-    out = subprocess.run([sys.executable, "-m", "xrayhpc.report", "--results", str(hand_made)],
-                         capture_output=True, text=True, cwd=ROOT, timeout=120)
+    out = subprocess.run(
+        [sys.executable, "-m", "xrayhpc.report", "--results", str(hand_made)],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=120,
+    )
     assert out.returncode == 0, out.stderr
     assert "task1-resnet50-cpu/metrics.json: damaged" in out.stdout
     assert "schema_version 99 is not 1" in out.stdout
@@ -71,7 +91,9 @@ def test_tables_carry_the_metrics_and_the_published_figures(hand_made: Path) -> 
         assert row[-1] == f"{correct / 18 - 0.944:+.3f} / {0.31 - 0.3084:+.3f}"
         assert row[10] == "0.500" and row[11] == "0.600"  # recall per class
     [mobilenet] = md_rows(md, "task2-mobilenet-cpu")  # 40 epochs of a frozen MobileNet: not the report's run
-    assert mobilenet[-2] == "–" and mobilenet[-1].startswith("not comparable: epochs 40 (report: 100); batch_size 5 (report: 10)")
+    assert mobilenet[-2] == "–" and mobilenet[-1].startswith(
+        "not comparable: epochs 40 (report: 100); batch_size 5 (report: 10)"
+    )
     assert "trainable_backbone false (report: true)" in mobilenet[-1]
     # the timing report pairs the two devices: 155 / 124
     [gpu_row, cpu_row] = md_rows(md, "task1-vgg16")
@@ -87,29 +109,59 @@ def test_tables_carry_the_metrics_and_the_published_figures(hand_made: Path) -> 
 
 def test_a_run_with_the_reports_settings_is_compared_and_a_demo_run_is_not(tmp_path: Path) -> None:
     root = tmp_path / "results"
-    mobilenet = Experiment("multiclass", "mobilenet", "gpu", data="/data", epochs=100, batch_size=10, learning_rate=1e-4,
-                           head_units=(256, 256), dropouts=(0.5, 0.25), trainable_backbone=True, checkpoint="val_accuracy")
+    mobilenet = Experiment(
+        "multiclass",
+        "mobilenet",
+        "gpu",
+        data="/data",
+        epochs=100,
+        batch_size=10,
+        learning_rate=1e-4,
+        head_units=(256, 256),
+        dropouts=(0.5, 0.25),
+        trainable_backbone=True,
+        checkpoint="val_accuracy",
+    )
     synthetic_result(root, mobilenet, 300.0, 27, 36)
-    synthetic_result(root, Experiment("binary", "vgg16", "cpu", data="/data", epochs=3, image_size=64, weights="none",
-                                      augment=False), 40.0, 9, 18)
+    synthetic_result(
+        root,
+        Experiment("binary", "vgg16", "cpu", data="/data", epochs=3, image_size=64, weights="none", augment=False),
+        40.0,
+        9,
+        18,
+    )
     md = "\n".join(s.title + "\n" + markdown(*s.table) for s in build(root)[0] if s.table)
     [same] = md_rows(md, "task2-mobilenet-gpu")
     assert same[-2] == "0.75 / 0.69" and same[-1] == f"{27 / 36 - 0.75:+.3f} / {0.31 - 0.69:+.3f}"
     [demo] = md_rows(md, "task1-vgg16-cpu")
     assert demo[-2] == "–" and "Δ" not in demo[-1]
-    assert demo[-1] == ("not comparable: weights none (report: imagenet); image_size 64 (report: 224); "
-                        "epochs 3 (report: 40); augment false (report: true)")
+    assert demo[-1] == (
+        "not comparable: weights none (report: imagenet); image_size 64 (report: 224); "
+        "epochs 3 (report: 40); augment false (report: true)"
+    )
 
 
 def test_seeds_are_grouped_and_two_configurations_compared_over_the_same_seeds(tmp_path: Path) -> None:
     root = tmp_path / "results"
-    vgg = dict(data="/data", epochs=100, head_units=(256, 256), dropouts=(0.5, 0.5), checkpoint="val_accuracy", learning_rate=1e-4)
+    vgg = dict(
+        data="/data",
+        epochs=100,
+        head_units=(256, 256),
+        dropouts=(0.5, 0.5),
+        checkpoint="val_accuracy",
+        learning_rate=1e-4,
+    )
     mobilenet = dict(vgg, dropouts=(0.5, 0.25), trainable_backbone=True, batch_size=10)
     correct = {"vgg16": [22, 24, 23], "mobilenet": [27, 26, 29]}
     for backbone, settings in (("vgg16", vgg), ("mobilenet", mobilenet)):
         for seed, right in enumerate(correct[backbone]):
-            synthetic_result(root, Experiment("multiclass", backbone, "gpu", seed=seed, id_suffix=f"seed{seed}", **settings),
-                             100.0, right, 36)
+            synthetic_result(
+                root,
+                Experiment("multiclass", backbone, "gpu", seed=seed, id_suffix=f"seed{seed}", **settings),
+                100.0,
+                right,
+                36,
+            )
     sections = build(root)[0]
     [seeds] = [s for s in sections if s.title == "Task 2: four classes: over seeds"]
     rows = {row[0]: row for row in seeds.table[1]}
@@ -145,7 +197,7 @@ def test_report_from_real_worker_runs_of_the_smoke_grid(tmp_path: Path, syntheti
         assert row[0] == eid and row[6] == f"{test['accuracy']:.3f} ({low:.2f}–{high:.2f})"
         assert row[7] == f"{test['loss']:.3f}" and row[8] == f"{test['macro_f1']:.3f}"
         recalls = [f"{v['recall']:.3f}" for v in test["per_class"].values()]
-        assert row[10:10 + len(recalls)] == recalls
+        assert row[10 : 10 + len(recalls)] == recalls
         [gallery] = [s for s in sections if s.title == f"Gallery: {eid}"]
         assert len(gallery.images) == 4
     timing = next(s for s in sections if s.title == "GPU versus CPU")
@@ -162,9 +214,19 @@ def test_html_opens_in_a_browser_with_every_image(hand_made: Path, tmp_path: Pat
     sections, skipped, _ = build(hand_made)
     page = tmp_path / "report.html"
     page.write_text(to_html(sections, skipped))
-    flags = [browser, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
-             "--disable-component-update", "--disable-sync", f"--user-data-dir={tmp_path / 'profile'}",
-             "--virtual-time-budget=5000", "--window-size=1400,2400"]
+    flags = [
+        browser,
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        f"--user-data-dir={tmp_path / 'profile'}",
+        "--virtual-time-budget=5000",
+        "--window-size=1400,2400",
+    ]
     dom = subprocess.run([*flags, "--dump-dom", page.as_uri()], capture_output=True, text=True, timeout=120)
     assert "<title>xrayhpc report: 4 images, 0 broken</title>" in dom.stdout, dom.stdout[:300] + dom.stderr[-500:]
     shot = tmp_path / "report.png"

@@ -35,12 +35,17 @@ def curves(metrics: dict) -> list[dict[str, float]]:
     return [{k: v for k, v in h.items() if k != "seconds"} for h in metrics["history"]]
 
 
-@pytest.mark.parametrize("settings", [
-    {"augment": True, "checkpoint": "val_loss"},  # head-only path, fresh transforms each epoch, best kept
-    {"fast_path": False, "trainable_backbone": True},  # every weight trains
-], ids=["head-only-augmented", "plain-trainable"])
-def test_resumed_run_ends_like_an_uninterrupted_one(settings: dict, synthetic: Path, tmp_path: Path,
-                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize(
+    "settings",
+    [
+        {"augment": True, "checkpoint": "val_loss"},  # head-only path, fresh transforms each epoch, best kept
+        {"fast_path": False, "trainable_backbone": True},  # every weight trains
+    ],
+    ids=["head-only-augmented", "plain-trainable"],
+)
+def test_resumed_run_ends_like_an_uninterrupted_one(
+    settings: dict, synthetic: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     exp = small(synthetic, epochs=5, save_every_s=0.0, **settings)
     whole = read_metrics(run_experiment(exp, tmp_path / "whole", tty=False))
 
@@ -63,7 +68,9 @@ def test_resumed_run_ends_like_an_uninterrupted_one(settings: dict, synthetic: P
     assert not (folder / FILE).exists(), "the checkpoint goes once the result is complete"
 
 
-def test_checkpoint_of_other_settings_is_not_resumed(synthetic: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_checkpoint_of_other_settings_is_not_resumed(
+    synthetic: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     exp = small(synthetic, epochs=4, save_every_s=0.0)
     stopped_at(2, exp, tmp_path, monkeypatch)
     changed = small(synthetic, epochs=4, save_every_s=0.0, learning_rate=5e-4)

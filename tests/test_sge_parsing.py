@@ -9,8 +9,14 @@ import submitit
 
 from conftest import ROOT
 from xrayhpc.sge import (
-    SgeExecutor, SgeJobEnvironment, acct_state, parse_task_ids, read_error_reasons, read_qacct,
-    read_qstat_xml, render_job_script,
+    SgeExecutor,
+    SgeJobEnvironment,
+    acct_state,
+    parse_task_ids,
+    read_error_reasons,
+    read_qacct,
+    read_qstat_xml,
+    render_job_script,
 )
 
 DATA = Path(__file__).parent / "data"
@@ -47,8 +53,13 @@ def test_qacct_records_map_to_submitit_states() -> None:
 
 @pytest.mark.parametrize(
     ("failed", "status", "state"),
-    [("0", "0", "COMPLETED"), ("0", "2", "FAILED"), ("37  : qmaster enforced h_rt limit", "137", "TIMEOUT"),
-     ("100 : assumedly after job", "137 (Killed)", "CANCELLED"), ("27  : searching requested shell", "0", "NODE_FAIL")],
+    [
+        ("0", "0", "COMPLETED"),
+        ("0", "2", "FAILED"),
+        ("37  : qmaster enforced h_rt limit", "137", "TIMEOUT"),
+        ("100 : assumedly after job", "137 (Killed)", "CANCELLED"),
+        ("27  : searching requested shell", "0", "NODE_FAIL"),
+    ],
 )
 def test_accounting_states(failed: str, status: str, state: str) -> None:
     assert acct_state(failed, status) == state
@@ -56,14 +67,35 @@ def test_accounting_states(failed: str, status: str, state: str) -> None:
 
 def test_job_script_carries_the_requests(tmp_path: Path) -> None:
     text = render_job_script(
-        "python -m x", tmp_path / "%j", job_name="xrayhpc-gpu", project="ms542", time=90, cores=4,
-        gpus=1, gpu_c=3.5, gpu_type="V100", array_parallelism=2, map_count=5, setup=["module load python3"],
+        "python -m x",
+        tmp_path / "%j",
+        job_name="xrayhpc-gpu",
+        project="ms542",
+        time=90,
+        cores=4,
+        gpus=1,
+        gpu_c=3.5,
+        gpu_type="V100",
+        array_parallelism=2,
+        map_count=5,
+        setup=["module load python3"],
         extra_directives=["-m ea"],
     )
     lines = text.splitlines()
     assert lines[0] == "#!/bin/bash -l"
-    for directive in ("-N xrayhpc-gpu", "-P ms542", "-l h_rt=01:30:00", "-l s_rt=01:28:00", "-pe omp 4",
-                      "-l gpus=1", "-l gpu_c=3.5", "-l gpu_type=V100", "-t 1-5", "-tc 2", "-m ea"):
+    for directive in (
+        "-N xrayhpc-gpu",
+        "-P ms542",
+        "-l h_rt=01:30:00",
+        "-l s_rt=01:28:00",
+        "-pe omp 4",
+        "-l gpus=1",
+        "-l gpu_c=3.5",
+        "-l gpu_type=V100",
+        "-t 1-5",
+        "-tc 2",
+        "-m ea",
+    ):
         assert f"#$ {directive}" in lines
     assert lines.index("module load python3") < lines.index("python -m x")
     assert "export SUBMITIT_EXECUTOR=sge" in lines
@@ -86,8 +118,13 @@ def test_slurm_gets_the_same_request(monkeypatch: pytest.MonkeyPatch, tmp_path: 
     ex = submitit.AutoExecutor(tmp_path, cluster="slurm")
     ex.update_parameters(**load_profile("scc", "ms542").slurm("gpu"))
     text = ex._executor._make_submission_file_text("python -m x", "uid")
-    for line in ("#SBATCH --gpus-per-node=1", "#SBATCH --cpus-per-task=4", "#SBATCH --time=720",
-                 "#SBATCH --account=ms542", "module load python3/3.12.4"):
+    for line in (
+        "#SBATCH --gpus-per-node=1",
+        "#SBATCH --cpus-per-task=4",
+        "#SBATCH --time=720",
+        "#SBATCH --account=ms542",
+        "module load python3/3.12.4",
+    ):
         assert line in text
 
 
@@ -151,9 +188,15 @@ def test_accounting_gives_what_a_job_used_against_what_it_asked() -> None:
     assert usage({"JobID": "7", "State": "LOST"}) is None
 
 
-@pytest.mark.parametrize(("category", "seconds"), [
-    ("-l gpu_c=3.5,gpus=1,h_rt=1800,s_rt=1740", 1800.0), ("-l h_rt=12:00:00 -pe omp 4", 43200.0),
-    ("-l gpus=1 -pe omp 2", None), ("", None)])
+@pytest.mark.parametrize(
+    ("category", "seconds"),
+    [
+        ("-l gpu_c=3.5,gpus=1,h_rt=1800,s_rt=1740", 1800.0),
+        ("-l h_rt=12:00:00 -pe omp 4", 43200.0),
+        ("-l gpus=1 -pe omp 2", None),
+        ("", None),
+    ],
+)
 def test_requested_wall_time_from_the_category(category: str, seconds: float | None) -> None:
     from xrayhpc.sge import requested_seconds
 

@@ -26,8 +26,14 @@ def row(results: Path, eid: str) -> Row:
 
 
 def status_cli(results: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "xrayhpc.status", "--results", str(results), *args],
-                          capture_output=True, text=True, cwd=ROOT, env={**os.environ, **(env or {})}, timeout=60)
+    return subprocess.run(
+        [sys.executable, "-m", "xrayhpc.status", "--results", str(results), *args],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env={**os.environ, **(env or {})},
+        timeout=60,
+    )
 
 
 LONG_EPOCHS = 100_000
@@ -77,7 +83,7 @@ def test_done_and_failed_by_the_worker(tmp_path: Path, synthetic: Path) -> None:
     assert used.cpu_s > 0 and used.slots == 1 and used.h_rt_s == 1800 and used.max_memory_mb > 50
     assert "CPU use" in status_cli(results, "--state", "done").stdout.splitlines()[0]
     [done_json] = [r for r in json.loads(status_cli(results, "--json").stdout)["rows"] if r["id"] == "task1-vgg16-cpu"]
-    assert done_json["usage"]["cpu_s"] == used.cpu_s and 0 < done_json["usage"]["cpu_efficiency"]
+    assert done_json["usage"]["cpu_s"] == used.cpu_s and done_json["usage"]["cpu_efficiency"] > 0
     assert "a shorter `time` queues sooner" in done_json["usage"]["hint"]  # seconds of a 30-minute h_rt
     from xrayhpc.report import build
 

@@ -22,13 +22,26 @@ from xrayhpc.submit import decide
 
 
 def run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "xrayhpc.submit", *args], capture_output=True, text=True,
-                          cwd=ROOT, env={**os.environ, **(env or {})}, timeout=600)
+    return subprocess.run(
+        [sys.executable, "-m", "xrayhpc.submit", *args],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env={**os.environ, **(env or {})},
+        timeout=600,
+    )
 
 
 def test_dry_run_prints_the_scc_scripts_and_records_nothing(tmp_path: Path) -> None:
-    out = run("--grid", "jobs/report.toml", "--executor", "dry-run", "--results", str(tmp_path),
-              env={"XRAYHPC_PROJECT": "ms542", "KERAS_BACKEND": ""})
+    out = run(
+        "--grid",
+        "jobs/report.toml",
+        "--executor",
+        "dry-run",
+        "--results",
+        str(tmp_path),
+        env={"XRAYHPC_PROJECT": "ms542", "KERAS_BACKEND": ""},
+    )
     assert out.returncode == 0, out.stderr
     gpu, cpu = (tmp_path / "dry-run" / "gpu.sh").read_text(), (tmp_path / "dry-run" / "cpu.sh").read_text()
     assert gpu in out.stdout and cpu in out.stdout  # what is printed is what qsub would get
@@ -41,29 +54,41 @@ def test_dry_run_prints_the_scc_scripts_and_records_nothing(tmp_path: Path) -> N
     assert "#$ -l gpus=1" in gpu and "#$ -l gpu_c=6.0" in gpu and "#$ -t 1-6" in gpu
     assert "gpus" not in cpu and "#$ -t 1-4" in cpu
     assert f"$ qsub -terse -w e {tmp_path / 'dry-run' / 'gpu.sh'}" in out.stdout
-    assert ("tasks: 1=task1-vgg16-gpu, 2=task2-vgg16-gpu, 3=task2-mobilenet-gpu, 4=task1-vgg16-gpu-random, "
-            "5=task2-vgg16-gpu-random, 6=task2-mobilenet-gpu-random") in out.stdout
-    assert "tasks: 1=task1-vgg16-cpu, 2=task1-vgg16-cpu-random, 3=task1-metadata-cpu, 4=task2-metadata-cpu" in out.stdout
+    assert (
+        "tasks: 1=task1-vgg16-gpu, 2=task2-vgg16-gpu, 3=task2-mobilenet-gpu, 4=task1-vgg16-gpu-random, "
+        "5=task2-vgg16-gpu-random, 6=task2-mobilenet-gpu-random"
+    ) in out.stdout
+    assert (
+        "tasks: 1=task1-vgg16-cpu, 2=task1-vgg16-cpu-random, 3=task1-metadata-cpu, 4=task2-metadata-cpu" in out.stdout
+    )
     assert not list(tmp_path.glob("*/job.json")) and "0 submitted" in out.stdout
 
 
 def test_dry_run_without_a_project_says_so(tmp_path: Path) -> None:
-    out = run("--grid", "jobs/report.toml", "--executor", "dry-run", "--results", str(tmp_path),
-              env={"XRAYHPC_PROJECT": ""})
+    out = run(
+        "--grid", "jobs/report.toml", "--executor", "dry-run", "--results", str(tmp_path), env={"XRAYHPC_PROJECT": ""}
+    )
     assert out.returncode == 0
     assert "`project` is empty" in out.stdout and "#$ -P YOUR_PROJECT" in out.stdout
 
 
 def test_real_submission_without_a_project_is_refused(tmp_path: Path) -> None:
-    out = run("--grid", "jobs/report.toml", "--executor", "sge", "--results", str(tmp_path),
-              env={"XRAYHPC_PROJECT": ""})
+    out = run(
+        "--grid", "jobs/report.toml", "--executor", "sge", "--results", str(tmp_path), env={"XRAYHPC_PROJECT": ""}
+    )
     assert out.returncode == 2 and "pass --project NAME" in out.stderr and "Traceback" not in out.stderr
 
 
-@pytest.mark.parametrize(("args", "expected"), [
-    (["--profile", "nowhere"], "nowhere: no such profile; give a file, or one of the profiles in qsub/ (local, scc)"),
-    (["--grid", "jobs/report.toml", "--only", "task9*"], "no experiment matches"),
-])
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (
+            ["--profile", "nowhere"],
+            "nowhere: no such profile; give a file, or one of the profiles in qsub/ (local, scc)",
+        ),
+        (["--grid", "jobs/report.toml", "--only", "task9*"], "no experiment matches"),
+    ],
+)
 def test_bad_options_are_one_line(args: list[str], expected: str, tmp_path: Path) -> None:
     out = run(*args, "--executor", "dry-run", "--results", str(tmp_path))
     assert out.returncode == 2 and expected in out.stderr and len(out.stderr.strip().splitlines()) == 1
@@ -71,8 +96,22 @@ def test_bad_options_are_one_line(args: list[str], expected: str, tmp_path: Path
 
 @pytest.mark.slow
 def test_local_executor_runs_here_and_records_it(tmp_path: Path, synthetic: Path) -> None:
-    args = ["--grid", "jobs/smoke.toml", "--executor", "local", "--results", str(tmp_path), "--data", str(synthetic),
-            "--only", "task1-vgg16-*", "--set", "epochs=1", "--set", "image_size=32"]
+    args = [
+        "--grid",
+        "jobs/smoke.toml",
+        "--executor",
+        "local",
+        "--results",
+        str(tmp_path),
+        "--data",
+        str(synthetic),
+        "--only",
+        "task1-vgg16-*",
+        "--set",
+        "epochs=1",
+        "--set",
+        "image_size=32",
+    ]
     out = run(*args)
     assert out.returncode == 1, out.stdout + out.stderr  # the GPU experiment fails here, and says why
     assert read_metrics(tmp_path / "task1-vgg16-cpu") is not None
@@ -82,15 +121,27 @@ def test_local_executor_runs_here_and_records_it(tmp_path: Path, synthetic: Path
     assert "0 submitted, 1 already done" in again.stdout
 
 
-@pytest.mark.parametrize(("row", "expected"), [
-    (Row("a", "failed", attempt=1, reason="killed by h_rt: the wall-time limit was reached"), ("submit", "attempt 2 of 3")),
-    (Row("a", "lost", attempt=2, reason="the scheduler no longer knows this job"), ("submit", "attempt 3 of 3")),
-    (Row("a", "deleted", attempt=3, reason="deleted with qdel while running"), ("held", "--max-attempts 4 allows one more")),
-    (Row("a", "failed", attempt=1, reason="no images in data/two/train", cause="user"), ("held", "the input needs fixing")),
-    (Row("a", "running", job="12"), ("live", "job 12 is running")),
-    (Row("a", "done"), ("done", "complete result")),
-    (Row("a", "not submitted"), ("submit", "")),
-])
+@pytest.mark.parametrize(
+    ("row", "expected"),
+    [
+        (
+            Row("a", "failed", attempt=1, reason="killed by h_rt: the wall-time limit was reached"),
+            ("submit", "attempt 2 of 3"),
+        ),
+        (Row("a", "lost", attempt=2, reason="the scheduler no longer knows this job"), ("submit", "attempt 3 of 3")),
+        (
+            Row("a", "deleted", attempt=3, reason="deleted with qdel while running"),
+            ("held", "--max-attempts 4 allows one more"),
+        ),
+        (
+            Row("a", "failed", attempt=1, reason="no images in data/two/train", cause="user"),
+            ("held", "the input needs fixing"),
+        ),
+        (Row("a", "running", job="12"), ("live", "job 12 is running")),
+        (Row("a", "done"), ("done", "complete result")),
+        (Row("a", "not submitted"), ("submit", "")),
+    ],
+)
 def test_retry_policy(row: Row, expected: tuple[str, str]) -> None:
     action, detail = decide(row, force=False, max_attempts=3, retry=False)
     assert action == expected[0] and expected[1] in detail
@@ -111,11 +162,10 @@ def test_a_second_dispatcher_waits_then_gives_up_in_one_line(tmp_path: Path) -> 
 
 def test_held_ctrl_c_is_delivered_after_the_block() -> None:
     done = []
-    with pytest.raises(KeyboardInterrupt):
-        with Held([signal.SIGINT]):
-            os.kill(os.getpid(), signal.SIGINT)
-            time.sleep(0.05)
-            done.append("recorded")
+    with pytest.raises(KeyboardInterrupt), Held([signal.SIGINT]):
+        os.kill(os.getpid(), signal.SIGINT)
+        time.sleep(0.05)
+        done.append("recorded")
     assert done == ["recorded"]
 
 

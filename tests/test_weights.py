@@ -30,8 +30,11 @@ def server(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[st
         folder.mkdir(parents=True, exist_ok=True)
         (folder / name).write_bytes(blob)
     vgg = models.BACKBONES["vgg16"]
-    monkeypatch.setitem(models.BACKBONES, "vgg16", models.Backbone(
-        vgg.module, vgg.constructor, vgg.notop_file, vgg.folder, hashlib.md5(files[VGG]).hexdigest()))
+    monkeypatch.setitem(
+        models.BACKBONES,
+        "vgg16",
+        models.Backbone(vgg.module, vgg.constructor, vgg.notop_file, vgg.folder, hashlib.md5(files[VGG]).hexdigest()),
+    )
     handler = functools.partial(QuietHandler, directory=str(served))
     httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=httpd.serve_forever, daemon=True)
@@ -52,8 +55,9 @@ def fetch(base: str, capsys: pytest.CaptureFixture[str], *extra: str) -> tuple[i
     return code, out.out + out.err
 
 
-def test_fetches_every_file_the_grid_needs_then_skips_them(server: tuple[str, dict[str, bytes]],
-                                                           capsys: pytest.CaptureFixture[str]) -> None:
+def test_fetches_every_file_the_grid_needs_then_skips_them(
+    server: tuple[str, dict[str, bytes]], capsys: pytest.CaptureFixture[str]
+) -> None:
     base, files = server
     code, out = fetch(base, capsys)
     folder = models.keras_models_dir()
@@ -67,8 +71,9 @@ def test_fetches_every_file_the_grid_needs_then_skips_them(server: tuple[str, di
     assert {p: p.stat().st_mtime_ns for p in folder.iterdir()} == before
 
 
-def test_a_file_with_the_wrong_hash_is_named_and_kept(server: tuple[str, dict[str, bytes]],
-                                                      capsys: pytest.CaptureFixture[str]) -> None:
+def test_a_file_with_the_wrong_hash_is_named_and_kept(
+    server: tuple[str, dict[str, bytes]], capsys: pytest.CaptureFixture[str]
+) -> None:
     base, _ = server
     folder = models.keras_models_dir()
     folder.mkdir(parents=True)
@@ -81,8 +86,9 @@ def test_a_file_with_the_wrong_hash_is_named_and_kept(server: tuple[str, dict[st
     assert (folder / MOBILENET).is_file()  # the other file still came
 
 
-def test_a_download_with_the_wrong_hash_is_not_kept(server: tuple[str, dict[str, bytes]], tmp_path: Path,
-                                                    capsys: pytest.CaptureFixture[str]) -> None:
+def test_a_download_with_the_wrong_hash_is_not_kept(
+    server: tuple[str, dict[str, bytes]], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     base, _ = server
     (tmp_path / "served" / "vgg16" / VGG).write_bytes(b"corrupted in transit")
     code, out = fetch(base, capsys)
@@ -105,8 +111,9 @@ def test_a_grid_without_imagenet_weights_needs_nothing(capsys: pytest.CaptureFix
     assert "nothing to fetch" in capsys.readouterr().out
 
 
-def test_the_worker_finds_a_fetched_file_under_keras_name(server: tuple[str, dict[str, bytes]],
-                                                          capsys: pytest.CaptureFixture[str]) -> None:
+def test_the_worker_finds_a_fetched_file_under_keras_name(
+    server: tuple[str, dict[str, bytes]], capsys: pytest.CaptureFixture[str]
+) -> None:
     base, _ = server
     fetch(base, capsys)
     assert models.resolve_weights("vgg16", "imagenet", 224) == str(models.keras_models_dir() / VGG)

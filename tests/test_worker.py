@@ -23,9 +23,18 @@ pytestmark = pytest.mark.slow
 
 def small(data: Path, **settings: object) -> Experiment:
     base: dict[str, object] = {
-        "task": "binary", "backbone": "vgg16", "device": "cpu", "data": str(data), "epochs": 2,
-        "batch_size": 4, "learning_rate": 1e-3, "image_size": 32, "weights": "none",
-        "augment": False, "head_units": (16,), "dropouts": (0.5,),
+        "task": "binary",
+        "backbone": "vgg16",
+        "device": "cpu",
+        "data": str(data),
+        "epochs": 2,
+        "batch_size": 4,
+        "learning_rate": 1e-3,
+        "image_size": 32,
+        "weights": "none",
+        "augment": False,
+        "head_units": (16,),
+        "dropouts": (0.5,),
     }
     base.update(settings)
     return Experiment(**base)  # type: ignore[arg-type]
@@ -38,8 +47,11 @@ def test_result_folder_is_complete(synthetic: Path, tmp_path: Path) -> None:
     m = read_metrics(folder)
     assert m is not None
     assert m["experiment"]["fingerprint"] == exp.fingerprint
-    assert m["counts"] == {"train": {"covid": 8, "normal": 8}, "val": {"covid": 2, "normal": 2},
-                           "test": {"covid": 3, "normal": 3}}
+    assert m["counts"] == {
+        "train": {"covid": 8, "normal": 8},
+        "val": {"covid": 2, "normal": 2},
+        "test": {"covid": 3, "normal": 3},
+    }
     assert len(m["history"]) == 3 and {"loss", "accuracy", "val_loss", "val_accuracy"} <= set(m["history"][0])
     best = 1 + int(np.argmin([h["val_loss"] for h in m["history"]]))
     assert m["best_epoch"] == best
@@ -80,8 +92,16 @@ def test_fast_path_gives_the_plain_paths_model(synthetic: Path, tmp_path: Path) 
 
 
 def test_augmented_multiclass_with_a_trainable_backbone(synthetic: Path, tmp_path: Path) -> None:
-    exp = small(synthetic, task="multiclass", backbone="mobilenet", trainable_backbone=True,
-                augment=True, head_units=(16, 16), dropouts=(0.5, 0.25), checkpoint="val_accuracy")
+    exp = small(
+        synthetic,
+        task="multiclass",
+        backbone="mobilenet",
+        trainable_backbone=True,
+        augment=True,
+        head_units=(16, 16),
+        dropouts=(0.5, 0.25),
+        checkpoint="val_accuracy",
+    )
     m = read_metrics(run_experiment(exp, tmp_path, tty=False))
     assert m["path"] == "plain" and m["classes"] == ["covid", "normal", "pneumonia_bac", "pneumonia_vir"]
     assert len(m["test"]["confusion"]) == 4 and m["test"]["roc_auc"] is not None
@@ -103,21 +123,45 @@ def test_slots_size_the_thread_pools(synthetic: Path, tmp_path: Path) -> None:
         "import os, sys; from xrayhpc import device; device.configure('cpu'); device.check('cpu');"
         "import tensorflow as tf; print(os.environ['OMP_NUM_THREADS'], tf.config.threading.get_intra_op_parallelism_threads())"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         env={**os.environ, "NSLOTS": "1"}, cwd=ROOT, check=True)
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "NSLOTS": "1"},
+        cwd=ROOT,
+        check=True,
+    )
     assert out.stdout.split()[-2:] == ["1", "1"]
 
 
 def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "xrayhpc.worker", *args], capture_output=True, text=True,
-                          env={**os.environ, **(env or {})}, cwd=ROOT, timeout=600)
+    return subprocess.run(
+        [sys.executable, "-m", "xrayhpc.worker", *args],
+        capture_output=True,
+        text=True,
+        env={**os.environ, **(env or {})},
+        cwd=ROOT,
+        timeout=600,
+    )
 
 
 def test_cli_runs_a_grid_experiment_with_the_jax_backend(synthetic: Path, tmp_path: Path) -> None:
     pytest.importorskip("jax")
-    out = run_cli("--grid", "jobs/smoke.toml", "--id", "task1-vgg16-cpu", "--set", "epochs=1",
-                  "--set", "image_size=32", "--data", str(synthetic), "--results", str(tmp_path),
-                  env={"KERAS_BACKEND": "jax"})
+    out = run_cli(
+        "--grid",
+        "jobs/smoke.toml",
+        "--id",
+        "task1-vgg16-cpu",
+        "--set",
+        "epochs=1",
+        "--set",
+        "image_size=32",
+        "--data",
+        str(synthetic),
+        "--results",
+        str(tmp_path),
+        env={"KERAS_BACKEND": "jax"},
+    )
     assert out.returncode == 0, out.stderr
     m = read_metrics(tmp_path / "task1-vgg16-cpu")
     assert m["environment"]["backend"] == "jax" and "jax" in m["environment"]
@@ -130,8 +174,10 @@ def test_cli_runs_a_grid_experiment_with_the_jax_backend(synthetic: Path, tmp_pa
         (["--grid", "jobs/nope.toml"], "jobs/nope.toml: no such grid file"),
         (["--grid", "jobs/smoke.toml", "--id", "task9-x-cpu"], "no experiment"),
         (["--grid", "jobs/smoke.toml", "--set", "epochs=0"], "`epochs` = 0 is not allowed"),
-        (["--grid", "jobs/smoke.toml", "--id", "task1-vgg16-cpu", "--data", "/nonexistent"],
-         "data folder /nonexistent/two not found"),
+        (
+            ["--grid", "jobs/smoke.toml", "--id", "task1-vgg16-cpu", "--data", "/nonexistent"],
+            "data folder /nonexistent/two not found",
+        ),
     ],
 )
 def test_cli_errors_are_one_line(args: list[str], expected: str, tmp_path: Path) -> None:
@@ -153,13 +199,31 @@ def test_real_data_task1_fast_path(tmp_path: Path) -> None:
 
 def test_files_follow_the_users_umask_so_a_group_can_read_them(synthetic: Path, tmp_path: Path) -> None:
     """On a shared /projectnb (umask 002) collaborators open a student's results and report."""
+
     def shared() -> None:
         os.umask(0o002)
 
     common = dict(capture_output=True, text=True, cwd=ROOT, timeout=600, preexec_fn=shared)
-    worker = subprocess.run([sys.executable, "-m", "xrayhpc.worker", "--grid", "jobs/smoke.toml", "--id", "task1-vgg16-cpu",
-                             "--set", "epochs=1", "--set", "image_size=32", "--data", str(synthetic),
-                             "--results", str(tmp_path)], **common)
+    worker = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "xrayhpc.worker",
+            "--grid",
+            "jobs/smoke.toml",
+            "--id",
+            "task1-vgg16-cpu",
+            "--set",
+            "epochs=1",
+            "--set",
+            "image_size=32",
+            "--data",
+            str(synthetic),
+            "--results",
+            str(tmp_path),
+        ],
+        **common,
+    )
     assert worker.returncode == 0, worker.stderr
     report = subprocess.run([sys.executable, "-m", "xrayhpc.report", "--results", str(tmp_path), "--quiet"], **common)
     assert report.returncode == 0, report.stderr
@@ -168,8 +232,9 @@ def test_files_follow_the_users_umask_so_a_group_can_read_them(synthetic: Path, 
     assert {p.name: oct(p.stat().st_mode & 0o777) for p in written} == {p.name: "0o664" for p in written}
 
 
-def test_bfloat16_is_recorded_and_refused_where_the_cpu_has_no_units(synthetic: Path, tmp_path: Path,
-                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+def test_bfloat16_is_recorded_and_refused_where_the_cpu_has_no_units(
+    synthetic: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from xrayhpc import device
     from xrayhpc.errors import UserError
 

@@ -70,8 +70,19 @@ def read_facts(path: Path, split: str, label: str, root: Path) -> FileFacts:
 
     rgb = np.asarray(small, dtype=np.int16)
     spread = float(np.mean(np.abs(rgb[..., 0] - rgb[..., 1]) + np.abs(rgb[..., 1] - rgb[..., 2])) / 2)
-    return FileFacts(str(path.relative_to(root)), split, label, fmt, mode, width, height, len(blob), round(spread, 3),
-                     hashlib.sha256(blob).hexdigest(), str(imagehash.phash(small.convert("L"))))
+    return FileFacts(
+        str(path.relative_to(root)),
+        split,
+        label,
+        fmt,
+        mode,
+        width,
+        height,
+        len(blob),
+        round(spread, 3),
+        hashlib.sha256(blob).hexdigest(),
+        str(imagehash.phash(small.convert("L"))),
+    )
 
 
 def _facts_or_none(path: Path, split: str, label: str, root: Path) -> FileFacts | None:
@@ -84,8 +95,12 @@ def _facts_or_none(path: Path, split: str, label: str, root: Path) -> FileFacts 
 def task_facts(task_dir: Path, threads: int = 4) -> list[FileFacts]:
     """Every readable image of a task folder, cached by path, size and modification time."""
     found = discover(task_dir)
-    files = [(p, split, label) for split, per_class in (("train", found.train), ("test", found.test))
-             for label, paths in per_class.items() for p in paths]
+    files = [
+        (p, split, label)
+        for split, per_class in (("train", found.train), ("test", found.test))
+        for label, paths in per_class.items()
+        for p in paths
+    ]
     key = hashlib.sha256(f"facts v{FACTS_VERSION} {COLOUR_LEVELS} {SAMPLE_PX}".encode())
     for p, _, _ in files:
         st = p.stat()
@@ -115,12 +130,19 @@ def summary_rows(facts: list[FileFacts]) -> list[dict[str, Any]]:
         for label in sorted({f.label for f in facts}):
             group = [f for f in facts if f.split == split and f.label == label]
             if group:
-                rows.append({
-                    "split": split, "class": label, "images": len(group), "formats": _count([f.format for f in group]),
-                    "modes": _count([f.mode for f in group]), "coloured": sum(f.coloured for f in group),
-                    "width": _span([f.width for f in group]), "height": _span([f.height for f in group]),
-                    "kb": _span([round(f.bytes / 1024) for f in group]),
-                })
+                rows.append(
+                    {
+                        "split": split,
+                        "class": label,
+                        "images": len(group),
+                        "formats": _count([f.format for f in group]),
+                        "modes": _count([f.mode for f in group]),
+                        "coloured": sum(f.coloured for f in group),
+                        "width": _span([f.width for f in group]),
+                        "height": _span([f.height for f in group]),
+                        "kb": _span([round(f.bytes / 1024) for f in group]),
+                    }
+                )
     return rows
 
 
@@ -129,21 +151,33 @@ def duplicates(facts: list[FileFacts]) -> list[dict[str, Any]]:
     bits = np.array([[int(c, 16) >> s & 1 for c in f.phash for s in (3, 2, 1, 0)] for f in facts], dtype=np.uint8)
     pairs = []
     for i in range(len(facts)):
-        distance = np.count_nonzero(bits[i + 1:] != bits[i], axis=1)
+        distance = np.count_nonzero(bits[i + 1 :] != bits[i], axis=1)
         for j in np.flatnonzero(distance <= NEAR_BITS) + i + 1:
             a, b = facts[i], facts[j]
             exact = a.sha256 == b.sha256
             where = a.split if a.split == b.split else "across splits"
-            pairs.append({"a": a.file, "b": b.file, "kind": "exact" if exact else "near", "bits": int(distance[j - i - 1]),
-                          "where": where})
+            pairs.append(
+                {
+                    "a": a.file,
+                    "b": b.file,
+                    "kind": "exact" if exact else "near",
+                    "bits": int(distance[j - i - 1]),
+                    "where": where,
+                }
+            )
     return pairs
 
 
 def task_audit(task_dir: Path) -> dict[str, Any]:
     """One task folder's summary rows and duplicate pairs, with the thresholds used."""
     facts = task_facts(task_dir)
-    return {"folder": task_dir.name, "colour_levels": COLOUR_LEVELS, "near_bits": NEAR_BITS,
-            "rows": summary_rows(facts), "duplicates": duplicates(facts)}
+    return {
+        "folder": task_dir.name,
+        "colour_levels": COLOUR_LEVELS,
+        "near_bits": NEAR_BITS,
+        "rows": summary_rows(facts),
+        "duplicates": duplicates(facts),
+    }
 
 
 def audit(data_root: Path) -> dict[str, Any]:
@@ -158,8 +192,17 @@ def audit(data_root: Path) -> dict[str, Any]:
 
 
 COLUMNS = ("split", "class", "images", "formats", "modes", "coloured", "width", "height", "kb")
-HEADER = ["split", "class", "images", "formats", "colour modes", f"channels differ (> {COLOUR_LEVELS:g} levels)",
-          "width min/median/max", "height min/median/max", "KB min/median/max"]
+HEADER = [
+    "split",
+    "class",
+    "images",
+    "formats",
+    "colour modes",
+    f"channels differ (> {COLOUR_LEVELS:g} levels)",
+    "width min/median/max",
+    "height min/median/max",
+    "KB min/median/max",
+]
 
 
 def tables(task: dict[str, Any]) -> list[tuple[str, list[str], list[list[str]]]]:
@@ -167,9 +210,11 @@ def tables(task: dict[str, Any]) -> list[tuple[str, list[str], list[list[str]]]]
     folder, pairs = task["folder"], task["duplicates"]
     return [
         (f"{folder}/: files per split and class", HEADER, [[str(r[c]) for c in COLUMNS] for r in task["rows"]]),
-        (f"{folder}/: duplicates ({len(pairs)} pairs; near: perceptual hashes within {task['near_bits']} of 64 bits)",
-         ["kind", "bits apart", "where", "file", "file"],
-         [[p["kind"], str(p["bits"]), p["where"], p["a"], p["b"]] for p in pairs] or [["none", "", "", "", ""]]),
+        (
+            f"{folder}/: duplicates ({len(pairs)} pairs; near: perceptual hashes within {task['near_bits']} of 64 bits)",
+            ["kind", "bits apart", "where", "file", "file"],
+            [[p["kind"], str(p["bits"]), p["where"], p["a"], p["b"]] for p in pairs] or [["none", "", "", "", ""]],
+        ),
     ]
 
 
@@ -182,12 +227,17 @@ def main(argv: list[str] | None = None) -> int:
     from rich.text import Text
 
     parser = argparse.ArgumentParser(prog="python -m xrayhpc.audit", description=__doc__.split("\n")[0])
-    parser.add_argument("--data", default=os.environ.get("XRAYHPC_DATA"),
-                        help="the folder that holds two/ and all/ (default: $XRAYHPC_DATA)")
+    parser.add_argument(
+        "--data",
+        default=os.environ.get("XRAYHPC_DATA"),
+        help="the folder that holds two/ and all/ (default: $XRAYHPC_DATA)",
+    )
     parser.add_argument("--json", action="store_true", help="print the audit as JSON")
     args = parser.parse_args(argv)
     if not args.data:
-        raise UserError("no data folder: pass --data DIR or export XRAYHPC_DATA=DIR (the folder that holds two/ and all/)")
+        raise UserError(
+            "no data folder: pass --data DIR or export XRAYHPC_DATA=DIR (the folder that holds two/ and all/)"
+        )
     result = audit(Path(args.data).expanduser().resolve())
     if args.json:
         print(json.dumps(result, indent=2))

@@ -19,14 +19,34 @@ from xrayhpc.experiment import Experiment
 
 MODES = ("L", "RGB", "RGBA", "P")
 FORMATS = ("JPEG", "PNG")
-FEATURES = ("width", "height", "aspect", "kilobytes", "channel_difference", *(f"mode {m}" for m in MODES),
-            *(f"format {f}" for f in FORMATS))
+FEATURES = (
+    "width",
+    "height",
+    "aspect",
+    "kilobytes",
+    "channel_difference",
+    *(f"mode {m}" for m in MODES),
+    *(f"format {f}" for f in FORMATS),
+)
 TREES = 300
 
 
 def features(facts: list[FileFacts]) -> np.ndarray:
-    return np.array([[f.width, f.height, f.width / f.height, f.bytes / 1024, f.channel_difference,
-                      *(f.mode == m for m in MODES), *(f.format == k for k in FORMATS)] for f in facts], dtype=np.float64)
+    return np.array(
+        [
+            [
+                f.width,
+                f.height,
+                f.width / f.height,
+                f.bytes / 1024,
+                f.channel_difference,
+                *(f.mode == m for m in MODES),
+                *(f.format == k for k in FORMATS),
+            ]
+            for f in facts
+        ],
+        dtype=np.float64,
+    )
 
 
 @dataclass
@@ -75,8 +95,14 @@ def fit(exp: Experiment) -> Baseline:
         return full
 
     counts = {name: {c: int(np.sum(labels[name] == i)) for i, c in enumerate(classes)} for name in sets}
-    return Baseline(classes, counts, skipped, labels, {name: probabilities(f) for name, f in sets.items() if name != "train"},
-                    {name: round(float(v), 4) for name, v in zip(FEATURES, model.feature_importances_, strict=True)})
+    return Baseline(
+        classes,
+        counts,
+        skipped,
+        labels,
+        {name: probabilities(f) for name, f in sets.items() if name != "train"},
+        {name: round(float(v), 4) for name, v in zip(FEATURES, model.feature_importances_, strict=True)},
+    )
 
 
 def describe() -> dict[str, Any]:

@@ -72,8 +72,10 @@ class Checkpoint:
             self.log(f"checkpoint {self.path} is unreadable ({err}); starting from epoch 0")
             return None
         if meta.get("fingerprint") != self.fingerprint:
-            self.log(f"checkpoint {self.path} was made with other settings (fingerprint "
-                     f"{meta.get('fingerprint')}); starting from epoch 0")
+            self.log(
+                f"checkpoint {self.path} was made with other settings (fingerprint "
+                f"{meta.get('fingerprint')}); starting from epoch 0"
+            )
             return None
         for name, targets in self.groups.items():
             saved = [arrays.get(f"{name}/{i}") for i in range(len(targets))]
@@ -87,9 +89,14 @@ class Checkpoint:
                 target.assign(arrays[f"{name}/{i}"])
         best = [arrays[f"best/{i}"] for i in range(meta["counts"]["best"])] if meta["counts"]["best"] else None
         state = TrainState(
-            epoch=meta["epoch"], history=meta["history"], best_epoch=meta["best_epoch"],
-            best_value=meta["best_value"], best_weights=best, seconds=meta["seconds"],
-            runs=meta["runs"] + 1, resumed_from=meta["epoch"],
+            epoch=meta["epoch"],
+            history=meta["history"],
+            best_epoch=meta["best_epoch"],
+            best_value=meta["best_value"],
+            best_weights=best,
+            seconds=meta["seconds"],
+            runs=meta["runs"] + 1,
+            resumed_from=meta["epoch"],
         )
         self.saved_epoch = state.epoch
         self.runs, self.resumed_from = state.runs, state.epoch
@@ -109,9 +116,14 @@ class Checkpoint:
         best = state.best_weights or []
         arrays.update({f"best/{i}": np.asarray(w) for i, w in enumerate(best)})
         meta = {
-            "fingerprint": self.fingerprint, "epoch": state.epoch, "history": state.history,
-            "best_epoch": state.best_epoch, "best_value": state.best_value, "seconds": state.seconds,
-            "runs": state.runs, "saved": time.time(),
+            "fingerprint": self.fingerprint,
+            "epoch": state.epoch,
+            "history": state.history,
+            "best_epoch": state.best_epoch,
+            "best_value": state.best_value,
+            "seconds": state.seconds,
+            "runs": state.runs,
+            "saved": time.time(),
             "counts": {**{k: len(v) for k, v in self.groups.items()}, "best": len(best)},
         }
         buffer = io.BytesIO()

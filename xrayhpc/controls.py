@@ -70,9 +70,11 @@ def sentence(title: str, arms: list[Arm]) -> str | None:
     control = max(controls, key=lambda a: a.accuracy)
     (lo, hi), (clo, chi) = study.interval(), control.interval()
     diff, basis = gain(study, control)
-    text = (f"{title}: the study's best model, {study.label}, reaches {study.accuracy:.3f} ({lo:.2f}–{hi:.2f}); "
-            f"the best control, {control.label} ({control.role.removeprefix('control: ')}), reaches "
-            f"{control.accuracy:.3f} ({clo:.2f}–{chi:.2f}). ")
+    text = (
+        f"{title}: the study's best model, {study.label}, reaches {study.accuracy:.3f} ({lo:.2f}–{hi:.2f}); "
+        f"the best control, {control.label} ({control.role.removeprefix('control: ')}), reaches "
+        f"{control.accuracy:.3f} ({clo:.2f}–{chi:.2f}). "
+    )
     if diff is None:
         return text + f"Gain {study.accuracy - control.accuracy:+.3f}; {basis}."
     text += f"Gain {diff.mean:+.3f}, 95% interval {diff.low:+.3f} to {diff.high:+.3f} ({basis}): "

@@ -76,16 +76,13 @@ def _class_files(split_dir: Path, classes: list[str] | None) -> dict[str, list[P
         classes = found
     elif found != classes:
         raise UserError(
-            f"{split_dir}: class folders {found} differ from train/'s {classes}; "
-            "both splits need the same classes"
+            f"{split_dir}: class folders {found} differ from train/'s {classes}; both splits need the same classes"
         )
     files = {}
     for name in classes:
         images = list_images(split_dir / name)
         if not images:
-            raise UserError(
-                f"{split_dir / name}: no images (looked for {', '.join(IMAGE_SUFFIXES)})"
-            )
+            raise UserError(f"{split_dir / name}: no images (looked for {', '.join(IMAGE_SUFFIXES)})")
         files[name] = images
     return files
 
@@ -112,8 +109,12 @@ def _cache_key(files: list[Path], size: int, interpolation: str, colour: str) ->
 
 
 def decode_all(
-    files: list[Path], size: int, interpolation: str, threads: int,
-    log: Callable[[str], None] = print, colour: str = "rgb",
+    files: list[Path],
+    size: int,
+    interpolation: str,
+    threads: int,
+    log: Callable[[str], None] = print,
+    colour: str = "rgb",
 ) -> tuple[np.ndarray, dict[str, str]]:
     """Decode every file once, cached on disk; unreadable files are reported, not fatal."""
     path = cache_dir() / f"images-{_cache_key(files, size, interpolation, colour)}.npz"
@@ -169,8 +170,13 @@ def discover(task_dir: Path) -> Files:
 
 
 def load_dataset(
-    task_dir: Path, image_size: int, interpolation: str, validation_split: float,
-    threads: int = 1, log: Callable[[str], None] = print, colour: str = "rgb",
+    task_dir: Path,
+    image_size: int,
+    interpolation: str,
+    validation_split: float,
+    threads: int = 1,
+    log: Callable[[str], None] = print,
+    colour: str = "rgb",
 ) -> Dataset:
     """Discover, decode (once) and split; the first `validation_split` of each class is validation."""
     task_dir = Path(task_dir)
@@ -186,13 +192,14 @@ def load_dataset(
         picked, labels = [], []
         for label, name in enumerate(classes):
             n = len(files[name])
-            for p in files[name][int(lo * n):int(hi * n)]:
+            for p in files[name][int(lo * n) : int(hi * n)]:
                 if str(p) not in bad:
                     picked.append(p)
                     labels.append(label)
         rows = [index[str(p)] for p in picked]
         return Split(
-            images[rows], np.asarray(labels, dtype=np.int64),
+            images[rows],
+            np.asarray(labels, dtype=np.int64),
             [str(p.relative_to(task_dir)) for p in picked],
         )
 

@@ -186,8 +186,12 @@ def physical_gpus() -> list[tuple[str, float | None]]:
     if not shutil.which("nvidia-smi"):
         return []
     try:
-        out = subprocess.run(["nvidia-smi", "--query-gpu=name,compute_cap", "--format=csv,noheader"],
-                             capture_output=True, text=True, timeout=30).stdout
+        out = subprocess.run(
+            ["nvidia-smi", "--query-gpu=name,compute_cap", "--format=csv,noheader"],
+            capture_output=True,
+            text=True,
+            timeout=30,
+        ).stdout
     except (OSError, subprocess.SubprocessError):
         return []
     gpus = []
@@ -205,8 +209,16 @@ def gpu_facts() -> GpuFacts:
         built, minimum = tensorflow_build()
     else:
         built, minimum = importlib.util.find_spec("jax_cuda12_plugin") is not None, JAX_MIN_COMPUTE
-    return GpuFacts(backend, built, cuda_wheels(), minimum, gpu_names(), physical_gpus(),
-                    os.environ.get("CUDA_VISIBLE_DEVICES"), socket.gethostname())
+    return GpuFacts(
+        backend,
+        built,
+        cuda_wheels(),
+        minimum,
+        gpu_names(),
+        physical_gpus(),
+        os.environ.get("CUDA_VISIBLE_DEVICES"),
+        socket.gethostname(),
+    )
 
 
 def diagnose(f: GpuFacts) -> str | None:
@@ -219,18 +231,24 @@ def diagnose(f: GpuFacts) -> str | None:
     if not f.cuda_libraries:
         return f"{where}: NVIDIA's CUDA libraries are not installed beside it; run {GPU_INSTALL}"
     if not f.physical or f.cuda_visible_devices in ("", "-1", "NoDevFiles"):
-        return (f"{where}: no GPU was allocated to this job (CUDA_VISIBLE_DEVICES="
-                f"{f.cuda_visible_devices if f.cuda_visible_devices is not None else 'unset'}, "
-                f"{len(f.physical)} GPU(s) reported by the driver); submit with a GPU request (-l gpus=1; "
-                "device = \"gpu\" asks for it through the profile's [gpu] table)")
+        return (
+            f"{where}: no GPU was allocated to this job (CUDA_VISIBLE_DEVICES="
+            f"{f.cuda_visible_devices if f.cuda_visible_devices is not None else 'unset'}, "
+            f"{len(f.physical)} GPU(s) reported by the driver); submit with a GPU request (-l gpus=1; "
+            'device = "gpu" asks for it through the profile\'s [gpu] table)'
+        )
     old = [(n, c) for n, c in f.physical if c is not None and f.min_compute is not None and c < f.min_compute]
     if old:
         name, cap = old[0]
-        return (f"{where}: its GPU {name} has compute capability {cap:.1f}, older than this build supports "
-                f"(>= {f.min_compute:.1f}); ask for newer GPUs with -l gpu_c={f.min_compute:.1f} (the profile's [gpu] gpu_c)")
+        return (
+            f"{where}: its GPU {name} has compute capability {cap:.1f}, older than this build supports "
+            f"(>= {f.min_compute:.1f}); ask for newer GPUs with -l gpu_c={f.min_compute:.1f} (the profile's [gpu] gpu_c)"
+        )
     name, cap = f.physical[0]
-    return (f"{where}: the driver reports {name} (compute capability {cap if cap is not None else 'unknown'}) but the "
-            "backend cannot use it; check `nvidia-smi` and run `python -m xrayhpc.doctor` on the node")
+    return (
+        f"{where}: the driver reports {name} (compute capability {cap if cap is not None else 'unknown'}) but the "
+        "backend cannot use it; check `nvidia-smi` and run `python -m xrayhpc.doctor` on the node"
+    )
 
 
 def check(device: str) -> str:
@@ -238,11 +256,13 @@ def check(device: str) -> str:
     gpus = gpu_names()
     if device == "gpu":
         if not gpus:
-            raise DeviceError(f"device = \"gpu\" but {diagnose(gpu_facts())}. Refusing to run on the CPU and "
-                              "record it as a GPU run (or set device = \"cpu\")")
+            raise DeviceError(
+                f'device = "gpu" but {diagnose(gpu_facts())}. Refusing to run on the CPU and '
+                'record it as a GPU run (or set device = "cpu")'
+            )
         return f"gpu: {gpus[0]}"
     if gpus:
-        raise DeviceError(f"device = \"cpu\" but the backend still sees {gpus}")
+        raise DeviceError(f'device = "cpu" but the backend still sees {gpus}')
     return f"cpu: {cpu_model()}"
 
 
@@ -271,8 +291,14 @@ def bfloat16_problem(used: str) -> str | None:
     """Why the device a run uses has no bfloat16 units, or None when it has them."""
     if used.startswith("gpu"):
         old = [(n, c) for n, c in physical_gpus() if c is not None and c < BF16_MIN_COMPUTE]
-        return (f"its GPU {old[0][0]} (compute capability {old[0][1]:.1f}) has no bfloat16 units "
-                f"(compute capability {BF16_MIN_COMPUTE:.1f} and newer have them)") if old else None
+        return (
+            (
+                f"its GPU {old[0][0]} (compute capability {old[0][1]:.1f}) has no bfloat16 units "
+                f"(compute capability {BF16_MIN_COMPUTE:.1f} and newer have them)"
+            )
+            if old
+            else None
+        )
     if cpu_flags() & BF16_FLAGS:
         return None
     return f"this CPU ({cpu_model()}) has no bfloat16 units (AVX512_BF16 or AMX on x86, BF16 on Arm)"

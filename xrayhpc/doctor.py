@@ -59,14 +59,26 @@ def packages(experiments: list[Experiment]) -> list[Finding]:
     for name in PACKAGES:
         with contextlib.suppress(importlib.metadata.PackageNotFoundError):
             versions[name] = importlib.metadata.version(name)
-    out = [Finding(None, "host", f"{socket.gethostname()}: {os.cpu_count()} CPUs ({device.cpu_model()}), "
-                                 f"slots granted: {device.slots() or 'unset'}"),
-           Finding(True, "python", f"Python {platform.python_version()} ({sys.executable})"),
-           Finding(None, "packages", ", ".join(f"{k} {v}" for k, v in versions.items()))]
+    out = [
+        Finding(
+            None,
+            "host",
+            f"{socket.gethostname()}: {os.cpu_count()} CPUs ({device.cpu_model()}), "
+            f"slots granted: {device.slots() or 'unset'}",
+        ),
+        Finding(True, "python", f"Python {platform.python_version()} ({sys.executable})"),
+        Finding(None, "packages", ", ".join(f"{k} {v}" for k, v in versions.items())),
+    ]
     if "tensorflow" in versions and "tensorflow-cpu" in versions:
-        out.append(Finding(False, "packages", "tensorflow and tensorflow-cpu are both installed and overwrite each other",
-                           "pip uninstall -y tensorflow tensorflow-cpu, then make install (GPU=1 on GPU nodes)",
-                           _ids(experiments)))
+        out.append(
+            Finding(
+                False,
+                "packages",
+                "tensorflow and tensorflow-cpu are both installed and overwrite each other",
+                "pip uninstall -y tensorflow tensorflow-cpu, then make install (GPU=1 on GPU nodes)",
+                _ids(experiments),
+            )
+        )
     return out
 
 
@@ -76,20 +88,45 @@ def backend(experiments: list[Experiment], here: str | None) -> list[Finding]:
     try:
         facts = device.gpu_facts()
     except Exception as err:  # an import that fails is the finding itself
-        return [Finding(False, "backend", f"the {name} backend cannot start: {type(err).__name__}: {err}",
-                        "make install (GPU=1 on GPU nodes) in this environment", _ids(experiments))]
-    build = (f"built with CUDA for compute capability >= {facts.min_compute:.1f}" if facts.built_with_cuda and facts.min_compute
-             else "built with CUDA" if facts.built_with_cuda else "built without CUDA")
+        return [
+            Finding(
+                False,
+                "backend",
+                f"the {name} backend cannot start: {type(err).__name__}: {err}",
+                "make install (GPU=1 on GPU nodes) in this environment",
+                _ids(experiments),
+            )
+        ]
+    build = (
+        f"built with CUDA for compute capability >= {facts.min_compute:.1f}"
+        if facts.built_with_cuda and facts.min_compute
+        else "built with CUDA"
+        if facts.built_with_cuda
+        else "built without CUDA"
+    )
     libraries = "NVIDIA's CUDA libraries installed" if facts.cuda_libraries else "no CUDA libraries"
     gpu_jobs = _ids(experiments, "gpu")
-    out = [Finding(facts.cuda_ready if gpu_jobs else None, "backend", f"{name}: {build}; {libraries}",
-                   "" if facts.cuda_ready or not gpu_jobs else device.GPU_INSTALL,
-                   () if facts.cuda_ready else gpu_jobs)]
+    out = [
+        Finding(
+            facts.cuda_ready if gpu_jobs else None,
+            "backend",
+            f"{name}: {build}; {libraries}",
+            "" if facts.cuda_ready or not gpu_jobs else device.GPU_INSTALL,
+            () if facts.cuda_ready else gpu_jobs,
+        )
+    ]
     shown = ", ".join(f"{n} (compute capability {c if c is not None else '?'})" for n, c in facts.physical) or "none"
     if here == "gpu":
         reason = device.diagnose(facts)
-        out.append(Finding(reason is None, "gpu", f"GPUs the backend uses: {', '.join(facts.visible) or 'none'}; "
-                           f"driver reports: {shown}", reason or "", gpu_jobs if reason else ()))
+        out.append(
+            Finding(
+                reason is None,
+                "gpu",
+                f"GPUs the backend uses: {', '.join(facts.visible) or 'none'}; driver reports: {shown}",
+                reason or "",
+                gpu_jobs if reason else (),
+            )
+        )
     else:
         note = "" if facts.visible else " (login nodes have none: --on-node gpu asks a GPU node)" if gpu_jobs else ""
         out.append(Finding(None, "gpu", f"GPUs here: {', '.join(facts.visible) or shown}{note}"))
@@ -119,8 +156,15 @@ def weights(experiments: list[Experiment], grid: str) -> list[Finding]:
     for w in needed(experiments):
         issue = problem(folder / w.name, w)
         fix = f"make weights GRID={grid} (python -m xrayhpc.weights) where there is internet"
-        out.append(Finding(issue is None, "weights", issue or f"{folder / w.name}", fix if issue else "",
-                           w.experiments if issue else ()))
+        out.append(
+            Finding(
+                issue is None,
+                "weights",
+                issue or f"{folder / w.name}",
+                fix if issue else "",
+                w.experiments if issue else (),
+            )
+        )
     return out
 
 
@@ -131,15 +175,32 @@ def profile_request(experiments: list[Experiment], profile: Profile, kind: str) 
     passed = profile.sge("cpu")["env"]
     if passed:
         given = [n for n in passed if os.environ.get(n)]
-        out.append(Finding(None, "profile", f"passed to jobs (-v): {', '.join(given) or 'none set'}"
-                           + (f"; unset here: {', '.join(n for n in passed if n not in given)}" if len(given) < len(passed) else "")))
+        out.append(
+            Finding(
+                None,
+                "profile",
+                f"passed to jobs (-v): {', '.join(given) or 'none set'}"
+                + (
+                    f"; unset here: {', '.join(n for n in passed if n not in given)}"
+                    if len(given) < len(passed)
+                    else ""
+                ),
+            )
+        )
     gpu_jobs = _ids(experiments, "gpu")
     gpu_c = profile.devices.get("gpu", {}).get("gpu_c")
     if gpu_jobs and device.backend_name() == "tensorflow":
         _, minimum = device.tensorflow_build()
         if minimum and (gpu_c is None or gpu_c < minimum):
-            out.append(Finding(False, "profile", f"[gpu] gpu_c = {gpu_c} admits GPUs this TensorFlow cannot use (>= {minimum:.1f})",
-                               f"set gpu_c = {minimum:.1f} in {profile.path}", gpu_jobs))
+            out.append(
+                Finding(
+                    False,
+                    "profile",
+                    f"[gpu] gpu_c = {gpu_c} admits GPUs this TensorFlow cannot use (>= {minimum:.1f})",
+                    f"set gpu_c = {minimum:.1f} in {profile.path}",
+                    gpu_jobs,
+                )
+            )
         elif minimum:
             out.append(Finding(True, "profile", f"[gpu] gpu_c = {gpu_c} (this build needs >= {minimum:.1f})"))
     return out
@@ -147,17 +208,30 @@ def profile_request(experiments: list[Experiment], profile: Profile, kind: str) 
 
 def scheduler(experiments: list[Experiment], kind: str) -> list[Finding]:
     if kind == "local":
-        return [Finding(None, "scheduler", "none: experiments run one after another on this machine (--executor local)")]
+        return [
+            Finding(None, "scheduler", "none: experiments run one after another on this machine (--executor local)")
+        ]
     command = ["qstat"] if kind == "sge" else ["squeue", "--me"]
     if not shutil.which(command[0]):
-        return [Finding(False, "scheduler", f"{command[0]} is not installed here", "submit from a login node", _ids(experiments))]
+        return [
+            Finding(
+                False, "scheduler", f"{command[0]} is not installed here", "submit from a login node", _ids(experiments)
+            )
+        ]
     try:
         answer = subprocess.run(command, capture_output=True, text=True, timeout=60)
         ok, said = answer.returncode == 0, answer.stderr.strip().splitlines()
     except (OSError, subprocess.SubprocessError) as err:
         ok, said = False, [str(err)]
-    return [Finding(ok, "scheduler", f"{' '.join(command)} " + ("answers" if ok else f"fails: {' '.join(said)[:200]}"),
-                    "" if ok else "is the scheduler up? (here: make cluster-up)", () if ok else _ids(experiments))]
+    return [
+        Finding(
+            ok,
+            "scheduler",
+            f"{' '.join(command)} " + ("answers" if ok else f"fails: {' '.join(said)[:200]}"),
+            "" if ok else "is the scheduler up? (here: make cluster-up)",
+            () if ok else _ids(experiments),
+        )
+    ]
 
 
 def on_this_host(experiments: list[Experiment], grid: str, here: str | None) -> list[Finding]:
@@ -167,8 +241,16 @@ def on_this_host(experiments: list[Experiment], grid: str, here: str | None) -> 
     return [*packages(experiments), *backend(experiments, here), *data(experiments), *weights(experiments, grid)]
 
 
-def on_node(experiments: list[Experiment], grid: str, profile: Profile, kind: str, node: str,
-            root: Path, wait_s: float, say: Any) -> list[Finding]:
+def on_node(
+    experiments: list[Experiment],
+    grid: str,
+    profile: Profile,
+    kind: str,
+    node: str,
+    root: Path,
+    wait_s: float,
+    say: Any,
+) -> list[Finding]:
     """The same checks inside a short job that asks the profile's request for `node` (cpu or gpu)."""
     from xrayhpc.submit import cluster_executor
 
@@ -176,7 +258,7 @@ def on_node(experiments: list[Experiment], grid: str, profile: Profile, kind: st
         raise UserError(f"--on-node needs a scheduler; this machine has none (executor {kind})")
     mine = [e for e in experiments if e.device == node]
     if not mine:
-        raise UserError(f"{grid}: no experiment has device = \"{node}\"; nothing to check on such a node")
+        raise UserError(f'{grid}: no experiment has device = "{node}"; nothing to check on such a node')
     executor = cluster_executor(kind, node, profile, root / ".doctor" / "%j", f"xrayhpc-doctor-{node}")
     executor.update_parameters(**({"time": 10} if kind == "sge" else {"timeout_min": 10}))
     job = executor.submit(on_this_host, mine, grid, node)
@@ -185,13 +267,17 @@ def on_node(experiments: list[Experiment], grid: str, profile: Profile, kind: st
     while not job.done(force_check=True):
         if time.monotonic() > end:
             job.cancel(check=False)
-            raise UserError(f"job {job.job_id} did not finish within {wait_s:g} s (state {job.state}); it was "
-                            "deleted. A busy queue? Try again with --wait SECONDS")
+            raise UserError(
+                f"job {job.job_id} did not finish within {wait_s:g} s (state {job.state}); it was "
+                "deleted. A busy queue? Try again with --wait SECONDS"
+            )
         time.sleep(1)
     try:
         return [Finding(None, "node", f"answered by job {job.job_id}"), *job.result()]
     except Exception as err:  # the job itself failed: its own words
-        raise UserError(f"job {job.job_id} failed: {str(err).strip().splitlines()[-1][:300]} (log: {job.paths.stdout})") from None
+        raise UserError(
+            f"job {job.job_id} failed: {str(err).strip().splitlines()[-1][:300]} (log: {job.paths.stdout})"
+        ) from None
 
 
 def show(found: list[Finding], console: Console) -> list[str]:
@@ -211,14 +297,25 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m xrayhpc.doctor", description=__doc__.split("\n")[0])
     parser.add_argument("--grid", default="jobs/report.toml", help="grid file or name (default: jobs/report.toml)")
     parser.add_argument("--only", help="only experiments whose id matches this pattern")
-    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a setting in every experiment")
+    parser.add_argument(
+        "--set", action="append", default=[], metavar="KEY=VALUE", help="override a setting in every experiment"
+    )
     parser.add_argument("--data", help="data root holding two/ and all/ (default: $XRAYHPC_DATA, the grid's)")
-    parser.add_argument("--profile", help="site profile: a file, or a name in qsub/ (default: $XRAYHPC_PROFILE, else scc)")
+    parser.add_argument(
+        "--profile", help="site profile: a file, or a name in qsub/ (default: $XRAYHPC_PROFILE, else scc)"
+    )
     parser.add_argument("--project", help="the project to charge (-P); default: the profile's or $XRAYHPC_PROJECT")
-    parser.add_argument("--executor", choices=[e for e in EXECUTORS if e != "dry-run"],
-                        help="default: sge if installed, slurm if installed, else local")
-    parser.add_argument("--on-node", choices=("cpu", "gpu"), help="run the checks inside a job with this device's request")
-    parser.add_argument("--wait", type=float, default=600, metavar="SECONDS", help="how long --on-node waits (default 600)")
+    parser.add_argument(
+        "--executor",
+        choices=[e for e in EXECUTORS if e != "dry-run"],
+        help="default: sge if installed, slurm if installed, else local",
+    )
+    parser.add_argument(
+        "--on-node", choices=("cpu", "gpu"), help="run the checks inside a job with this device's request"
+    )
+    parser.add_argument(
+        "--wait", type=float, default=600, metavar="SECONDS", help="how long --on-node waits (default 600)"
+    )
     parser.add_argument("--results", help="results root; --on-node keeps the job's files in its .doctor/")
     args = parser.parse_args(argv)
     experiments = select(load_grid(Path(args.grid), parse_overrides(args.set), args.data), args.only)
@@ -230,16 +327,27 @@ def main(argv: list[str] | None = None) -> int:
     found = [*profile_request(experiments, profile, kind), *scheduler(experiments, kind)]
     if args.on_node:
         stopped = show(found, console)
-        found = on_node(experiments, args.grid, profile, kind, args.on_node, results_root(args.results), args.wait,
-                        lambda line: console.print(line, markup=False))
+        found = on_node(
+            experiments,
+            args.grid,
+            profile,
+            kind,
+            args.on_node,
+            results_root(args.results),
+            args.wait,
+            lambda line: console.print(line, markup=False),
+        )
         stopped += show(found, console)
     else:
         stopped = show([*on_this_host(experiments, args.grid, None), *found], console)
     if stopped:
         console.print(f"[red]would fail:[/] {', '.join(sorted(set(stopped)))}")
         return 1
-    console.print(f"[green]every experiment of {args.grid} ({len(experiments)}) can start"
-                  + (f" on a {args.on_node} node" if args.on_node else "") + "[/]")
+    console.print(
+        f"[green]every experiment of {args.grid} ({len(experiments)}) can start"
+        + (f" on a {args.on_node} node" if args.on_node else "")
+        + "[/]"
+    )
     return 0
 
 

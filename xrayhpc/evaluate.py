@@ -25,8 +25,10 @@ def test_metrics(probs: np.ndarray, labels: np.ndarray, classes: list[str]) -> d
     )
     per_class = {
         name: {
-            "precision": float(precision[i]), "recall": float(recall[i]),
-            "f1": float(f1[i]), "support": int(support[i]),
+            "precision": float(precision[i]),
+            "recall": float(recall[i]),
+            "f1": float(f1[i]),
+            "support": int(support[i]),
         }
         for i, name in enumerate(classes)
     }

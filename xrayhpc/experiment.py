@@ -13,9 +13,9 @@ import itertools
 import json
 import os
 import re
-from fnmatch import fnmatch
 import tomllib
 from dataclasses import dataclass, field
+from fnmatch import fnmatch
 from pathlib import Path
 from typing import Any
 
@@ -165,9 +165,7 @@ def _coerce(name: str, value: Any, where: str) -> Any:
             raise bad
         return value
     item = int if kind == "tuple[int, ...]" else (int, float)
-    if not isinstance(value, list | tuple) or not all(
-        isinstance(v, item) and not isinstance(v, bool) for v in value
-    ):
+    if not isinstance(value, list | tuple) or not all(isinstance(v, item) and not isinstance(v, bool) for v in value):
         raise bad
     return tuple(value) if item is int else tuple(float(v) for v in value)
 
@@ -185,7 +183,7 @@ def _check(exp: Experiment, where: str) -> None:
     if exp.device not in DEVICES:
         fail("device", f"use one of {', '.join(DEVICES)}")
     if exp.backbone in BASELINES and exp.device != "cpu":
-        fail("device", "the metadata baseline is a scikit-learn model and runs on the CPU: use \"cpu\"")
+        fail("device", 'the metadata baseline is a scikit-learn model and runs on the CPU: use "cpu"')
     for key in ("epochs", "batch_size"):
         if getattr(exp, key) < 1:
             fail(key, "it must be at least 1")
@@ -217,9 +215,9 @@ def _check(exp: Experiment, where: str) -> None:
     if not 0 <= exp.validation_split < 1:
         fail("validation_split", "it must be in [0, 1)")
     if exp.validation_split == 0 and exp.checkpoint != "last":
-        fail("checkpoint", "a best-validation checkpoint needs validation_split > 0; use \"last\"")
+        fail("checkpoint", 'a best-validation checkpoint needs validation_split > 0; use "last"')
     if exp.weights not in ("imagenet", "none") and not Path(exp.weights).is_file():
-        fail("weights", "use \"imagenet\", \"none\" or the path of an existing weights file")
+        fail("weights", 'use "imagenet", "none" or the path of an existing weights file')
     if exp.tag and not SAFE_NAME.fullmatch(exp.tag):
         fail("tag", f"it names a folder and a job: use {SAFE_CHARACTERS}")
 
@@ -227,9 +225,7 @@ def _check(exp: Experiment, where: str) -> None:
 def _build(values: dict[str, Any], where: str, suffix: str, data_default: str) -> Experiment:
     unknown = sorted(set(values) - set(FIELDS))
     if unknown:
-        raise UserError(
-            f"{where}: unknown key `{unknown[0]}`; the keys are: {', '.join(FIELDS)}"
-        )
+        raise UserError(f"{where}: unknown key `{unknown[0]}`; the keys are: {', '.join(FIELDS)}")
     for key in ID_KEYS:
         if key not in values:
             raise UserError(f"{where}: `{key}` is missing; every experiment needs {', '.join(ID_KEYS)}")
@@ -245,9 +241,7 @@ def _expand(table: dict[str, Any]) -> list[tuple[dict[str, Any], str]]:
     axes: dict[str, list[Any]] = {}
     for key, value in table.items():
         is_tuple = key in FIELDS and FIELDS[key].type.startswith("tuple")
-        expands = isinstance(value, list) and (
-            not is_tuple or (value and all(isinstance(v, list) for v in value))
-        )
+        expands = isinstance(value, list) and (not is_tuple or (value and all(isinstance(v, list) for v in value)))
         axes[key] = value if expands else [value]
     varying = [k for k, v in axes.items() if len(v) > 1 and k not in ID_KEYS]
     out = []
@@ -313,9 +307,7 @@ def load_grid(path: Path, overrides: dict[str, Any] | None = None, data: str | N
     allowed_top = {"data", "defaults", "experiment"}
     unknown = sorted(set(doc) - allowed_top)
     if unknown:
-        raise UserError(
-            f"{path}: unknown top-level key `{unknown[0]}`; use `data`, [defaults] and [[experiment]]"
-        )
+        raise UserError(f"{path}: unknown top-level key `{unknown[0]}`; use `data`, [defaults] and [[experiment]]")
     tables = doc.get("experiment", [])
     if not isinstance(tables, list) or not tables:
         raise UserError(f"{path}: no [[experiment]] tables; add at least one")
@@ -332,8 +324,7 @@ def load_grid(path: Path, overrides: dict[str, Any] | None = None, data: str | N
             exp = _build(values, where, suffix, root)
             if exp.id in seen:
                 raise UserError(
-                    f"{where}: id `{exp.id}` is also made by {seen[exp.id]}; "
-                    "give one of them a distinct `tag`"
+                    f"{where}: id `{exp.id}` is also made by {seen[exp.id]}; give one of them a distinct `tag`"
                 )
             seen[exp.id] = where
             experiments.append(exp)

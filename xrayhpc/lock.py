@@ -33,8 +33,10 @@ def results_lock(root: Path, wait_s: float, say: Callable[[str], None]) -> Itera
             end = time.monotonic() + wait_s
             while not _try(fd):
                 if time.monotonic() >= end:
-                    raise UserError(f"{path}: another submit-all ({holder}) still holds the results folder after "
-                                    f"{wait_s:g} s; let it finish, or wait longer with --wait SECONDS")
+                    raise UserError(
+                        f"{path}: another submit-all ({holder}) still holds the results folder after "
+                        f"{wait_s:g} s; let it finish, or wait longer with --wait SECONDS"
+                    )
                 time.sleep(0.2)
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"pid {os.getpid()} on {socket.gethostname()} since {time.strftime('%H:%M:%S')}\n".encode(), 0)

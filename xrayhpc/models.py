@@ -47,17 +47,42 @@ class Backbone:
 
 
 BACKBONES: dict[str, Backbone] = {
-    "vgg16": Backbone("vgg16", "VGG16", "vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5", "vgg16",
-                      "6d6bbae143d832006294945121d1f1fc"),
-    "vgg19": Backbone("vgg19", "VGG19", "vgg19_weights_tf_dim_ordering_tf_kernels_notop.h5", "vgg19",
-                      "253f8cb515780f3b799900260a226db6"),
-    "resnet50": Backbone("resnet50", "ResNet50", "resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5", "resnet",
-                         "4d473c1dd8becc155b73f8504c6f6626"),
-    "inception_v3": Backbone("inception_v3", "InceptionV3", "inception_v3_weights_tf_dim_ordering_tf_kernels_notop.h5",
-                             "inception_v3", "bcbd6486424b2319ff4ef7d526e38f63", min_size=75),
+    "vgg16": Backbone(
+        "vgg16",
+        "VGG16",
+        "vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5",
+        "vgg16",
+        "6d6bbae143d832006294945121d1f1fc",
+    ),
+    "vgg19": Backbone(
+        "vgg19",
+        "VGG19",
+        "vgg19_weights_tf_dim_ordering_tf_kernels_notop.h5",
+        "vgg19",
+        "253f8cb515780f3b799900260a226db6",
+    ),
+    "resnet50": Backbone(
+        "resnet50",
+        "ResNet50",
+        "resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5",
+        "resnet",
+        "4d473c1dd8becc155b73f8504c6f6626",
+    ),
+    "inception_v3": Backbone(
+        "inception_v3",
+        "InceptionV3",
+        "inception_v3_weights_tf_dim_ordering_tf_kernels_notop.h5",
+        "inception_v3",
+        "bcbd6486424b2319ff4ef7d526e38f63",
+        min_size=75,
+    ),
     "mobilenet": Backbone("mobilenet", "MobileNet", "mobilenet_1_0_{size}_tf_no_top.h5", "mobilenet"),
-    "mobilenet_v2": Backbone("mobilenet_v2", "MobileNetV2",
-                             "mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_{size}_no_top.h5", "mobilenet_v2"),
+    "mobilenet_v2": Backbone(
+        "mobilenet_v2",
+        "MobileNetV2",
+        "mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_{size}_no_top.h5",
+        "mobilenet_v2",
+    ),
 }
 
 
@@ -88,11 +113,11 @@ def _missing_weights(name: str, image_size: int, err: BaseException) -> UserErro
     spec = BACKBONES[name]
     file = spec.weights_file(image_size)
     return UserError(
-        f"weights = \"imagenet\" for {name}: {file} is not in {keras_models_dir()} and could not "
+        f'weights = "imagenet" for {name}: {file} is not in {keras_models_dir()} and could not '
         f"be downloaded ({type(err).__name__}: {str(err).splitlines()[0][:120]}); on a machine "
         "with internet (an SCC login node) run `make weights GRID=<your grid>` (python -m xrayhpc.weights), "
         f"or fetch {spec.weights_url(image_size)} into that folder yourself (KERAS_HOME moves it), "
-        "or use weights = \"none\" or a file path"
+        'or use weights = "none" or a file path'
     )
 
 
@@ -106,9 +131,7 @@ def build_backbone(name: str, image_size: int, weights: str) -> keras.Model:
     previous = socket.getdefaulttimeout()
     socket.setdefaulttimeout(DOWNLOAD_TIMEOUT_S)
     try:
-        return constructor(
-            include_top=False, weights=source, input_shape=(image_size, image_size, 3)
-        )
+        return constructor(include_top=False, weights=source, input_shape=(image_size, image_size, 3))
     except Exception as err:  # Keras raises a bare Exception for a failed fetch
         if source == "imagenet":
             raise _missing_weights(name, image_size, err) from None
@@ -130,8 +153,11 @@ def preprocess(name: str, mode: str, images: np.ndarray) -> np.ndarray:
 
 
 def build_head(
-    input_shape: tuple[int, ...], units: tuple[int, ...], dropouts: tuple[float, ...],
-    classes: int, seed: int,
+    input_shape: tuple[int, ...],
+    units: tuple[int, ...],
+    dropouts: tuple[float, ...],
+    classes: int,
+    seed: int,
 ) -> keras.Model:
     """Flatten, then Dense+Dropout per layer, then sigmoid (2 classes) or softmax.
 
@@ -141,9 +167,7 @@ def build_head(
 
     layers: list[Any] = [keras.Input(input_shape), keras.layers.Flatten()]
     for i, (width, rate) in enumerate(zip(units, dropouts, strict=True)):
-        layers.append(
-            keras.layers.Dense(width, activation="relu", name=FEATURE_LAYER if i == 0 else None)
-        )
+        layers.append(keras.layers.Dense(width, activation="relu", name=FEATURE_LAYER if i == 0 else None))
         layers.append(keras.layers.Dropout(rate, seed=seed + i))
     if classes == 2:
         layers.append(keras.layers.Dense(1, activation="sigmoid"))

@@ -45,8 +45,14 @@ def tsne_png(points: np.ndarray | None, labels: np.ndarray, classes: list[str], 
     fig, ax = plt.subplots(figsize=(6, 5))
     colours = plt.get_cmap("tab10")
     if points is None:
-        ax.text(0.5, 0.5, "the feature layer's output is constant\n(or too few images): nothing to embed",
-                ha="center", va="center", transform=ax.transAxes)
+        ax.text(
+            0.5,
+            0.5,
+            "the feature layer's output is constant\n(or too few images): nothing to embed",
+            ha="center",
+            va="center",
+            transform=ax.transAxes,
+        )
         points = np.full((len(labels), 2), np.nan)
     for i, name in enumerate(classes):
         mask = labels == i

@@ -19,9 +19,18 @@ from xrayhpc.errors import UserError
 
 DEFAULT_PROFILE = "scc"
 SITE_KEYS = {
-    "project": str, "require_project": bool, "queue": str, "partition": str, "time": str,
-    "signal_delay_s": int, "setup": list, "array_parallelism": int, "extra_directives": list,
-    "env": list, "mail": str, "mail_events": str,
+    "project": str,
+    "require_project": bool,
+    "queue": str,
+    "partition": str,
+    "time": str,
+    "signal_delay_s": int,
+    "setup": list,
+    "array_parallelism": int,
+    "extra_directives": list,
+    "env": list,
+    "mail": str,
+    "mail_events": str,
 }
 # What the worker reads from its environment; Grid Engine passes the submitting shell's variables
 # only when asked (-v), so these go with every job unless a profile lists its own.
@@ -51,8 +60,11 @@ class Profile:
             "setup": list(self.site.get("setup", [])),
             "extra_directives": list(self.site.get("extra_directives", [])),
             "env": list(self.site.get("env", DEFAULT_ENV)),
-            **{k: self.site[k] for k in ("project", "queue", "array_parallelism", "mail", "mail_events")
-               if self.site.get(k)},
+            **{
+                k: self.site[k]
+                for k in ("project", "queue", "array_parallelism", "mail", "mail_events")
+                if self.site.get(k)
+            },
             **({"signal_delay_s": self.site["signal_delay_s"]} if "signal_delay_s" in self.site else {}),
             **resources,
         }
@@ -127,6 +139,8 @@ def load_profile(name: str | Path | None = None, project: str | None = None) -> 
 def missing_project(profile: Profile) -> str | None:
     """The one-line complaint when a site charges jobs to a project and none is set."""
     if profile.site.get("require_project") and not profile.site.get("project"):
-        return (f"{profile.path}: `project` is empty and this site charges every job to a project (-P); "
-                "pass --project NAME, export XRAYHPC_PROJECT=NAME, or set it in the profile")
+        return (
+            f"{profile.path}: `project` is empty and this site charges every job to a project (-P); "
+            "pass --project NAME, export XRAYHPC_PROJECT=NAME, or set it in the profile"
+        )
     return None

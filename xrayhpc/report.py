@@ -33,17 +33,38 @@ from xrayhpc.state import USAGE, Row, collect, experiment_folders, usage_cells
 from xrayhpc.stats import Summary, paired, summary, wilson
 
 # The report the study was made from: (task, backbone) -> (test accuracy, test loss)
-PUBLISHED = {("binary", "vgg16"): (0.944, 0.3084), ("multiclass", "vgg16"): (0.66, 0.79),
-             ("multiclass", "mobilenet"): (0.75, 0.69)}
+PUBLISHED = {
+    ("binary", "vgg16"): (0.944, 0.3084),
+    ("multiclass", "vgg16"): (0.66, 0.79),
+    ("multiclass", "mobilenet"): (0.75, 0.69),
+}
 # A published figure stands beside a run only when these settings equal the report's own, as the
 # packaged jobs/report.toml holds them; otherwise the row names what differs.
-COMPARED = ("weights", "image_size", "epochs", "batch_size", "learning_rate", "head_units", "dropouts",
-            "trainable_backbone", "augment", "preprocessing", "checkpoint", "validation_split", "colour", "precision")
+COMPARED = (
+    "weights",
+    "image_size",
+    "epochs",
+    "batch_size",
+    "learning_rate",
+    "head_units",
+    "dropouts",
+    "trainable_backbone",
+    "augment",
+    "preprocessing",
+    "checkpoint",
+    "validation_split",
+    "colour",
+    "precision",
+)
 # Runs that differ only in these are repeats of one configuration.
 NOT_CONFIGURATION = ("seed", "fingerprint", "id")
 CHART_PAIRS = 30  # more bars than this are unreadable; the table lists every pair
-IMAGES = (("tsne-train.png", "t-SNE, training folder"), ("tsne-test.png", "t-SNE, test set"),
-          ("curves.png", "training curves"), ("confusion.png", "test confusion matrix"))
+IMAGES = (
+    ("tsne-train.png", "t-SNE, training folder"),
+    ("tsne-test.png", "t-SNE, test set"),
+    ("curves.png", "training curves"),
+    ("confusion.png", "test confusion matrix"),
+)
 
 
 @dataclass
@@ -72,7 +93,9 @@ def load_results(root: Path) -> tuple[list[Result], dict[str, str]]:
         if not isinstance(data, dict):
             skipped[folder.name] = f"{path}: damaged (not readable JSON), left out"
         elif data.get("schema_version") != SCHEMA_VERSION:
-            skipped[folder.name] = f"{path}: schema_version {data.get('schema_version')!r} is not {SCHEMA_VERSION}, left out"
+            skipped[folder.name] = (
+                f"{path}: schema_version {data.get('schema_version')!r} is not {SCHEMA_VERSION}, left out"
+            )
         else:
             try:
                 data["test"]["accuracy"], data["experiment"]["task"], data["timing"]["total"]
@@ -117,19 +140,29 @@ def comparison_rows(results: list[Result], task: str) -> list[dict[str, Any]]:
         low, high = wilson(test["correct"], test["count"])
         published, differs = reference(r.exp)
         facts = r.exp["backbone"] == "metadata"
-        rows.append({
-            "id": r.id, "role": role(r.exp), "backbone": r.exp["backbone"],
-            "backbone_mode": ("file facts" if facts else "trained" if r.exp["trainable_backbone"] else "frozen")
-            + (f", {r.exp['precision']}" if r.exp.get("precision", "float32") != "float32" else ""),
-            "augment": "–" if facts else "on" if r.exp["augment"] else "off",
-            "weights": "–" if facts else r.exp["weights"] if r.exp["weights"] in ("imagenet", "none") else "file",
-            "device": r.exp["device"], "accuracy": test["accuracy"], "ci": (low, high), "loss": test["loss"],
-            "macro_f1": test["macro_f1"], "roc_auc": test["roc_auc"],
-            "recall": {c: v["recall"] for c, v in test["per_class"].items()},
-            "epochs": r.metrics["epochs_run"], "best_epoch": r.metrics["best_epoch"],
-            "published": published, "differs": differs,
-            "diff": (test["accuracy"] - published[0], test["loss"] - published[1]) if published else None,
-        })
+        rows.append(
+            {
+                "id": r.id,
+                "role": role(r.exp),
+                "backbone": r.exp["backbone"],
+                "backbone_mode": ("file facts" if facts else "trained" if r.exp["trainable_backbone"] else "frozen")
+                + (f", {r.exp['precision']}" if r.exp.get("precision", "float32") != "float32" else ""),
+                "augment": "–" if facts else "on" if r.exp["augment"] else "off",
+                "weights": "–" if facts else r.exp["weights"] if r.exp["weights"] in ("imagenet", "none") else "file",
+                "device": r.exp["device"],
+                "accuracy": test["accuracy"],
+                "ci": (low, high),
+                "loss": test["loss"],
+                "macro_f1": test["macro_f1"],
+                "roc_auc": test["roc_auc"],
+                "recall": {c: v["recall"] for c, v in test["per_class"].items()},
+                "epochs": r.metrics["epochs_run"],
+                "best_epoch": r.metrics["best_epoch"],
+                "published": published,
+                "differs": differs,
+                "diff": (test["accuracy"] - published[0], test["loss"] - published[1]) if published else None,
+            }
+        )
     return rows
 
 
@@ -168,16 +201,34 @@ def _pm(s: Summary) -> str:
 
 
 def group_table(groups: list[Group]) -> tuple[list[str], list[list[str]]]:
-    header = ["configuration", "n", "seeds", "test acc mean ± sd", "95% CI of mean", "range", "test loss mean ± sd",
-              "macro F1 mean ± sd", "report acc / loss"]
+    header = [
+        "configuration",
+        "n",
+        "seeds",
+        "test acc mean ± sd",
+        "95% CI of mean",
+        "range",
+        "test loss mean ± sd",
+        "macro F1 mean ± sd",
+        "report acc / loss",
+    ]
     body = []
     for g in groups:
         acc = g.summary("accuracy")
         published, differs = reference(g.members[0].exp)
-        body.append([g.label, str(acc.n), ",".join(str(s) for s in g.values("accuracy")), _pm(acc),
-                     f"{max(0.0, acc.low):.3f}–{min(1.0, acc.high):.3f}", f"{acc.lowest:.3f}–{acc.highest:.3f}",
-                     _pm(g.summary("loss")), _pm(g.summary("macro_f1")),
-                     f"{published[0]:g} / {published[1]:g}" if published else ("differs" if differs else "–")])
+        body.append(
+            [
+                g.label,
+                str(acc.n),
+                ",".join(str(s) for s in g.values("accuracy")),
+                _pm(acc),
+                f"{max(0.0, acc.low):.3f}–{min(1.0, acc.high):.3f}",
+                f"{acc.lowest:.3f}–{acc.highest:.3f}",
+                _pm(g.summary("loss")),
+                _pm(g.summary("macro_f1")),
+                f"{published[0]:g} / {published[1]:g}" if published else ("differs" if differs else "–"),
+            ]
+        )
     return header, body
 
 
@@ -185,8 +236,12 @@ def paired_rows(groups: list[Group]) -> list[tuple[str, Summary, Summary]]:
     """A − B in accuracy and loss over the seeds both ran, for configurations of one task."""
     out = []
     for i, a in enumerate(groups):
-        for b in groups[i + 1:]:
-            differ = {k for k in a.members[0].exp if k not in NOT_CONFIGURATION and a.members[0].exp[k] != b.members[0].exp.get(k)}
+        for b in groups[i + 1 :]:
+            differ = {
+                k
+                for k in a.members[0].exp
+                if k not in NOT_CONFIGURATION and a.members[0].exp[k] != b.members[0].exp.get(k)
+            }
             if a.task != b.task or differ == {"device"}:
                 continue
             acc, loss = paired(a.values("accuracy"), b.values("accuracy")), paired(a.values("loss"), b.values("loss"))
@@ -196,13 +251,30 @@ def paired_rows(groups: list[Group]) -> list[tuple[str, Summary, Summary]]:
 
 
 def paired_table(rows: list[tuple[str, Summary, Summary]]) -> tuple[list[str], list[list[str]]]:
-    header = ["comparison", "seeds in common", "Δ test acc mean ± sd", "95% CI (paired)", "Δ test loss mean ± sd", "95% CI (paired)"]
-    return header, [[label, str(acc.n), _pm(acc), f"{acc.low:+.3f} to {acc.high:+.3f}", _pm(loss),
-                     f"{loss.low:+.3f} to {loss.high:+.3f}"] for label, acc, loss in rows]
+    header = [
+        "comparison",
+        "seeds in common",
+        "Δ test acc mean ± sd",
+        "95% CI (paired)",
+        "Δ test loss mean ± sd",
+        "95% CI (paired)",
+    ]
+    return header, [
+        [
+            label,
+            str(acc.n),
+            _pm(acc),
+            f"{acc.low:+.3f} to {acc.high:+.3f}",
+            _pm(loss),
+            f"{loss.low:+.3f} to {loss.high:+.3f}",
+        ]
+        for label, acc, loss in rows
+    ]
 
 
 def device_pairs(results: list[Result]) -> tuple[list[tuple[Result, Result]], list[Result]]:
     """Experiments equal in every setting but the device; the rest ran on one device only."""
+
     def key(r: Result) -> tuple[Any, ...]:
         return tuple(sorted((k, str(v)) for k, v in r.exp.items() if k not in ("device", "fingerprint", "id")))
 
@@ -224,11 +296,16 @@ def timing_rows(pairs: list[tuple[Result, Result]]) -> list[dict[str, Any]]:
     rows = []
     for gpu, cpu in sorted(pairs, key=lambda p: p[0].id):
         g, c = gpu.metrics["timing"], cpu.metrics["timing"]
-        rows.append({
-            "experiment": gpu.id.replace("-gpu", ""), "gpu": g, "cpu": c,
-            "speedup": c["total"] / g["total"] if g["total"] else float("nan"),
-            "gpu_hardware": _hardware(gpu), "cpu_hardware": _hardware(cpu),
-        })
+        rows.append(
+            {
+                "experiment": gpu.id.replace("-gpu", ""),
+                "gpu": g,
+                "cpu": c,
+                "speedup": c["total"] / g["total"] if g["total"] else float("nan"),
+                "gpu_hardware": _hardware(gpu),
+                "cpu_hardware": _hardware(cpu),
+            }
+        )
     return rows
 
 
@@ -278,7 +355,9 @@ def accuracy_png(results: list[Result], groups: list[Group], path: Path) -> bool
             points.append((r.id, test["accuracy"], low, high, reference(r.exp)[0]))
     for g in groups:
         s = g.summary("accuracy")
-        points.append((f"{g.label} (n={s.n})", s.mean, max(0.0, s.low), min(1.0, s.high), reference(g.members[0].exp)[0]))
+        points.append(
+            (f"{g.label} (n={s.n})", s.mean, max(0.0, s.low), min(1.0, s.high), reference(g.members[0].exp)[0])
+        )
     if not points:
         return False
     import matplotlib
@@ -286,7 +365,7 @@ def accuracy_png(results: list[Result], groups: list[Group], path: Path) -> bool
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    points = points[:CHART_PAIRS * 2]
+    points = points[: CHART_PAIRS * 2]
     fig, ax = plt.subplots(figsize=(8, 1.2 + 0.4 * len(points)))
     y = list(range(len(points)))[::-1]
     for yi, (_, value, low, high, published) in zip(y, points, strict=True):
@@ -314,31 +393,79 @@ def _f(value: float | None, digits: int = 3) -> str:
 
 def comparison_table(rows: list[dict[str, Any]]) -> tuple[list[str], list[list[str]]]:
     classes = sorted({c for r in rows for c in r["recall"]})
-    header = ["experiment", "role", "backbone", "augment", "weights", "device", "test acc (95% CI)", "test loss",
-              "macro F1", "ROC-AUC", *[f"recall {c}" for c in classes], "epochs", "best", "report acc / loss", "Δ acc / loss"]
+    header = [
+        "experiment",
+        "role",
+        "backbone",
+        "augment",
+        "weights",
+        "device",
+        "test acc (95% CI)",
+        "test loss",
+        "macro F1",
+        "ROC-AUC",
+        *[f"recall {c}" for c in classes],
+        "epochs",
+        "best",
+        "report acc / loss",
+        "Δ acc / loss",
+    ]
     body = []
     for r in rows:
         low, high = r["ci"]
-        body.append([
-            r["id"], r["role"], f"{r['backbone']} ({r['backbone_mode']})", r["augment"], r["weights"], r["device"],
-            f"{r['accuracy']:.3f} ({low:.2f}–{high:.2f})", _f(r["loss"]), _f(r["macro_f1"]), _f(r["roc_auc"]),
-            *[_f(r["recall"].get(c)) for c in classes], str(r["epochs"]), str(r["best_epoch"]),
-            f"{r['published'][0]:g} / {r['published'][1]:g}" if r["published"] else "–",
-            f"{r['diff'][0]:+.3f} / {r['diff'][1]:+.3f}" if r["diff"]
-            else "not comparable: " + "; ".join(r["differs"]) if r["differs"] else "–",
-        ])
+        body.append(
+            [
+                r["id"],
+                r["role"],
+                f"{r['backbone']} ({r['backbone_mode']})",
+                r["augment"],
+                r["weights"],
+                r["device"],
+                f"{r['accuracy']:.3f} ({low:.2f}–{high:.2f})",
+                _f(r["loss"]),
+                _f(r["macro_f1"]),
+                _f(r["roc_auc"]),
+                *[_f(r["recall"].get(c)) for c in classes],
+                str(r["epochs"]),
+                str(r["best_epoch"]),
+                f"{r['published'][0]:g} / {r['published'][1]:g}" if r["published"] else "–",
+                f"{r['diff'][0]:+.3f} / {r['diff'][1]:+.3f}"
+                if r["diff"]
+                else "not comparable: " + "; ".join(r["differs"])
+                if r["differs"]
+                else "–",
+            ]
+        )
     return header, body
 
 
 def timing_table(rows: list[dict[str, Any]]) -> tuple[list[str], list[list[str]]]:
-    header = ["experiment", "device", "total s", *[f"{p} s" for p in PHASES], "s/epoch", "images/s", "speedup", "hardware"]
+    header = [
+        "experiment",
+        "device",
+        "total s",
+        *[f"{p} s" for p in PHASES],
+        "s/epoch",
+        "images/s",
+        "speedup",
+        "hardware",
+    ]
     body = []
     for r in rows:
         for device in ("gpu", "cpu"):
             t = r[device]
-            body.append([r["experiment"], device, _f(t["total"], 1), *[_f(t.get(p), 1) for p in PHASES],
-                         _f(t["seconds_per_epoch"], 2), _f(t["train_images_per_second"], 1),
-                         f"{r['speedup']:.2f}x" if device == "gpu" else "", r[f"{device}_hardware"]])
+            body.append(
+                [
+                    r["experiment"],
+                    device,
+                    _f(t["total"], 1),
+                    *[_f(t.get(p), 1) for p in PHASES],
+                    _f(t["seconds_per_epoch"], 2),
+                    _f(t["train_images_per_second"], 1),
+                    f"{r['speedup']:.2f}x" if device == "gpu" else "",
+                    r[f"{device}_hardware"],
+                ]
+            )
     return header, body
 
 
@@ -350,12 +477,14 @@ def usage_table(rows: list[Row]) -> tuple[list[str], list[list[str]]]:
 
 def state_table(rows: list[Row]) -> tuple[list[str], list[list[str]]]:
     return ["experiment", "state", "job", "epoch", "reason"], [
-        [r.id, r.state, f"{r.executor} {r.job}".strip(), f"{r.epoch}/{r.epochs}" if r.epochs else "", r.reason] for r in rows
+        [r.id, r.state, f"{r.executor} {r.job}".strip(), f"{r.epoch}/{r.epochs}" if r.epochs else "", r.reason]
+        for r in rows
     ]
 
 
 def markdown(header: list[str], body: list[list[str]], align: str = "") -> str:
     """A Markdown table; `align` has one letter per column, `r` for right-aligned (default: left)."""
+
     def esc(cell: str) -> str:
         return cell.replace("|", "\\|")
 
@@ -390,58 +519,99 @@ def build(root: Path) -> tuple[list[Section], list[str], str]:
         table = comparison_rows(results, task)
         title = "Task 1: covid vs normal" if task == "binary" else "Task 2: four classes"
         if table:
-            said = sentence(title, arms([r for r in results if r.exp["task"] == task], [g for g in groups if g.task == task]))
-            sections.append(Section(f"{title} ({label})", (f"{said} " if said else "") + "Accuracy with its 95% Wilson "
-                                    "interval: with 18 or 36 test images a few points of difference are within noise. "
-                                    "Controls (random weights, file facts) follow the study's runs. The report's figures "
-                                    "stand beside a run only when its settings are the report's; otherwise the row "
-                                    "says which differ.", comparison_table(table)))
+            said = sentence(
+                title, arms([r for r in results if r.exp["task"] == task], [g for g in groups if g.task == task])
+            )
+            sections.append(
+                Section(
+                    f"{title} ({label})",
+                    (f"{said} " if said else "") + "Accuracy with its 95% Wilson "
+                    "interval: with 18 or 36 test images a few points of difference are within noise. "
+                    "Controls (random weights, file facts) follow the study's runs. The report's figures "
+                    "stand beside a run only when its settings are the report's; otherwise the row "
+                    "says which differ.",
+                    comparison_table(table),
+                )
+            )
         mine = [g for g in groups if g.task == task]
         if mine:
-            sections.append(Section(f"{title}: over seeds", "Configurations run with several seeds: mean, standard "
-                                    "deviation, the 95% t-interval of the mean, and the range.", group_table(mine)))
+            sections.append(
+                Section(
+                    f"{title}: over seeds",
+                    "Configurations run with several seeds: mean, standard "
+                    "deviation, the 95% t-interval of the mean, and the range.",
+                    group_table(mine),
+                )
+            )
         pairs = paired_rows(mine)
         if pairs:
-            sections.append(Section(f"{title}: paired comparisons", "A − B over the seeds both ran: the mean "
-                                    "difference and its 95% paired t-interval; an interval that holds 0 is no "
-                                    "evidence either way.", paired_table(pairs)))
+            sections.append(
+                Section(
+                    f"{title}: paired comparisons",
+                    "A − B over the seeds both ran: the mean "
+                    "difference and its 95% paired t-interval; an interval that holds 0 is no "
+                    "evidence either way.",
+                    paired_table(pairs),
+                )
+            )
     accuracy_chart = root / "accuracy.png"
     if accuracy_png(results, groups, accuracy_chart):
-        sections.append(Section("Accuracy at a glance", "", None, [(accuracy_chart, "test accuracy with its 95% interval")]))
+        sections.append(
+            Section("Accuracy at a glance", "", None, [(accuracy_chart, "test accuracy with its 95% interval")])
+        )
     pairs, single = device_pairs(results)
     trows = timing_rows(pairs)
     chart = root / "timing.png"
     has_chart = timing_png(trows, chart)
-    text = ("Experiments that ran on both devices with the same settings. Speedup = CPU total / GPU total."
-            if trows else "No experiment has run on both devices yet.")
+    text = (
+        "Experiments that ran on both devices with the same settings. Speedup = CPU total / GPU total."
+        if trows
+        else "No experiment has run on both devices yet."
+    )
     if len(trows) > CHART_PAIRS:
         text += f" The chart shows the first {CHART_PAIRS} of {len(trows)} pairs."
     if single:
         text += " Ran on one device only: " + ", ".join(f"{r.id}" for r in single) + "."
-    sections.append(Section("GPU versus CPU", text, timing_table(trows) if trows else None,
-                            [(chart, "time per phase")] if has_chart else None))
+    sections.append(
+        Section(
+            "GPU versus CPU",
+            text,
+            timing_table(trows) if trows else None,
+            [(chart, "time per phase")] if has_chart else None,
+        )
+    )
     used = [r for r in rows if r.usage is not None]
     if used:
-        sections.append(Section("What the jobs used", "Grid Engine's accounting of each ended job against its "
-                                "request: right-size `cores` and `time` in the profile from these.", usage_table(used)))
+        sections.append(
+            Section(
+                "What the jobs used",
+                "Grid Engine's accounting of each ended job against its "
+                "request: right-size `cores` and `time` in the profile from these.",
+                usage_table(used),
+            )
+        )
     pending = [r for r in rows if r.id not in done and r.id not in skipped]
     if pending:
-        sections.append(Section("Not finished", "Experiments without a complete result, with their state.",
-                                state_table(pending)))
+        sections.append(
+            Section("Not finished", "Experiments without a complete result, with their state.", state_table(pending))
+        )
     sections += audit_sections(results)
     for r in sorted(results, key=lambda r: r.id):
         images = [(r.folder / name, f"{r.id}: {caption}") for name, caption in IMAGES if (r.folder / name).exists()]
         if images:
             note = r.metrics.get("tsne")
-            sections.append(Section(f"Gallery: {r.id}", f"t-SNE {note}." if isinstance(note, str) else "", None, images))
+            sections.append(
+                Section(f"Gallery: {r.id}", f"t-SNE {note}." if isinstance(note, str) else "", None, images)
+            )
     return sections, list(skipped.values()), warning
 
 
 def arms(results: list[Result], groups: list[Group]) -> list[Arm]:
     """Each configuration once: a seed group as one arm, every other run as its own."""
     grouped = {r.id for g in groups for r in g.members}
-    return ([Arm(g.label, [r.metrics for r in g.members]) for g in groups]
-            + [Arm(r.id, [r.metrics]) for r in results if r.id not in grouped])
+    return [Arm(g.label, [r.metrics for r in g.members]) for g in groups] + [
+        Arm(r.id, [r.metrics]) for r in results if r.id not in grouped
+    ]
 
 
 def audit_sections(results: list[Result]) -> list[Section]:
@@ -450,8 +620,10 @@ def audit_sections(results: list[Result]) -> list[Section]:
     for r in sorted(results, key=lambda r: r.id):
         audit = read_json(r.folder / AUDIT) if r.exp["backbone"] == "metadata" else None
         if isinstance(audit, dict):
-            text = (f"From {r.id}: formats, colour modes, images whose channels differ by more than "
-                    f"{audit['colour_levels']:g} levels, sizes; duplicates by identical bytes or perceptual hashes.")
+            text = (
+                f"From {r.id}: formats, colour modes, images whose channels differ by more than "
+                f"{audit['colour_levels']:g} levels, sizes; duplicates by identical bytes or perceptual hashes."
+            )
             for i, (title, header, body) in enumerate(audit_tables(audit)):
                 out.append(Section(f"Dataset audit, {title}", "" if i else text, (header, body)))
     return out
@@ -488,22 +660,51 @@ def to_html(sections: list[Section], skipped: list[str]) -> str:
                 for p, c in s.images
             )
             body.append(f'<div class="gallery">{figures}</div>')
-    style = ("body{font-family:sans-serif;margin:2em;max-width:1400px}table{border-collapse:collapse;margin:1em 0}"
-             "td,th{border:1px solid #ccc;padding:3px 6px;font-size:13px}th{background:#eee}"
-             ".gallery{display:flex;flex-wrap:wrap;gap:1em}figure{margin:0}img{max-width:420px}.warn{color:#a60}")
+    style = (
+        "body{font-family:sans-serif;margin:2em;max-width:1400px}table{border-collapse:collapse;margin:1em 0}"
+        "td,th{border:1px solid #ccc;padding:3px 6px;font-size:13px}th{background:#eee}"
+        ".gallery{display:flex;flex-wrap:wrap;gap:1em}figure{margin:0}img{max-width:420px}.warn{color:#a60}"
+    )
     # the title reports broken images once the page has loaded (read by the headless-browser test)
-    check = ("<script>window.addEventListener('load',()=>{const i=[...document.images];"
-             "const bad=i.filter(x=>!x.complete||x.naturalWidth===0).length;"
-             "document.title=`xrayhpc report: ${i.length} images, ${bad} broken`;});</script>")
-    return (f"<!doctype html><html><head><meta charset='utf-8'><title>xrayhpc report</title>"
-            f"<style>{style}</style>{check}</head><body>{''.join(body)}</body></html>")
+    check = (
+        "<script>window.addEventListener('load',()=>{const i=[...document.images];"
+        "const bad=i.filter(x=>!x.complete||x.naturalWidth===0).length;"
+        "document.title=`xrayhpc report: ${i.length} images, ${bad} broken`;});</script>"
+    )
+    return (
+        f"<!doctype html><html><head><meta charset='utf-8'><title>xrayhpc report</title>"
+        f"<style>{style}</style>{check}</head><body>{''.join(body)}</body></html>"
+    )
 
 
 # the terminal gets the columns that decide; the files have them all
-TERMINAL_COLUMNS = {"experiment", "role", "device", "test acc (95% CI)", "test loss", "macro F1", "ROC-AUC", "epochs",
-                    "best", "Δ acc / loss", "state", "job", "epoch", "reason", "total s", "train s", "s/epoch", "speedup",
-                    "configuration", "n", "test acc mean ± sd", "95% CI of mean", "comparison", "Δ test acc mean ± sd",
-                    "95% CI (paired)"}
+TERMINAL_COLUMNS = {
+    "experiment",
+    "role",
+    "device",
+    "test acc (95% CI)",
+    "test loss",
+    "macro F1",
+    "ROC-AUC",
+    "epochs",
+    "best",
+    "Δ acc / loss",
+    "state",
+    "job",
+    "epoch",
+    "reason",
+    "total s",
+    "train s",
+    "s/epoch",
+    "speedup",
+    "configuration",
+    "n",
+    "test acc mean ± sd",
+    "95% CI of mean",
+    "comparison",
+    "Δ test acc mean ± sd",
+    "95% CI (paired)",
+}
 
 
 def print_tables(sections: list[Section], skipped: list[str], warning: str, console: Console) -> None:

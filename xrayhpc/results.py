@@ -21,7 +21,13 @@ LOG = "worker.log"
 JOB = "job.json"
 AUDIT = "audit.json"
 # metrics.json's `timing` phases, in the order the worker runs them (each also sums into `total`)
-PHASES = ("load", "features", "train", "evaluate", "tsne")  # the metadata baseline's: what the files of its task folder say (xrayhpc.audit)
+PHASES = (
+    "load",
+    "features",
+    "train",
+    "evaluate",
+    "tsne",
+)  # the metadata baseline's: what the files of its task folder say (xrayhpc.audit)
 
 
 def results_root(given: str | Path | None = None) -> Path:
@@ -82,4 +88,3 @@ def read_metrics(folder: Path) -> dict[str, Any] | None:
     if isinstance(data, dict) and data.get("schema_version") == SCHEMA_VERSION:
         return data
     return None
-

@@ -30,9 +30,14 @@ class RunLog:
             self._file = open(self.path, "a", buffering=1)
         if self.tty:
             self._progress = Progress(
-                TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-                TextColumn("{task.fields[last]}"), TimeElapsedColumn(), TimeRemainingColumn(),
-                console=Console(), transient=False,
+                TextColumn("[bold]{task.description}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TextColumn("{task.fields[last]}"),
+                TimeElapsedColumn(),
+                TimeRemainingColumn(),
+                console=Console(),
+                transient=False,
             )
             self._progress.start()
         return self

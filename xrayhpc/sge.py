@@ -78,7 +78,9 @@ def read_qstat_xml(text: str | bytes) -> dict[str, dict[str, str]]:
         code = job.findtext("state", "") or job.get("state", "")
         queue = job.findtext("queue_name", "") or ""
         info = {
-            "JobID": number, "State": qstat_state(code), "SgeState": code,
+            "JobID": number,
+            "State": qstat_state(code),
+            "SgeState": code,
             "NodeList": queue.split("@", 1)[1] if "@" in queue else "",
             "Name": job.findtext("JB_name", ""),
             "Slots": job.findtext("slots", ""),
@@ -427,7 +429,8 @@ def submit_command(script: Path | str) -> list[str]:
 def _default_parameters() -> dict[str, tp.Any]:
     spec = inspect.signature(render_job_script)
     return {
-        name: p.default for name, p in spec.parameters.items()
+        name: p.default
+        for name, p in spec.parameters.items()
         if p.default is not inspect.Parameter.empty and name not in ("map_count",)
     }
 
@@ -516,8 +519,10 @@ def render_job_script(
     lines += list(extra_directives)
     unset = [name for name in env if name not in passed]
     values = {
-        "directives": "\n".join([f"#$ {line}" for line in lines]
-                                 + ([f"# not passed, unset where qsub ran: {', '.join(unset)}"] if unset else [])),
+        "directives": "\n".join(
+            [f"#$ {line}" for line in lines]
+            + ([f"# not passed, unset where qsub ran: {', '.join(unset)}"] if unset else [])
+        ),
         "log_folder": str(paths.folder),
         "stdout": str(paths.stdout),
         "stderr": str(paths.stderr),

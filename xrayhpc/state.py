@@ -43,7 +43,9 @@ class Usage:
         hints = []
         if self.slots > 1 and self.cpu_efficiency < 0.5:
             busy = max(1, round(self.cpu_s / max(self.wall_s, 1e-9)))
-            hints.append(f"kept {self.cpu_s / max(self.wall_s, 1e-9):.1f} of {self.slots} cores busy: cores = {busy} would do")
+            hints.append(
+                f"kept {self.cpu_s / max(self.wall_s, 1e-9):.1f} of {self.slots} cores busy: cores = {busy} would do"
+            )
         if self.h_rt_s and self.wall_s < 0.25 * self.h_rt_s:
             hints.append(f"ran {self.wall_s / self.h_rt_s:.0%} of its h_rt: a shorter `time` queues sooner")
         return "; ".join(hints)
@@ -56,8 +58,13 @@ def usage(info: dict[str, str]) -> Usage | None:
         return None
     memory = acct_bytes(info.get("MaxVmem", ""))
     slots = info.get("Slots", "")
-    return Usage(wall, cpu, round(memory / 1024**2, 1) if memory is not None else None,
-                 int(slots) if slots.isdigit() else 1, requested_seconds(info.get("Category", "")))
+    return Usage(
+        wall,
+        cpu,
+        round(memory / 1024**2, 1) if memory is not None else None,
+        int(slots) if slots.isdigit() else 1,
+        requested_seconds(info.get("Category", "")),
+    )
 
 
 def duration(seconds: float | None) -> str:
@@ -75,8 +82,14 @@ def usage_cells(u: Usage | None) -> list[str]:
     """The USAGE columns of one job, for the status table and the report."""
     if u is None:
         return ["-"] * len(USAGE)
-    return [duration(u.wall_s), duration(u.cpu_s), f"{u.max_memory_mb:.0f}" if u.max_memory_mb is not None else "-",
-            f"{u.cpu_efficiency:.0%}", str(u.slots), duration(u.h_rt_s) or "-"]
+    return [
+        duration(u.wall_s),
+        duration(u.cpu_s),
+        f"{u.max_memory_mb:.0f}" if u.max_memory_mb is not None else "-",
+        f"{u.cpu_efficiency:.0%}",
+        str(u.slots),
+        duration(u.h_rt_s) or "-",
+    ]
 
 
 @dataclass
@@ -144,7 +157,10 @@ def _failure_reason(info: dict[str, str], progress: dict[str, Any]) -> tuple[str
     if state == "CANCELLED":
         return "deleted", "deleted with qdel while running"
     if state == "NODE_FAIL":
-        return "failed", f"host error: the job could not start on {info.get('NodeList') or 'its host'} (failed {info.get('Failed', '?')})"
+        return (
+            "failed",
+            f"host error: the job could not start on {info.get('NodeList') or 'its host'} (failed {info.get('Failed', '?')})",
+        )
     if state == "COMPLETED":
         return "failed", "the job ended without writing metrics.json"
     if state == "LOST":
@@ -152,8 +168,9 @@ def _failure_reason(info: dict[str, str], progress: dict[str, Any]) -> tuple[str
     return "failed", f"exit status {info.get('ExitCode', '?')} (failed {info.get('Failed', '?')})".strip()
 
 
-def reconcile(folder: Path, fingerprint: str | None, record: JobRecord | None,
-              info: dict[str, str] | None, now: float) -> Row:
+def reconcile(
+    folder: Path, fingerprint: str | None, record: JobRecord | None, info: dict[str, str] | None, now: float
+) -> Row:
     """The one place where files, record and scheduler become a state."""
     metrics = read_metrics(folder)
     progress = read_json(folder / PROGRESS) or {}
@@ -235,7 +252,7 @@ def _same_job(progress: dict[str, Any], record: JobRecord) -> bool:
 
 
 def _cause(row: Row, progress: dict[str, Any]) -> str:
-    """"user" when the worker refused its input: retrying would fail the same way."""
+    """ "user" when the worker refused its input: retrying would fail the same way."""
     failed = row.state in FAILURES and progress.get("state") == "failed"
     return "user" if failed and progress.get("error_kind") == "user" else ""
 
@@ -245,8 +262,11 @@ def experiment_folders(root: Path) -> list[Path]:
     if not root.is_dir():
         return []
     return sorted(
-        p for p in root.iterdir()
-        if p.is_dir() and not p.name.startswith(".") and any((p / f).exists() for f in ("metrics.json", PROGRESS, "job.json"))
+        p
+        for p in root.iterdir()
+        if p.is_dir()
+        and not p.name.startswith(".")
+        and any((p / f).exists() for f in ("metrics.json", PROGRESS, "job.json"))
     )
 
 

@@ -30,12 +30,20 @@ from xrayhpc.experiment import load_grid, parse_overrides, select
 from xrayhpc.results import results_root
 from xrayhpc.state import ENDED, FAILURES, STATES, USAGE, Row, collect, duration, usage_cells
 
-COLOURS = {"done": "green", "running": "cyan", "queued": "yellow", "failed": "red", "error": "red",
-           "deleted": "magenta", "lost": "red", "not submitted": "dim"}
+COLOURS = {
+    "done": "green",
+    "running": "cyan",
+    "queued": "yellow",
+    "failed": "red",
+    "error": "red",
+    "deleted": "magenta",
+    "lost": "red",
+    "not submitted": "dim",
+}
 
 
 def tries(r: Row) -> str:
-    """" (attempt 2, requeued 1x, run 3)": submissions, requeues at the wall-time warning, worker starts."""
+    """ " (attempt 2, requeued 1x, run 3)": submissions, requeues at the wall-time warning, worker starts."""
     parts = [f"attempt {r.attempt}"] if r.attempt > 1 else []
     parts += [f"requeued {r.requeues}x"] if r.requeues else []
     parts += [f"run {r.runs}"] if r.runs > 1 else []
@@ -44,8 +52,19 @@ def tries(r: Row) -> str:
 
 def table(rows: list[Row], warning: str, used: bool = False) -> Group | Table:
     t = Table(show_edge=False, pad_edge=False)
-    for name in ("experiment", "job", "state", "epoch", "", "elapsed", "left", "host", "test acc",
-                 *(USAGE if used else ()), "reason / log"):
+    for name in (
+        "experiment",
+        "job",
+        "state",
+        "epoch",
+        "",
+        "elapsed",
+        "left",
+        "host",
+        "test acc",
+        *(USAGE if used else ()),
+        "reason / log",
+    ):
         t.add_column(name, no_wrap=name not in ("reason / log",))
     for r in rows:
         bar = ProgressBar(total=max(r.epochs, 1), completed=r.epoch, width=12) if r.epochs else Text("")
@@ -54,10 +73,17 @@ def table(rows: list[Row], warning: str, used: bool = False) -> Group | Table:
             why = f"{why}; {r.usage.hint()}" if why else r.usage.hint()
         job = f"{r.executor} {r.job}".strip() + tries(r)
         t.add_row(  # Text, not markup: a log path in brackets is not a style
-            Text(r.id), Text(job), Text(r.state, style=COLOURS.get(r.state, "")),
-            Text(f"{r.epoch}/{r.epochs}" if r.epochs else ""), bar, Text(duration(r.elapsed_s)),
-            Text(duration(r.remaining_s)), Text(r.host), Text(f"{r.accuracy:.3f}" if r.accuracy is not None else ""),
-            *(Text(c) for c in (usage_cells(r.usage) if used else [])), Text(why),
+            Text(r.id),
+            Text(job),
+            Text(r.state, style=COLOURS.get(r.state, "")),
+            Text(f"{r.epoch}/{r.epochs}" if r.epochs else ""),
+            bar,
+            Text(duration(r.elapsed_s)),
+            Text(duration(r.remaining_s)),
+            Text(r.host),
+            Text(f"{r.accuracy:.3f}" if r.accuracy is not None else ""),
+            *(Text(c) for c in (usage_cells(r.usage) if used else [])),
+            Text(why),
         )
     counts = ", ".join(f"{sum(r.state == s for r in rows)} {s}" for s in STATES if any(r.state == s for r in rows))
     parts: list[Table | Text] = [t, Text(counts or "no experiments")]
@@ -70,9 +96,17 @@ def plain(rows: list[Row], warning: str, used: bool = False) -> str:
     """Aligned columns without colour, for logs and pipes."""
     lines = [f"warning: {warning}"] if warning else []
     cells = [
-        [r.id, r.state, f"{r.executor} {r.job}".strip() + tries(r) or "-", f"{r.epoch}/{r.epochs}" if r.epochs else "-",
-         duration(r.elapsed_s) or "-", duration(r.remaining_s) or "-", r.host or "-",
-         f"{r.accuracy:.3f}" if r.accuracy is not None else "-", *(usage_cells(r.usage) if used else [])]
+        [
+            r.id,
+            r.state,
+            f"{r.executor} {r.job}".strip() + tries(r) or "-",
+            f"{r.epoch}/{r.epochs}" if r.epochs else "-",
+            duration(r.elapsed_s) or "-",
+            duration(r.remaining_s) or "-",
+            r.host or "-",
+            f"{r.accuracy:.3f}" if r.accuracy is not None else "-",
+            *(usage_cells(r.usage) if used else []),
+        ]
         for r in rows
     ]
     header = ["experiment", "state", "job", "epoch", "elapsed", "left", "host", "test acc", *(USAGE if used else [])]
@@ -102,7 +136,9 @@ def main(argv: list[str] | None = None) -> int:
     root = results_root(args.results)
     expected = None
     if args.grid:
-        expected = {e.id: e.fingerprint for e in select(load_grid(Path(args.grid), parse_overrides(args.set)), args.only)}
+        expected = {
+            e.id: e.fingerprint for e in select(load_grid(Path(args.grid), parse_overrides(args.set)), args.only)
+        }
     elif not root.is_dir():
         raise UserError(f"{root}: no results folder yet; submit something first (make submit-all) or pass --results")
 

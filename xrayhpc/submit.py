@@ -65,11 +65,18 @@ class Decision:
         self.action, self.detail = action, detail + (f"; {self.detail}" if self.detail else "")
 
 
-def plan(experiments: list[Experiment], root: Path, force: bool = False, max_attempts: int = MAX_ATTEMPTS,
-         retry: bool = False) -> tuple[list[Decision], str]:
+def plan(
+    experiments: list[Experiment],
+    root: Path,
+    force: bool = False,
+    max_attempts: int = MAX_ATTEMPTS,
+    retry: bool = False,
+) -> tuple[list[Decision], str]:
     """What to do with each experiment, from the same reconciled state that `xrayhpc.status` shows."""
     rows, warning = collect(root, {e.id: e.fingerprint for e in experiments})
-    return [Decision(exp, *decide(row, force, max_attempts, retry)) for exp, row in zip(experiments, rows, strict=True)], warning
+    return [
+        Decision(exp, *decide(row, force, max_attempts, retry)) for exp, row in zip(experiments, rows, strict=True)
+    ], warning
 
 
 def decide(row: Row, force: bool, max_attempts: int, retry: bool) -> tuple[str, str]:
@@ -87,8 +94,10 @@ def decide(row: Row, force: bool, max_attempts: int, retry: bool) -> tuple[str, 
     if row.cause == "user":
         return "held", f"not retried, the input needs fixing: {row.reason}; then pass --retry"
     if row.attempt >= max_attempts:
-        return "held", (f"not retried: {row.attempt} attempts ended without a result, the last: {row.reason}; "
-                        f"--max-attempts {row.attempt + 1} allows one more")
+        return "held", (
+            f"not retried: {row.attempt} attempts ended without a result, the last: {row.reason}; "
+            f"--max-attempts {row.attempt + 1} allows one more"
+        )
     return "submit", f"attempt {row.attempt + 1} of {max_attempts}, after: {row.reason}"
 
 
@@ -164,11 +173,18 @@ def _record(batch: list[Decision], jobs: list[Any], executor: str, root: Path) -
         folder = root / d.exp.id
         # an array's one script lives with its first job's id
         script = JobPaths(job_folder(root), job_id=job.job_id.split("_")[0]).submission_file
-        write_record(folder, JobRecord(
-            executor=executor, job_id=job.job_id, fingerprint=d.exp.fingerprint,
-            script=str(script), log=str(job.paths.stdout), submitted=now,
-            attempt=_attempt(folder, d.exp.fingerprint),
-        ))
+        write_record(
+            folder,
+            JobRecord(
+                executor=executor,
+                job_id=job.job_id,
+                fingerprint=d.exp.fingerprint,
+                script=str(script),
+                log=str(job.paths.stdout),
+                submitted=now,
+                attempt=_attempt(folder, d.exp.fingerprint),
+            ),
+        )
         d.settle("submitted", f"job {job.job_id}")
 
 
@@ -182,8 +198,18 @@ def run_local(batch: list[Decision], root: Path, console: Console) -> None:
         folder = root / d.exp.id
         with Held([signal.SIGINT]):
             job = executor.submit(run_experiment, d.exp, str(root))
-            write_record(folder, JobRecord("local", str(job.job_id), d.exp.fingerprint, str(job.paths.submission_file),
-                                           str(job.paths.stdout), time.time(), _attempt(folder, d.exp.fingerprint)))
+            write_record(
+                folder,
+                JobRecord(
+                    "local",
+                    str(job.job_id),
+                    d.exp.fingerprint,
+                    str(job.paths.submission_file),
+                    str(job.paths.stdout),
+                    time.time(),
+                    _attempt(folder, d.exp.fingerprint),
+                ),
+            )
         console.print(f"running {d.exp.id} here (pid {job.job_id}); log: {folder / 'worker.log'}", markup=False)
         try:
             job.result()
@@ -229,8 +255,15 @@ def summary(decisions: list[Decision], console: Console) -> None:
         for d in decisions:
             print(f"{d.exp.id.ljust(width)}  {d.action.ljust(9)}  {d.detail}".rstrip())
         return
-    colours = {"submitted": "green", "done": "blue", "live": "yellow", "dry-run": "cyan", "failed": "red",
-               "held": "red", "interrupted": "red"}
+    colours = {
+        "submitted": "green",
+        "done": "blue",
+        "live": "yellow",
+        "dry-run": "cyan",
+        "failed": "red",
+        "held": "red",
+        "interrupted": "red",
+    }
     table = Table(title=None, show_edge=False)
     for column in ("experiment", "action", "detail"):
         table.add_column(column)
@@ -245,18 +278,37 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--grid", default="jobs/report.toml", help="grid file (default: jobs/report.toml)")
     parser.add_argument("--only", help="only experiments whose id matches this pattern")
     parser.add_argument("--force", action="store_true", help="resubmit experiments that are already done")
-    parser.add_argument("--max-attempts", type=int, default=MAX_ATTEMPTS, metavar="N",
-                        help=f"retry a job that ended without a result (killed, lost, crashed) until N submissions (default {MAX_ATTEMPTS})")
-    parser.add_argument("--retry", action="store_true",
-                        help="resubmit failed experiments whatever the cause or count (after fixing their input)")
-    parser.add_argument("--wait", type=float, default=60, metavar="SECONDS",
-                        help="how long to wait for another submit-all on the same results folder (default 60)")
-    parser.add_argument("--executor", choices=EXECUTORS, help="default: sge if installed, slurm if installed, else local")
-    parser.add_argument("--profile", help="site profile: a file, or a name in qsub/ (default: $XRAYHPC_PROFILE, else scc)")
+    parser.add_argument(
+        "--max-attempts",
+        type=int,
+        default=MAX_ATTEMPTS,
+        metavar="N",
+        help=f"retry a job that ended without a result (killed, lost, crashed) until N submissions (default {MAX_ATTEMPTS})",
+    )
+    parser.add_argument(
+        "--retry",
+        action="store_true",
+        help="resubmit failed experiments whatever the cause or count (after fixing their input)",
+    )
+    parser.add_argument(
+        "--wait",
+        type=float,
+        default=60,
+        metavar="SECONDS",
+        help="how long to wait for another submit-all on the same results folder (default 60)",
+    )
+    parser.add_argument(
+        "--executor", choices=EXECUTORS, help="default: sge if installed, slurm if installed, else local"
+    )
+    parser.add_argument(
+        "--profile", help="site profile: a file, or a name in qsub/ (default: $XRAYHPC_PROFILE, else scc)"
+    )
     parser.add_argument("--project", help="the project to charge (-P); default: the profile's or $XRAYHPC_PROJECT")
     parser.add_argument("--results", help="results root (default: $XRAYHPC_RESULTS or ./results)")
     parser.add_argument("--data", help="data root holding two/ and all/ (default: $XRAYHPC_DATA, the grid's)")
-    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a setting in every experiment")
+    parser.add_argument(
+        "--set", action="append", default=[], metavar="KEY=VALUE", help="override a setting in every experiment"
+    )
     args = parser.parse_args(argv)
     console = Console(highlight=False, soft_wrap=True)
     kind = args.executor or default_executor()
@@ -275,14 +327,18 @@ def main(argv: list[str] | None = None) -> int:
             dispatch(kind, groups(decisions), profile, root, console)
         except KeyboardInterrupt:
             summary(decisions, console)
-            console.print(f"interrupted: {sum(d.action == 'submitted' for d in decisions)} submitted and recorded; "
-                          "nothing else was sent (run it again to go on)")
+            console.print(
+                f"interrupted: {sum(d.action == 'submitted' for d in decisions)} submitted and recorded; "
+                "nothing else was sent (run it again to go on)"
+            )
             return 130
     summary(decisions, console)
     sent = sum(d.action == "submitted" for d in decisions)
-    console.print(f"{sent} submitted, {sum(d.action == 'done' for d in decisions)} already done, "
-                  f"{sum(d.action == 'live' for d in decisions)} queued or running"
-                  + (f", {held} held back" if (held := sum(d.action == 'held' for d in decisions)) else ""))
+    console.print(
+        f"{sent} submitted, {sum(d.action == 'done' for d in decisions)} already done, "
+        f"{sum(d.action == 'live' for d in decisions)} queued or running"
+        + (f", {held} held back" if (held := sum(d.action == "held" for d in decisions)) else "")
+    )
     return 1 if any(d.action in ("failed", "held") for d in decisions) else 0
 
 

@@ -32,8 +32,11 @@ def xray(cls: str, rng: np.random.Generator, size: int) -> np.ndarray:
     # (count, radius, height band, sides): covid's patches lie low in both lungs, bacterial pneumonia
     # is one dense patch in one lung, viral pneumonia many small spots high in both; each class's
     # opacities differ in size, number and place, so they stay apart at 64 px.
-    spots = {"covid": (4, 0.09, (0.55, 0.75), (0.32, 0.68)), "pneumonia_bac": (1, 0.16, (0.35, 0.65), (0.32,)),
-             "pneumonia_vir": (14, 0.04, (0.25, 0.5), (0.32, 0.68))}
+    spots = {
+        "covid": (4, 0.09, (0.55, 0.75), (0.32, 0.68)),
+        "pneumonia_bac": (1, 0.16, (0.35, 0.65), (0.32,)),
+        "pneumonia_vir": (14, 0.04, (0.25, 0.5), (0.32, 0.68)),
+    }
     if cls in spots:
         count, radius, (top, bottom), sides = spots[cls]
         for _ in range(count):

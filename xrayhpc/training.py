@@ -79,7 +79,7 @@ def run_batched(model: keras.Model, x: np.ndarray, batch: int = BACKBONE_BATCH) 
     batch = -(-n // -(-n // batch))  # equal batches of at most `batch`: the least padding
     out = []
     for i in range(0, n, batch):
-        chunk = x[i:i + batch]
+        chunk = x[i : i + batch]
         if len(chunk) < batch:
             chunk = np.concatenate([chunk, np.zeros((batch - len(chunk), *x.shape[1:]), x.dtype)])
         out.append(keras.ops.convert_to_numpy(model.predict_on_batch(chunk)).astype(np.float32))
@@ -118,8 +118,12 @@ def trained_variables(exp: Experiment, models: Models) -> list[Any]:
 
 
 def train(
-    exp: Experiment, data: Dataset, models: Models, on_epoch: EpochHook,
-    cached_features: dict[str, np.ndarray] | None = None, checkpoint: Checkpoint | None = None,
+    exp: Experiment,
+    data: Dataset,
+    models: Models,
+    on_epoch: EpochHook,
+    cached_features: dict[str, np.ndarray] | None = None,
+    checkpoint: Checkpoint | None = None,
 ) -> Training:
     """Train for exp.epochs epochs; keep the best-validation weights when asked.
 
@@ -143,7 +147,9 @@ def train(
     if state.epoch >= exp.epochs:
         return _finish(model, state)
     feed = Feed(exp, data, models, state.seconds, cached_features)
-    head_steps = HeadSteps(model, exp.jit_compile) if exp.head_only and keras.backend.backend() == "tensorflow" else None
+    head_steps = (
+        HeadSteps(model, exp.jit_compile) if exp.head_only and keras.backend.backend() == "tensorflow" else None
+    )
     with Held(handled(WARNING_SIGNALS) if checkpoint else []) as warning:
         for epoch in range(state.epoch, exp.epochs):
             record = _fit_epoch(exp, model, head_steps, feed, epoch)
@@ -152,7 +158,9 @@ def train(
                 checkpoint.save(state, force=warning.pending is not None or state.epoch == exp.epochs)
             on_epoch(epoch + 1, record)
             if checkpoint and warning.pending is not None:
-                checkpoint.log(f"wall-time warning: state saved at epoch {state.epoch}; the job hands over to be requeued")
+                checkpoint.log(
+                    f"wall-time warning: state saved at epoch {state.epoch}; the job hands over to be requeued"
+                )
                 break  # leaving the block hands the warning to the scheduler's handler: requeue
     return _finish(model, state)
 
@@ -161,8 +169,14 @@ class Feed:
     """What the model trains on: images, or a frozen backbone's features of them, cached wherever
     nothing changes them from one epoch to the next; the seconds it spends go to `seconds`."""
 
-    def __init__(self, exp: Experiment, data: Dataset, models: Models, seconds: dict[str, float],
-                 cached: dict[str, np.ndarray] | None) -> None:
+    def __init__(
+        self,
+        exp: Experiment,
+        data: Dataset,
+        models: Models,
+        seconds: dict[str, float],
+        cached: dict[str, np.ndarray] | None,
+    ) -> None:
         self.exp, self.data, self.models, self.seconds = exp, data, models, seconds
         self.cached = dict(cached or {})
         classes = len(data.classes)
@@ -193,7 +207,9 @@ class Feed:
         return self.inputs(images)
 
 
-def _fit_epoch(exp: Experiment, model: keras.Model, head_steps: HeadSteps | None, feed: Feed, epoch: int) -> dict[str, float]:
+def _fit_epoch(
+    exp: Experiment, model: keras.Model, head_steps: HeadSteps | None, feed: Feed, epoch: int
+) -> dict[str, float]:
     """One epoch in the seed's batch order; the epoch's metrics and seconds."""
     start = time.perf_counter()
     x = feed.train(epoch)
@@ -202,8 +218,15 @@ def _fit_epoch(exp: Experiment, model: keras.Model, head_steps: HeadSteps | None
     if head_steps:
         record = head_steps.epoch(x[order], feed.y[order], exp.batch_size, feed.val)
     else:
-        fit = model.fit(x[order], feed.y[order], batch_size=exp.batch_size, epochs=1, shuffle=False,
-                        validation_data=feed.val, verbose=0)
+        fit = model.fit(
+            x[order],
+            feed.y[order],
+            batch_size=exp.batch_size,
+            epochs=1,
+            shuffle=False,
+            validation_data=feed.val,
+            verbose=0,
+        )
         record = {k: float(v[-1]) for k, v in fit.history.items()}
     feed.seconds["fit"] += time.perf_counter() - t
     record["seconds"] = time.perf_counter() - start
@@ -253,14 +276,17 @@ class HeadSteps:
         self.train_step = tf.function(train_step, jit_compile=jit_compile)
         self.test_step = tf.function(lambda x, y: scores(y, model(x, training=False)), jit_compile=jit_compile)
 
-    def _run(self, step: Callable[[Any, Any], tuple[Any, Any]], x: np.ndarray, y: np.ndarray, batch: int) -> tuple[float, float]:
+    def _run(
+        self, step: Callable[[Any, Any], tuple[Any, Any]], x: np.ndarray, y: np.ndarray, batch: int
+    ) -> tuple[float, float]:
         """(accuracy, mean loss) over every sample, as fit()'s batch-size-weighted means."""
-        sums = np.array([[float(v) for v in step(x[i:i + batch], y[i:i + batch])] for i in range(0, len(x), batch)])
+        sums = np.array([[float(v) for v in step(x[i : i + batch], y[i : i + batch])] for i in range(0, len(x), batch)])
         total, correct = sums.sum(axis=0)
         return float(correct / len(x)), float(total / len(x))
 
-    def epoch(self, x: np.ndarray, y: np.ndarray, batch: int,
-              val: tuple[np.ndarray, np.ndarray] | None) -> dict[str, float]:
+    def epoch(
+        self, x: np.ndarray, y: np.ndarray, batch: int, val: tuple[np.ndarray, np.ndarray] | None
+    ) -> dict[str, float]:
         """One epoch over (x, y) in order, then validation: fit()'s history record."""
         record = dict(zip(("accuracy", "loss"), self._run(self.train_step, x, y, batch), strict=True))
         if val is not None:
@@ -271,7 +297,9 @@ class HeadSteps:
 def _finish(model: keras.Model, state: TrainState) -> Training:
     if state.best_weights is not None:
         model.set_weights(state.best_weights)
-    return Training(state.history, state.best_epoch or len(state.history), state.seconds, state.runs, state.resumed_from)
+    return Training(
+        state.history, state.best_epoch or len(state.history), state.seconds, state.runs, state.resumed_from
+    )
 
 
 def predict(exp: Experiment, models: Models, images: np.ndarray, features: np.ndarray | None = None) -> np.ndarray:

@@ -91,8 +91,10 @@ def download(weights: WeightFile, dest: Path, timeout: float, progress: Callable
                 size += len(block)
                 progress(size, int(total) if total else None)
         if weights.md5 is not None and digest.hexdigest() != weights.md5:
-            raise UserError(f"{weights.url} sent a file with md5 {digest.hexdigest()}, Keras expects {weights.md5}; "
-                            "nothing was written (is --base-url right?)")
+            raise UserError(
+                f"{weights.url} sent a file with md5 {digest.hexdigest()}, Keras expects {weights.md5}; "
+                "nothing was written (is --base-url right?)"
+            )
 
     try:
         write_atomic(dest, write)
@@ -102,13 +104,19 @@ def download(weights: WeightFile, dest: Path, timeout: float, progress: Callable
         reason = getattr(err, "reason", err)
         if isinstance(reason, TimeoutError):
             raise UserError(f"{weights.url}: no answer within {timeout:g} s; try again, or raise --timeout") from None
-        raise UserError(f"{weights.url}: cannot download ({reason}); this machine may have no internet: "
-                        "run this on a login node") from None
+        raise UserError(
+            f"{weights.url}: cannot download ({reason}); this machine may have no internet: run this on a login node"
+        ) from None
     return size
 
 
-def fetch_all(files: list[WeightFile], folder: Path, timeout: float, say: Callable[[str], None],
-              progress: Callable[[WeightFile], Callable[[int, int | None], None]]) -> int:
+def fetch_all(
+    files: list[WeightFile],
+    folder: Path,
+    timeout: float,
+    say: Callable[[str], None],
+    progress: Callable[[WeightFile], Callable[[int, int | None], None]],
+) -> int:
     """Each file: kept when valid, fetched when absent, named when wrong. Returns the failures."""
     failures = 0
     for weights in files:
@@ -136,24 +144,36 @@ def fetch_all(files: list[WeightFile], folder: Path, timeout: float, say: Callab
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m xrayhpc.weights", description=__doc__.split("\n")[0])
     parser.add_argument("--grid", default="jobs/report.toml", help="grid file or name (default: jobs/report.toml)")
-    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a setting in every experiment")
-    parser.add_argument("--base-url", default=os.environ.get("XRAYHPC_WEIGHTS_URL") or WEIGHTS_URL,
-                        help="where the files are (default: $XRAYHPC_WEIGHTS_URL, else Keras's own)")
-    parser.add_argument("--timeout", type=float, default=60, metavar="SECONDS",
-                        help="give up on a server silent this long (default 60)")
+    parser.add_argument(
+        "--set", action="append", default=[], metavar="KEY=VALUE", help="override a setting in every experiment"
+    )
+    parser.add_argument(
+        "--base-url",
+        default=os.environ.get("XRAYHPC_WEIGHTS_URL") or WEIGHTS_URL,
+        help="where the files are (default: $XRAYHPC_WEIGHTS_URL, else Keras's own)",
+    )
+    parser.add_argument(
+        "--timeout", type=float, default=60, metavar="SECONDS", help="give up on a server silent this long (default 60)"
+    )
     args = parser.parse_args(argv)
     files = needed(load_grid(Path(args.grid), parse_overrides(args.set)), args.base_url)
     folder = keras_models_dir()
     if not files:
-        print(f"{args.grid}: no experiment asks for weights = \"imagenet\"; nothing to fetch")
+        print(f'{args.grid}: no experiment asks for weights = "imagenet"; nothing to fetch')
         return 0
     print(f"{len(files)} file(s) for {args.grid} into {folder}")
     from rich.console import Console
     from rich.progress import DownloadColumn, Progress, TransferSpeedColumn
 
     console = Console(highlight=False, soft_wrap=True)
-    with Progress(*Progress.get_default_columns(), DownloadColumn(), TransferSpeedColumn(),
-                  console=console, disable=not console.is_terminal, transient=True) as bar:
+    with Progress(
+        *Progress.get_default_columns(),
+        DownloadColumn(),
+        TransferSpeedColumn(),
+        console=console,
+        disable=not console.is_terminal,
+        transient=True,
+    ) as bar:
 
         def progress(weights: WeightFile) -> Callable[[int, int | None], None]:
             task = bar.add_task(weights.name, total=None)

@@ -44,28 +44,38 @@ class Progress:
         self.run = 1
         self.resumed_from = 0
 
-    def write(self, state: str, phase: str, epoch: int = 0, last: dict[str, float] | None = None,
-              error: str | None = None, error_kind: str | None = None) -> None:
+    def write(
+        self,
+        state: str,
+        phase: str,
+        epoch: int = 0,
+        last: dict[str, float] | None = None,
+        error: str | None = None,
+        error_kind: str | None = None,
+    ) -> None:
         self.epoch = epoch
-        write_json(self.path, {
-            "id": self.exp.id,
-            "fingerprint": self.exp.fingerprint,
-            "state": state,
-            "phase": phase,
-            "epoch": epoch,
-            "epochs": self.exp.epochs,
-            "last": last or {},
-            "error": error,
-            "error_kind": error_kind,
-            "run": self.run,
-            "resumed_from": self.resumed_from,
-            "started": self.start,
-            "updated": time.time(),
-            "elapsed_s": round(time.time() - self.start, 2),
-            "host": os.uname().nodename,
-            "pid": os.getpid(),
-            "job": os.environ.get("SUBMITIT_JOB_ID") or os.environ.get("SUBMITIT_LOCAL_JOB_ID", ""),
-        })
+        write_json(
+            self.path,
+            {
+                "id": self.exp.id,
+                "fingerprint": self.exp.fingerprint,
+                "state": state,
+                "phase": phase,
+                "epoch": epoch,
+                "epochs": self.exp.epochs,
+                "last": last or {},
+                "error": error,
+                "error_kind": error_kind,
+                "run": self.run,
+                "resumed_from": self.resumed_from,
+                "started": self.start,
+                "updated": time.time(),
+                "elapsed_s": round(time.time() - self.start, 2),
+                "host": os.uname().nodename,
+                "pid": os.getpid(),
+                "job": os.environ.get("SUBMITIT_JOB_ID") or os.environ.get("SUBMITIT_LOCAL_JOB_ID", ""),
+            },
+        )
 
 
 @dataclass
@@ -117,7 +127,9 @@ def _failure(err: BaseException, checkpoint: Checkpoint) -> tuple[str, str]:
         return "user", str(err)
     if isinstance(err, KeyboardInterrupt):
         saved = checkpoint.saved_epoch
-        return "interrupted", "interrupted (Ctrl-C); " + (f"the next run resumes from epoch {saved}" if saved > 0 else "nothing saved yet")
+        return "interrupted", "interrupted (Ctrl-C); " + (
+            f"the next run resumes from epoch {saved}" if saved > 0 else "nothing saved yet"
+        )
     return "crash", f"{type(err).__name__}: {err}"
 
 
@@ -151,16 +163,25 @@ def _device(exp: Experiment, log: RunLog) -> str:
     """The device the run really uses (a GPU run without a GPU stops here, saying why)."""
     used = device.check(exp.device)
     if exp.precision == "bfloat16" and (problem := device.bfloat16_problem(used)):
-        raise UserError(f"precision = \"bfloat16\" but {problem}; use precision = \"float32\"")
+        raise UserError(f'precision = "bfloat16" but {problem}; use precision = "float32"')
     log(f"device {used}; backend {device.backend_name()}; slots {device.slots() or 'unset'}; precision {exp.precision}")
     return used
 
 
 def _load(run: Run) -> Dataset:
     exp = run.exp
-    data = load_dataset(exp.data_dir, exp.image_size, exp.interpolation, exp.validation_split,
-                        threads=device.slots() or os.cpu_count() or 1, log=run.log, colour=exp.colour)
-    run.log("images " + ", ".join(f"{s} {sum(c.values())}" for s, c in data.counts().items()) + f"; classes {data.classes}")
+    data = load_dataset(
+        exp.data_dir,
+        exp.image_size,
+        exp.interpolation,
+        exp.validation_split,
+        threads=device.slots() or os.cpu_count() or 1,
+        log=run.log,
+        colour=exp.colour,
+    )
+    run.log(
+        "images " + ", ".join(f"{s} {sum(c.values())}" for s, c in data.counts().items()) + f"; classes {data.classes}"
+    )
     return data
 
 
@@ -188,7 +209,9 @@ def _train(run: Run, data: Dataset, models: Any, cached: dict[str, np.ndarray]) 
         progress.run, progress.resumed_from = checkpoint.runs, checkpoint.resumed_from
         progress.write("running", "training", k, record)
 
-    return training.train(exp, data, models, on_epoch, {k: cached[k] for k in ("train", "val") if k in cached}, checkpoint)
+    return training.train(
+        exp, data, models, on_epoch, {k: cached[k] for k in ("train", "val") if k in cached}, checkpoint
+    )
 
 
 def _evaluate(run: Run, data: Dataset, models: Any, cached: dict[str, np.ndarray], fitted: Any) -> dict[str, Any]:
@@ -200,7 +223,9 @@ def _evaluate(run: Run, data: Dataset, models: Any, cached: dict[str, np.ndarray
     return test
 
 
-def _draw(run: Run, data: Dataset, models: Any, cached: dict[str, np.ndarray], fitted: Any, test: dict[str, Any]) -> None:
+def _draw(
+    run: Run, data: Dataset, models: Any, cached: dict[str, np.ndarray], fitted: Any, test: dict[str, Any]
+) -> None:
     """t-SNE over the training folder (train + validation, as the template) and the test set; curves; confusion."""
     from xrayhpc import plots, training
 
@@ -212,13 +237,21 @@ def _draw(run: Run, data: Dataset, models: Any, cached: dict[str, np.ndarray], f
     feature_model = training.feature_model(models)
     folder_out = np.concatenate([backbone_out("train", data.train.images), backbone_out("val", data.val.images)])
     sets = {
-        "train": (training.run_batched(feature_model, folder_out), np.concatenate([data.train.labels, data.val.labels])),
+        "train": (
+            training.run_batched(feature_model, folder_out),
+            np.concatenate([data.train.labels, data.val.labels]),
+        ),
         "test": (training.run_batched(feature_model, backbone_out("test", data.test.images)), data.test.labels),
     }
     for name, (feats, labels) in sets.items():
         points = plots.tsne_points(feats, exp.seed)
-        plots.tsne_png(points, labels, data.classes, f"{exp.id}: t-SNE of `{training.FEATURE_LAYER}`, {name} ({len(labels)})",
-                       folder / f"tsne-{name}.png")
+        plots.tsne_png(
+            points,
+            labels,
+            data.classes,
+            f"{exp.id}: t-SNE of `{training.FEATURE_LAYER}`, {name} ({len(labels)})",
+            folder / f"tsne-{name}.png",
+        )
     plots.curves_png(fitted.history, fitted.best_epoch, exp.id, folder / "curves.png")
     plots.confusion_png(test["confusion"], data.classes, f"{exp.id}: test", folder / "confusion.png")
 
@@ -231,12 +264,20 @@ def _image_record(run: Run, data: Dataset, models: Any, fitted: Any, test: dict[
     # over every epoch, those of earlier runs too when this one resumed from a checkpoint
     epoch_seconds = run.seconds["train"] if not fitted.resumed_from else sum(h["seconds"] for h in fitted.history)
     return {
-        "classes": data.classes, "counts": data.counts(), "skipped_images": data.skipped,
-        "model": training.describe(models), "path": "head-only" if run.exp.head_only else "plain",
-        "history": fitted.history, "epochs_run": epochs_run, "best_epoch": fitted.best_epoch,
-        "runs": fitted.runs, "resumed_from": fitted.resumed_from, "test": test,
+        "classes": data.classes,
+        "counts": data.counts(),
+        "skipped_images": data.skipped,
+        "model": training.describe(models),
+        "path": "head-only" if run.exp.head_only else "plain",
+        "history": fitted.history,
+        "epochs_run": epochs_run,
+        "best_epoch": fitted.best_epoch,
+        "runs": fitted.runs,
+        "resumed_from": fitted.resumed_from,
+        "test": test,
         "timing": {
-            **run.seconds, "total": run.total(),
+            **run.seconds,
+            "total": run.total(),
             "train_breakdown": {k: round(v, 3) for k, v in fitted.seconds.items()},
             "seconds_per_epoch": round(epoch_seconds / max(1, epochs_run), 4),
             "train_images_per_second": round(len(data.train) * epochs_run / max(epoch_seconds, 1e-9), 2),
@@ -248,13 +289,16 @@ def _image_record(run: Run, data: Dataset, models: Any, fitted: Any, test: dict[
 def _finish(run: Run, parts: dict[str, Any]) -> None:
     """metrics.json, written last and whole: its presence means the run is complete."""
     exp = run.exp
-    write_json(run.folder / METRICS, {
-        "schema_version": SCHEMA_VERSION,
-        "id": exp.id,
-        "experiment": {**exp.settings(), "id": exp.id, "fingerprint": exp.fingerprint},
-        **parts,
-        "finished": time.time(),
-    })
+    write_json(
+        run.folder / METRICS,
+        {
+            "schema_version": SCHEMA_VERSION,
+            "id": exp.id,
+            "experiment": {**exp.settings(), "id": exp.id, "fingerprint": exp.fingerprint},
+            **parts,
+            "finished": time.time(),
+        },
+    )
     history = parts["history"]
     run.progress.write("done", "done", parts["epochs_run"], history[-1] if history else None)
     run.log(f"done in {parts['timing']['total']:.1f}s: {run.folder}")
@@ -268,20 +312,35 @@ def _run_metadata(run: Run) -> Path:
     with run.phase("train", "training"):
         fitted = baseline.fit(exp)
     write_json(run.folder / AUDIT, audit.task_audit(exp.data_dir))
-    run.log("images " + ", ".join(f"{s} {sum(c.values())}" for s, c in fitted.counts.items()) + f"; classes {fitted.classes}")
+    run.log(
+        "images "
+        + ", ".join(f"{s} {sum(c.values())}" for s, c in fitted.counts.items())
+        + f"; classes {fitted.classes}"
+    )
     test = evaluate.test_metrics(fitted.probs["test"], fitted.labels["test"], fitted.classes)
     run.log(f"test accuracy {test['accuracy']:.4f} loss {test['loss']:.4f} from file facts alone")
     plots.confusion_png(test["confusion"], fitted.classes, f"{exp.id}: test", run.folder / "confusion.png")
     val = fitted.probs["val"]
     history = [{"val_accuracy": float(np.mean(val.argmax(1) == fitted.labels["val"]))}] if len(val) else []
-    _finish(run, {
-        "classes": fitted.classes, "counts": fitted.counts, "skipped_images": fitted.skipped,
-        "model": {**baseline.describe(), "importances": fitted.importances}, "path": "metadata",
-        "history": history, "epochs_run": 0, "best_epoch": 0, "runs": 1, "resumed_from": 0, "test": test,
-        "tsne": "none: a model of file facts has no learned features to draw",
-        "timing": {**run.seconds, "total": run.total(), "seconds_per_epoch": 0.0, "train_images_per_second": 0.0},
-        "environment": device.environment(exp.device, f"cpu: {device.cpu_model()}", backend=False),
-    })
+    _finish(
+        run,
+        {
+            "classes": fitted.classes,
+            "counts": fitted.counts,
+            "skipped_images": fitted.skipped,
+            "model": {**baseline.describe(), "importances": fitted.importances},
+            "path": "metadata",
+            "history": history,
+            "epochs_run": 0,
+            "best_epoch": 0,
+            "runs": 1,
+            "resumed_from": 0,
+            "test": test,
+            "tsne": "none: a model of file facts has no learned features to draw",
+            "timing": {**run.seconds, "total": run.total(), "seconds_per_epoch": 0.0, "train_images_per_second": 0.0},
+            "environment": device.environment(exp.device, f"cpu: {device.cpu_model()}", backend=False),
+        },
+    )
     return run.folder
 
 
@@ -308,8 +367,13 @@ def main(argv: list[str] | None = None) -> int:
     source.add_argument("--spec", help="one experiment as JSON (the `experiment` of a metrics.json)")
     parser.add_argument("--id", help="the experiment to run (default: every one in the grid, in turn)")
     parser.add_argument("--only", help="run the experiments whose id matches this pattern")
-    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                        help="override a setting in every experiment, e.g. --set weights=none (repeatable)")
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a setting in every experiment, e.g. --set weights=none (repeatable)",
+    )
     parser.add_argument("--data", help="data root holding two/ and all/ (default: $XRAYHPC_DATA, the grid's `data`)")
     parser.add_argument("--results", help="results root (default: $XRAYHPC_RESULTS or ./results)")
     args = parser.parse_args(argv)

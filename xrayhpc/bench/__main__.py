@@ -50,14 +50,27 @@ QUICK_FRACTION = 0.25
 @cli
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m xrayhpc.bench", description=__doc__.split("\n")[0])
-    parser.add_argument("--quick", action="store_true",
-                        help=f"a quarter of each class folder and {QUICK_EPOCHS} epochs: every part in a few minutes")
-    parser.add_argument("--epochs", type=int, help=f"epochs for Task 1 (default {FULL_EPOCHS['worker']}, quick {QUICK_EPOCHS})")
-    parser.add_argument("--data", help="data root with two/ and all/ (default: $XRAYHPC_DATA, ../shared/data/covid-xray)")
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help=f"a quarter of each class folder and {QUICK_EPOCHS} epochs: every part in a few minutes",
+    )
+    parser.add_argument(
+        "--epochs", type=int, help=f"epochs for Task 1 (default {FULL_EPOCHS['worker']}, quick {QUICK_EPOCHS})"
+    )
+    parser.add_argument(
+        "--data", help="data root with two/ and all/ (default: $XRAYHPC_DATA, ../shared/data/covid-xray)"
+    )
     parser.add_argument("--out", type=Path, default=ROOT / "results" / "bench")
-    parser.add_argument("--only", nargs="+", choices=PARTS, metavar="PART", help=f"run these parts only: {', '.join(PARTS)}")
-    parser.add_argument("--augment", choices=("off", "on", "both"), default="both",
-                        help="Task 1: augmentation off (the fast path), on, or both (default)")
+    parser.add_argument(
+        "--only", nargs="+", choices=PARTS, metavar="PART", help=f"run these parts only: {', '.join(PARTS)}"
+    )
+    parser.add_argument(
+        "--augment",
+        choices=("off", "on", "both"),
+        default="both",
+        help="Task 1: augmentation off (the fast path), on, or both (default)",
+    )
     args = parser.parse_args(argv)
     epochs = dict(FULL_EPOCHS) if not args.quick else dict.fromkeys(FULL_EPOCHS, QUICK_EPOCHS)
     if args.epochs:
@@ -71,21 +84,42 @@ def main(argv: list[str] | None = None) -> int:
             kind += f", the first {QUICK_FRACTION:.0%} of each class folder"
         print(f"bench: {kind} ({source})", flush=True)
         machine = f"{cpu_model()}, {os.cpu_count()} CPUs, {platform.system()} {platform.machine()}"
-        header = {"command": command, "data": kind, "host": platform.node(), "machine": machine,
-                  "when": time.strftime("%Y-%m-%d %H:%M")}
+        header = {
+            "command": command,
+            "data": kind,
+            "host": platform.node(),
+            "machine": machine,
+            "when": time.strftime("%Y-%m-%d %H:%M"),
+        }
         augment = {"off": (False,), "on": (True,), "both": (False, True)}[args.augment]
         parts = {
-            "worker": ("Worker benchmark: Task 1", lambda tmp: compare(task1_cases(data, epochs["worker"], augment), tmp),
-                       worker_table),
-            "task2": ("Worker benchmark: Task 2", lambda tmp: compare(task2_cases(data, epochs["task2"]), tmp), worker_table),
+            "worker": (
+                "Worker benchmark: Task 1",
+                lambda tmp: compare(task1_cases(data, epochs["worker"], augment), tmp),
+                worker_table,
+            ),
+            "task2": (
+                "Worker benchmark: Task 2",
+                lambda tmp: compare(task2_cases(data, epochs["task2"]), tmp),
+                worker_table,
+            ),
             "scaling": ("Worker scaling", lambda tmp: bench_scaling(data, epochs["scaling"], tmp), scaling_table),
-            "dispatch": ("Dispatch and status benchmark",
-                         lambda tmp: bench_dispatch([1, 10, 100, 1000], tmp, data, 100 if args.quick else 1000), dispatch_table),
+            "dispatch": (
+                "Dispatch and status benchmark",
+                lambda tmp: bench_dispatch([1, 10, 100, 1000], tmp, data, 100 if args.quick else 1000),
+                dispatch_table,
+            ),
             "report": ("Report benchmark", lambda tmp: bench_report([10, 100, 1000], tmp), report_table),
-            "neighbour": ("Beside a busy neighbour", lambda tmp: bench_neighbour(data, epochs["neighbour"], tmp),
-                          neighbour_table),
-            "precision": ("bfloat16 against float32", lambda tmp: bench_precision(data, epochs["precision"], tmp),
-                          precision_table),
+            "neighbour": (
+                "Beside a busy neighbour",
+                lambda tmp: bench_neighbour(data, epochs["neighbour"], tmp),
+                neighbour_table,
+            ),
+            "precision": (
+                "bfloat16 against float32",
+                lambda tmp: bench_precision(data, epochs["precision"], tmp),
+                precision_table,
+            ),
         }
         for name, (title, run, table) in parts.items():
             if args.only and name not in args.only:
@@ -95,7 +129,9 @@ def main(argv: list[str] | None = None) -> int:
                 figures = run(Path(tmp))
             took = round(time.perf_counter() - t, 1)
             write_json(args.out / f"{name}.json", {**header, "took_s": took, **figures})
-            text = f"# {title}\n\n`{command}` on {kind}, {machine}, {header['when']}, {took:.0f} s\n\n{table(figures)}\n"
+            text = (
+                f"# {title}\n\n`{command}` on {kind}, {machine}, {header['when']}, {took:.0f} s\n\n{table(figures)}\n"
+            )
             write_atomic(args.out / f"{name}.md", lambda f, text=text: f.write(text.encode()))
             print(text, flush=True)
     print(f"bench: done in {time.perf_counter() - start:.0f} s; figures in {args.out}")

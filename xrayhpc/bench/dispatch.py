@@ -43,8 +43,10 @@ def grid_of(n: int, folder: Path) -> Path:
     """A grid that expands to n CPU experiments (one resource group)."""
     path = folder / f"grid-{n}.toml"
     seeds = ", ".join(str(i) for i in range(n))
-    path.write_text(f'[[experiment]]\ntask = "binary"\nbackbone = "vgg16"\ndevice = "cpu"\n'
-                    f'weights = "none"\nepochs = 1\nseed = [{seeds}]\n')
+    path.write_text(
+        f'[[experiment]]\ntask = "binary"\nbackbone = "vgg16"\ndevice = "cpu"\n'
+        f'weights = "none"\nepochs = 1\nseed = [{seeds}]\n'
+    )
     return path
 
 
@@ -52,7 +54,17 @@ def naive_submit(n: int, workdir: Path, project: str | None) -> float:
     """Seconds to send n jobs the way the course did: one qsub per experiment (held, then deleted)."""
     script = workdir / "one-job.sh"
     script.write_text("#!/bin/sh\ntrue\n")
-    args = ["qsub", "-h", "-terse", "-o", "/dev/null", "-e", "/dev/null", *(["-P", project] if project else []), str(script)]
+    args = [
+        "qsub",
+        "-h",
+        "-terse",
+        "-o",
+        "/dev/null",
+        "-e",
+        "/dev/null",
+        *(["-P", project] if project else []),
+        str(script),
+    ]
     start = time.perf_counter()
     ids = [subprocess.run(args, capture_output=True, text=True, check=True).stdout.strip() for _ in range(n)]
     wall = time.perf_counter() - start
@@ -73,7 +85,9 @@ def bench_dispatch(sizes: list[int], workdir: Path, data: Path, naive_max: int =
     calls = shim_scheduler(workdir / "shims")
     os.environ["PATH"] = f"{calls.parent}{os.pathsep}{os.environ['PATH']}"
     profile = workdir / "held.toml"
-    profile.write_text((ROOT / "qsub" / "local.toml").read_text().replace("setup = []", 'setup = []\nextra_directives = ["-h"]'))
+    profile.write_text(
+        (ROOT / "qsub" / "local.toml").read_text().replace("setup = []", 'setup = []\nextra_directives = ["-h"]')
+    )
     have_sge = SgeExecutor.affinity() > 0 and subprocess.run(["qstat"], capture_output=True).returncode == 0
     out: dict[str, Any] = {"cluster": "local Grid Engine" if have_sge else None, "sizes": {}}
     for n in sizes:
@@ -81,8 +95,18 @@ def bench_dispatch(sizes: list[int], workdir: Path, data: Path, naive_max: int =
         row: dict[str, Any] = {}
         for executor in ("dry-run", "sge") if have_sge else ("dry-run",):
             results = workdir / f"results-{executor}-{n}"
-            argv = ["--grid", str(grid), "--executor", executor, "--profile", str(profile),
-                    "--results", str(results), "--data", str(data)]
+            argv = [
+                "--grid",
+                str(grid),
+                "--executor",
+                executor,
+                "--profile",
+                str(profile),
+                "--results",
+                str(results),
+                "--data",
+                str(data),
+            ]
             count_calls(calls)
             with contextlib.redirect_stdout(io.StringIO()):
                 t = time.perf_counter()
@@ -108,22 +132,39 @@ def bench_dispatch(sizes: list[int], workdir: Path, data: Path, naive_max: int =
 
 
 def dispatch_table(d: dict[str, Any]) -> str:
-    header = ["experiments", "dry-run submit s", "sge submit s", "qsub calls", "one qsub each s", "ratio",
-              "status refresh s", "qstat+qacct calls"]
+    header = [
+        "experiments",
+        "dry-run submit s",
+        "sge submit s",
+        "qsub calls",
+        "one qsub each s",
+        "ratio",
+        "status refresh s",
+        "qstat+qacct calls",
+    ]
     body = []
     for n, row in d["sizes"].items():
         sge = row.get("sge", {})
         status = row.get("status_calls", {})
         naive = row.get("naive_submit_s")
-        body.append([
-            n, f"{row['dry-run']['submit_s']:.2f}", f"{sge.get('submit_s', float('nan')):.2f}",
-            str(sge.get("calls", {}).get("qsub", "-")), f"{naive:.2f}" if naive else "-",
-            f"{naive / sge['submit_s']:.1f}" if naive and sge else "-", f"{row.get('status_refresh_s', float('nan')):.3f}",
-            str(status.get("qstat", 0) + status.get("qacct", 0)) if status else "-",
-        ])
-    return "\n".join([
-        f"Cluster: {d['cluster'] or 'none (dry-run only)'}. `sge submit` sends the grid through xrayhpc.submit "
-        "(one array job per resource request); `one qsub each` sends the same number of held jobs one qsub call "
-        "apiece, as the course's scripts did; ratio = one qsub each / sge submit.",
-        "", report.markdown(header, body, "rrrrrrrr")])
-
+        body.append(
+            [
+                n,
+                f"{row['dry-run']['submit_s']:.2f}",
+                f"{sge.get('submit_s', float('nan')):.2f}",
+                str(sge.get("calls", {}).get("qsub", "-")),
+                f"{naive:.2f}" if naive else "-",
+                f"{naive / sge['submit_s']:.1f}" if naive and sge else "-",
+                f"{row.get('status_refresh_s', float('nan')):.3f}",
+                str(status.get("qstat", 0) + status.get("qacct", 0)) if status else "-",
+            ]
+        )
+    return "\n".join(
+        [
+            f"Cluster: {d['cluster'] or 'none (dry-run only)'}. `sge submit` sends the grid through xrayhpc.submit "
+            "(one array job per resource request); `one qsub each` sends the same number of held jobs one qsub call "
+            "apiece, as the course's scripts did; ratio = one qsub each / sge submit.",
+            "",
+            report.markdown(header, body, "rrrrrrrr"),
+        ]
+    )

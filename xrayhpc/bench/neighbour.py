@@ -30,9 +30,13 @@ def start_neighbour(data: Path, workdir: Path, timeout_s: float = 600) -> subpro
     spec = workdir / "spec-neighbour.json"
     spec.write_text(json.dumps(exp.settings()))
     results = workdir / "neighbour"
-    proc = subprocess.Popen([sys.executable, "-m", "xrayhpc.worker", "--spec", str(spec), "--results", str(results)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=ROOT,
-                            env={**os.environ, "XRAYHPC_CACHE": str(workdir / "cache-neighbour")})
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "xrayhpc.worker", "--spec", str(spec), "--results", str(results)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        cwd=ROOT,
+        env={**os.environ, "XRAYHPC_CACHE": str(workdir / "cache-neighbour")},
+    )
     end = time.monotonic() + timeout_s
     while (read_json(results / exp.id / PROGRESS) or {}).get("epoch", 0) < 1:
         if proc.poll() is not None or time.monotonic() > end:
@@ -55,20 +59,39 @@ def bench_neighbour(data: Path, epochs: int, workdir: Path) -> dict[str, Any]:
     finally:
         neighbour.send_signal(signal.SIGTERM)
         neighbour.wait(timeout=60)
-    phases = {name: {"alone": metrics_alone["timing"][name], "beside": metrics_beside["timing"][name]} for name in (*PHASES, "total")}
+    phases = {
+        name: {"alone": metrics_alone["timing"][name], "beside": metrics_beside["timing"][name]}
+        for name in (*PHASES, "total")
+    }
     for p in phases.values():
         p["ratio"] = round(p["beside"] / max(p["alone"], 1e-3), 2)
-    return {"experiment": exp.id, "epochs": epochs, "cpus": os.cpu_count(), "phases": phases,
-            "wall": {"alone": alone["wall_s"], "beside": beside["wall_s"]}}
+    return {
+        "experiment": exp.id,
+        "epochs": epochs,
+        "cpus": os.cpu_count(),
+        "phases": phases,
+        "wall": {"alone": alone["wall_s"], "beside": beside["wall_s"]},
+    }
 
 
 def neighbour_table(n: dict[str, Any]) -> str:
     body = [[name, f"{p['alone']:.2f}", f"{p['beside']:.2f}", f"{p['ratio']:.2f}x"] for name, p in n["phases"].items()]
-    body.append(["wall (process)", f"{n['wall']['alone']:.1f}", f"{n['wall']['beside']:.1f}",
-                 f"{n['wall']['beside'] / n['wall']['alone']:.2f}x"])
+    body.append(
+        [
+            "wall (process)",
+            f"{n['wall']['alone']:.1f}",
+            f"{n['wall']['beside']:.1f}",
+            f"{n['wall']['beside'] / n['wall']['alone']:.2f}x",
+        ]
+    )
     worst = max((p["ratio"], name) for name, p in n["phases"].items() if name != "total")
-    return "\n".join([
-        f"{n['experiment']} (augmentation off, {n['epochs']} epochs), seconds per phase on {n['cpus']} CPUs, alone and "
-        "beside a second worker training Task 1 with augmentation (128 px). Target: no phase over 2x.",
-        "", report.markdown(["phase", "alone s", "beside s", "ratio"], body, "lrrr"), "",
-        f"Worst phase: {worst[1]}, {worst[0]:.2f}x."])
+    return "\n".join(
+        [
+            f"{n['experiment']} (augmentation off, {n['epochs']} epochs), seconds per phase on {n['cpus']} CPUs, alone and "
+            "beside a second worker training Task 1 with augmentation (128 px). Target: no phase over 2x.",
+            "",
+            report.markdown(["phase", "alone s", "beside s", "ratio"], body, "lrrr"),
+            "",
+            f"Worst phase: {worst[1]}, {worst[0]:.2f}x.",
+        ]
+    )

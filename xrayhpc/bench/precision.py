@@ -24,7 +24,9 @@ def backbone_rates(data: Path, image_size: int = 224) -> dict[str, Any]:
     from xrayhpc.models import build_backbone, preprocess
     from xrayhpc.training import run_batched
 
-    images = preprocess("vgg16", "rescale", load_dataset(data / "two", image_size, "nearest", 0.2, log=lambda _: None).test.images)
+    images = preprocess(
+        "vgg16", "rescale", load_dataset(data / "two", image_size, "nearest", 0.2, log=lambda _: None).test.images
+    )
     out: dict[str, Any] = {}
     features = {}
     for policy, name in (("float32", "float32"), ("mixed_bfloat16", "bfloat16")):
@@ -55,11 +57,17 @@ def bench_precision(data: Path, epochs: int, workdir: Path) -> dict[str, Any]:
         predictions = {}
         for precision in ("float32", "bfloat16"):
             print(f"bench: precision: seed {seed}, {precision} ...", flush=True)
-            exp = report_experiment("binary", "vgg16", data, epochs=epochs, augment=False, seed=seed, precision=precision)
+            exp = report_experiment(
+                "binary", "vgg16", data, epochs=epochs, augment=False, seed=seed, precision=precision
+            )
             run, metrics = run_worker(exp, workdir, f"{precision}-{seed}")
             predictions[precision] = metrics["test"]["predictions"]
-            out["runs"][f"{seed} {precision}"] = {"wall_s": run["wall_s"], "features_s": metrics["timing"]["features"],
-                                                  "accuracy": metrics["test"]["accuracy"], "loss": metrics["test"]["loss"]}
+            out["runs"][f"{seed} {precision}"] = {
+                "wall_s": run["wall_s"],
+                "features_s": metrics["timing"]["features"],
+                "accuracy": metrics["test"]["accuracy"],
+                "loss": metrics["test"]["loss"],
+            }
         same = np.mean(np.array(predictions["float32"]) == np.array(predictions["bfloat16"]))
         out["runs"][f"{seed} bfloat16"]["agreement"] = round(float(same), 3)
     return out
@@ -69,12 +77,30 @@ def precision_table(p: dict[str, Any]) -> str:
     if "skipped" in p:
         return p["skipped"]
     b = p["backbone"]
-    body = [[key.split()[0], key.split()[1], f"{r['wall_s']:.1f}", f"{r['features_s']:.1f}", f"{r['accuracy']:.3f}",
-             f"{r['loss']:.4f}", f"{r['agreement']:.3f}" if "agreement" in r else ""] for key, r in p["runs"].items()]
-    return "\n".join([
-        f"On {p['cpu']}: VGG16 (224 px, no XLA) over the Task 1 test images, float32 {b['float32']['images_per_s']} "
-        f"images/s, bfloat16 {b['bfloat16']['images_per_s']} ({b['speedup']}x); features differ by at most "
-        f"{b['max_relative_difference']:.2%} of their largest value.", "",
-        f"Task 1 (frozen VGG16, augmentation off, {p['epochs']} epochs, random weights), each seed in both precisions:", "",
-        report.markdown(["seed", "precision", "wall s", "backbone s", "test acc", "test loss", "same test predictions"],
-                        body, "llrrrrr")])
+    body = [
+        [
+            key.split()[0],
+            key.split()[1],
+            f"{r['wall_s']:.1f}",
+            f"{r['features_s']:.1f}",
+            f"{r['accuracy']:.3f}",
+            f"{r['loss']:.4f}",
+            f"{r['agreement']:.3f}" if "agreement" in r else "",
+        ]
+        for key, r in p["runs"].items()
+    ]
+    return "\n".join(
+        [
+            f"On {p['cpu']}: VGG16 (224 px, no XLA) over the Task 1 test images, float32 {b['float32']['images_per_s']} "
+            f"images/s, bfloat16 {b['bfloat16']['images_per_s']} ({b['speedup']}x); features differ by at most "
+            f"{b['max_relative_difference']:.2%} of their largest value.",
+            "",
+            f"Task 1 (frozen VGG16, augmentation off, {p['epochs']} epochs, random weights), each seed in both precisions:",
+            "",
+            report.markdown(
+                ["seed", "precision", "wall s", "backbone s", "test acc", "test loss", "same test predictions"],
+                body,
+                "llrrrrr",
+            ),
+        ]
+    )

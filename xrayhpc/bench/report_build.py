@@ -19,18 +19,43 @@ def synthetic_result(root: Path, exp: Experiment, total: float, correct: int, co
 
     classes = ["covid", "normal"] if exp.task == "binary" else ["covid", "normal", "pneumonia_bac", "pneumonia_vir"]
     metrics = {
-        "schema_version": SCHEMA_VERSION, "id": exp.id,
+        "schema_version": SCHEMA_VERSION,
+        "id": exp.id,
         "experiment": {**exp.settings(), "id": exp.id, "fingerprint": exp.fingerprint},
-        "classes": classes, "epochs_run": exp.epochs, "best_epoch": exp.epochs, "history": [],
-        "test": {"loss": 0.31, "accuracy": correct / count, "correct": correct, "count": count, "macro_f1": 0.8,
-                 "roc_auc": 0.9, "per_class": {c: {"precision": 0.8, "recall": 0.5 + i / 10, "f1": 0.7, "support": 9}
-                                               for i, c in enumerate(classes)},
-                 "confusion": [[0] * len(classes)] * len(classes), "predictions": []},
-        "timing": {"load": 1.0, "features": total * 0.2, "train": total * 0.7, "evaluate": 0.5, "tsne": 1.5,
-                   "total": total, "seconds_per_epoch": total * 0.7 / exp.epochs,
-                   "train_images_per_second": 104 * exp.epochs / (total * 0.7)},
-        "environment": {"host": "scc-x01", "gpu_name": "Tesla V100" if exp.device == "gpu" else None,
-                        "cpu_model": "Xeon Gold", "slots": 4, "cpu_count": 28},
+        "classes": classes,
+        "epochs_run": exp.epochs,
+        "best_epoch": exp.epochs,
+        "history": [],
+        "test": {
+            "loss": 0.31,
+            "accuracy": correct / count,
+            "correct": correct,
+            "count": count,
+            "macro_f1": 0.8,
+            "roc_auc": 0.9,
+            "per_class": {
+                c: {"precision": 0.8, "recall": 0.5 + i / 10, "f1": 0.7, "support": 9} for i, c in enumerate(classes)
+            },
+            "confusion": [[0] * len(classes)] * len(classes),
+            "predictions": [],
+        },
+        "timing": {
+            "load": 1.0,
+            "features": total * 0.2,
+            "train": total * 0.7,
+            "evaluate": 0.5,
+            "tsne": 1.5,
+            "total": total,
+            "seconds_per_epoch": total * 0.7 / exp.epochs,
+            "train_images_per_second": 104 * exp.epochs / (total * 0.7),
+        },
+        "environment": {
+            "host": "scc-x01",
+            "gpu_name": "Tesla V100" if exp.device == "gpu" else None,
+            "cpu_model": "Xeon Gold",
+            "slots": 4,
+            "cpu_count": 28,
+        },
     }
     write_json(root / exp.id / "metrics.json", metrics)
     return metrics
@@ -48,8 +73,10 @@ def bench_report(sizes: list[int], workdir: Path) -> dict[str, Any]:
         with contextlib.redirect_stdout(io.StringIO()):
             t = time.perf_counter()
             report.main(["--results", str(root), "--quiet"])
-            out["sizes"][str(n)] = {"build_s": round(time.perf_counter() - t, 3),
-                                    "html_kb": round((root / "report.html").stat().st_size / 1024, 1)}
+            out["sizes"][str(n)] = {
+                "build_s": round(time.perf_counter() - t, 3),
+                "html_kb": round((root / "report.html").stat().st_size / 1024, 1),
+            }
         print(f"bench: report {n}: {out['sizes'][str(n)]}", flush=True)
     return out
 
@@ -57,4 +84,3 @@ def bench_report(sizes: list[int], workdir: Path) -> dict[str, Any]:
 def report_table(r: dict[str, Any]) -> str:
     body = [[n, f"{row['build_s']:.2f}", f"{row['html_kb']:.0f}"] for n, row in r["sizes"].items()]
     return report.markdown(["result folders", "build s", "report.html KB"], body, "rrr")
-

@@ -63,11 +63,10 @@ def data_view(source: Path, out: Path, fraction: float = 1.0, repeat: int = 1) -
 
     for folder in sorted(p for p in source.glob("*/*/*") if p.is_dir()):
         files = list_images(folder)
-        files = files[:max(2, math.ceil(len(files) * fraction))]
+        files = files[: max(2, math.ceil(len(files) * fraction))]
         target = out / folder.relative_to(source)
         target.mkdir(parents=True, exist_ok=True)
         for k in range(repeat):
             for f in files:
                 (target / f"r{k}-{f.name}").symlink_to(f.resolve())
     return out
-

@@ -23,9 +23,19 @@ os.environ["CUDA_VISIBLE_DEVICES"] = "-1"  # the template forces the CPU
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
-def run(data: Path, epochs: int, batch_size: int, augment: bool, image_size: int, learning_rate: float,
-        backbone: str = "vgg16", trainable: bool = False, head_units: tuple[int, ...] = (256,),
-        dropouts: tuple[float, ...] = (0.5,), checkpoint: str = "last") -> dict:
+def run(
+    data: Path,
+    epochs: int,
+    batch_size: int,
+    augment: bool,
+    image_size: int,
+    learning_rate: float,
+    backbone: str = "vgg16",
+    trainable: bool = False,
+    head_units: tuple[int, ...] = (256,),
+    dropouts: tuple[float, ...] = (0.5,),
+    checkpoint: str = "last",
+) -> dict:
     start = time.perf_counter()
     import numpy as np
     from sklearn.manifold import TSNE
@@ -35,32 +45,65 @@ def run(data: Path, epochs: int, batch_size: int, augment: bool, image_size: int
     size = (image_size, image_size)
     classes = sorted(p.name for p in (data / "train").iterdir() if p.is_dir())
     mode = "binary" if len(classes) == 2 else "categorical"
-    transforms = dict(
-        rotation_range=50, width_shift_range=0.2, height_shift_range=0.2, shear_range=0.25,
-        zoom_range=0.1, channel_shift_range=20, horizontal_flip=True, vertical_flip=True,
-        fill_mode="constant",
-    ) if augment else {}
+    transforms = (
+        dict(
+            rotation_range=50,
+            width_shift_range=0.2,
+            height_shift_range=0.2,
+            shear_range=0.25,
+            zoom_range=0.1,
+            channel_shift_range=20,
+            horizontal_flip=True,
+            vertical_flip=True,
+            fill_mode="constant",
+        )
+        if augment
+        else {}
+    )
     gen = ImageDataGenerator(rescale=1.0 / 255, validation_split=0.2, **transforms)
-    train = gen.flow_from_directory(data / "train", target_size=size, batch_size=batch_size,
-                                    class_mode=mode, subset="training", shuffle=True, seed=42)
-    val = gen.flow_from_directory(data / "train", target_size=size, batch_size=batch_size,
-                                  class_mode=mode, subset="validation", shuffle=True, seed=42)
+    train = gen.flow_from_directory(
+        data / "train",
+        target_size=size,
+        batch_size=batch_size,
+        class_mode=mode,
+        subset="training",
+        shuffle=True,
+        seed=42,
+    )
+    val = gen.flow_from_directory(
+        data / "train",
+        target_size=size,
+        batch_size=batch_size,
+        class_mode=mode,
+        subset="validation",
+        shuffle=True,
+        seed=42,
+    )
     constructor = {"vgg16": keras.applications.VGG16, "mobilenet": keras.applications.MobileNet}[backbone]
     base = constructor(weights=None, include_top=False, input_shape=(*size, 3))
     base.trainable = trainable
     head: list = [base, keras.layers.Flatten()]
     for i, (units, rate) in enumerate(zip(head_units, dropouts, strict=True)):
-        head += [keras.layers.Dense(units, activation="relu", name="dense_feature" if i == 0 else None),
-                 keras.layers.Dropout(rate)]
-    head.append(keras.layers.Dense(1, activation="sigmoid") if mode == "binary"
-                else keras.layers.Dense(len(classes), activation="softmax"))
+        head += [
+            keras.layers.Dense(units, activation="relu", name="dense_feature" if i == 0 else None),
+            keras.layers.Dropout(rate),
+        ]
+    head.append(
+        keras.layers.Dense(1, activation="sigmoid")
+        if mode == "binary"
+        else keras.layers.Dense(len(classes), activation="softmax")
+    )
     model = keras.Sequential(head)
-    model.compile(optimizer=keras.optimizers.Adam(learning_rate),
-                  loss=f"{mode}_crossentropy", metrics=["accuracy"])
+    model.compile(optimizer=keras.optimizers.Adam(learning_rate), loss=f"{mode}_crossentropy", metrics=["accuracy"])
     with tempfile.TemporaryDirectory() as tmp:
         best = Path(tmp) / "best.weights.h5"
-        callbacks = [] if checkpoint == "last" else [keras.callbacks.ModelCheckpoint(
-            best, monitor=checkpoint, save_best_only=True, save_weights_only=True)]
+        callbacks = (
+            []
+            if checkpoint == "last"
+            else [
+                keras.callbacks.ModelCheckpoint(best, monitor=checkpoint, save_best_only=True, save_weights_only=True)
+            ]
+        )
         t = time.perf_counter()
         model.fit(train, validation_data=val, epochs=epochs, verbose=0, callbacks=callbacks)
         if callbacks:
@@ -69,22 +112,28 @@ def run(data: Path, epochs: int, batch_size: int, augment: bool, image_size: int
 
     t = time.perf_counter()
     test = ImageDataGenerator(rescale=1.0 / 255).flow_from_directory(
-        data / "test", target_size=size, batch_size=1, class_mode=mode, shuffle=True, seed=42)
+        data / "test", target_size=size, batch_size=1, class_mode=mode, shuffle=True, seed=42
+    )
     loss, accuracy = model.evaluate(test, steps=len(test), verbose=0)
     evaluate_s = time.perf_counter() - t
 
     t = time.perf_counter()
     features = keras.Model(model.inputs, model.get_layer("dense_feature").output)
     folder = ImageDataGenerator(rescale=1.0 / 255).flow_from_directory(
-        data / "train", target_size=size, batch_size=1, class_mode=mode, shuffle=False)
+        data / "train", target_size=size, batch_size=1, class_mode=mode, shuffle=False
+    )
     points = np.concatenate([features.predict_on_batch(folder[i][0]) for i in range(len(folder))])
     TSNE(2, perplexity=min(30.0, (len(points) - 1) / 3), init="pca").fit_transform(points)
     tsne_s = time.perf_counter() - t
     return {
         "test": {"accuracy": float(accuracy), "loss": float(loss)},
-        "timing": {"train": train_s, "evaluate": evaluate_s, "tsne": tsne_s,
-                   "total": time.perf_counter() - start,
-                   "seconds_per_epoch": train_s / epochs},
+        "timing": {
+            "train": train_s,
+            "evaluate": evaluate_s,
+            "tsne": tsne_s,
+            "total": time.perf_counter() - start,
+            "seconds_per_epoch": train_s / epochs,
+        },
         "images": {"train": train.samples, "val": val.samples, "test": test.samples},
     }
 
@@ -104,8 +153,19 @@ def main() -> int:
     parser.add_argument("--dropouts", type=float, nargs="+", default=[0.5])
     parser.add_argument("--checkpoint", choices=("last", "val_accuracy", "val_loss"), default="last")
     args = parser.parse_args()
-    result = run(args.data, args.epochs, args.batch_size, not args.no_augment, args.image_size, args.learning_rate,
-                 args.backbone, args.trainable, tuple(args.head_units), tuple(args.dropouts), args.checkpoint)
+    result = run(
+        args.data,
+        args.epochs,
+        args.batch_size,
+        not args.no_augment,
+        args.image_size,
+        args.learning_rate,
+        args.backbone,
+        args.trainable,
+        tuple(args.head_units),
+        tuple(args.dropouts),
+        args.checkpoint,
+    )
     args.out.write_text(json.dumps(result, indent=2))
     return 0
 

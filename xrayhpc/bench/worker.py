@@ -18,17 +18,39 @@ REPORT_GRID = ROOT / "jobs" / "report.toml"
 
 def report_experiment(task: str, backbone: str, data: Path, **settings: Any) -> Experiment:
     """The report grid's experiment for (task, backbone), on the CPU, without ImageNet weights."""
-    exp = next(e for e in load_grid(REPORT_GRID, {"weights": "none", "data": str(data)})
-               if e.task == task and e.backbone == backbone)
+    exp = next(
+        e
+        for e in load_grid(REPORT_GRID, {"weights": "none", "data": str(data)})
+        if e.task == task and e.backbone == backbone
+    )
     return dataclasses.replace(exp, device="cpu", **settings)
 
 
 def template_args(exp: Experiment, out: Path) -> list[str]:
     """The course template's command line for the same experiment."""
-    args = [sys.executable, "-m", "xrayhpc.bench.template", str(exp.data_dir), str(out),
-            "--epochs", str(exp.epochs), "--batch-size", str(exp.batch_size), "--image-size", str(exp.image_size),
-            "--learning-rate", str(exp.learning_rate), "--backbone", exp.backbone, "--checkpoint", exp.checkpoint,
-            "--head-units", *map(str, exp.head_units), "--dropouts", *map(str, exp.dropouts)]
+    args = [
+        sys.executable,
+        "-m",
+        "xrayhpc.bench.template",
+        str(exp.data_dir),
+        str(out),
+        "--epochs",
+        str(exp.epochs),
+        "--batch-size",
+        str(exp.batch_size),
+        "--image-size",
+        str(exp.image_size),
+        "--learning-rate",
+        str(exp.learning_rate),
+        "--backbone",
+        exp.backbone,
+        "--checkpoint",
+        exp.checkpoint,
+        "--head-units",
+        *map(str, exp.head_units),
+        "--dropouts",
+        *map(str, exp.dropouts),
+    ]
     return args + ["--trainable"] * exp.trainable_backbone + ["--no-augment"] * (not exp.augment)
 
 
@@ -54,17 +76,20 @@ def run_worker(exp: Experiment, workdir: Path, name: str) -> tuple[dict[str, Any
     peak memory, and the metrics.json it wrote."""
     spec = workdir / f"spec-{name}.json"
     spec.write_text(json.dumps(exp.settings()))
-    run = run_child([sys.executable, "-m", "xrayhpc.worker", "--spec", str(spec), "--results", str(workdir / f"ours-{name}")],
-                    {"XRAYHPC_CACHE": str(workdir / f"cache-{name}")}, workdir / f"ours-{name}.log")
+    run = run_child(
+        [sys.executable, "-m", "xrayhpc.worker", "--spec", str(spec), "--results", str(workdir / f"ours-{name}")],
+        {"XRAYHPC_CACHE": str(workdir / f"cache-{name}")},
+        workdir / f"ours-{name}.log",
+    )
     return run, read_metrics(workdir / f"ours-{name}" / exp.id)
 
 
 def compare(cases: dict[str, Experiment], workdir: Path) -> dict[str, Any]:
     """Each experiment by our worker and by the course template, one after the other, each timed end to
     end in a fresh process with its peak memory."""
-    from xrayhpc.models import build_backbone, forward_flops
-
     import keras
+
+    from xrayhpc.models import build_backbone, forward_flops
 
     rate = matmul_gflops()
     runs: dict[str, Any] = {}
@@ -74,36 +99,56 @@ def compare(cases: dict[str, Experiment], workdir: Path) -> dict[str, Any]:
         print(f"bench: {label}: our worker, {exp.epochs} epochs ...", flush=True)
         ours, metrics = run_worker(exp, workdir, str(n))
         counts = {split: sum(c.values()) for split, c in metrics["counts"].items()}
-        ours.update(phases=metrics["timing"], accuracy=metrics["test"]["accuracy"], loss=metrics["test"]["loss"],
-                    backbone_passes=backbone_passes(counts, exp, template=False))
+        ours.update(
+            phases=metrics["timing"],
+            accuracy=metrics["test"]["accuracy"],
+            loss=metrics["test"]["loss"],
+            backbone_passes=backbone_passes(counts, exp, template=False),
+        )
         print(f"bench: {label}: the course template ...", flush=True)
         out = workdir / f"template-{n}.json"
         template = run_child(template_args(exp, out), {}, workdir / f"template-{n}.log")
         result = json.loads(out.read_text())
-        template.update(phases=result["timing"], accuracy=result["test"]["accuracy"], loss=result["test"]["loss"],
-                        backbone_passes=backbone_passes(result["images"], exp, template=True))
+        template.update(
+            phases=result["timing"],
+            accuracy=result["test"]["accuracy"],
+            loss=result["test"]["loss"],
+            backbone_passes=backbone_passes(result["images"], exp, template=True),
+        )
         for run in (ours, template):
             run["floor_s"] = round(run["backbone_passes"] * flops / (rate * 1e9), 1)
             run["over_floor"] = round(run["wall_s"] / run["floor_s"], 2)
         runs[label] = {
-            "experiment": exp.id, "backbone": exp.backbone, "trainable_backbone": exp.trainable_backbone,
-            "augment": exp.augment, "epochs": exp.epochs, "batch_size": exp.batch_size, "images": counts,
-            "gflop_per_image": round(flops / 1e9, 2), "ours": ours, "template": template,
+            "experiment": exp.id,
+            "backbone": exp.backbone,
+            "trainable_backbone": exp.trainable_backbone,
+            "augment": exp.augment,
+            "epochs": exp.epochs,
+            "batch_size": exp.batch_size,
+            "images": counts,
+            "gflop_per_image": round(flops / 1e9, 2),
+            "ours": ours,
+            "template": template,
             "speedup": round(template["wall_s"] / ours["wall_s"], 2),
         }
     out = {"matmul_gflops": rate, "runs": runs}
     fast = next((r for r in runs.values() if not r["augment"] and not r["trainable_backbone"]), None)
     if fast:  # the fast path against one backbone pass over every image
         floor_s = sum(fast["images"].values()) * fast["gflop_per_image"] / rate
-        out["fast_path"] = {"experiment": fast["experiment"], "floor_s": round(floor_s, 1),
-                            "over_floor": round(fast["ours"]["wall_s"] / floor_s, 2),
-                            "features_over_floor": round(fast["ours"]["phases"]["features"] / floor_s, 2)}
+        out["fast_path"] = {
+            "experiment": fast["experiment"],
+            "floor_s": round(floor_s, 1),
+            "over_floor": round(fast["ours"]["wall_s"] / floor_s, 2),
+            "features_over_floor": round(fast["ours"]["phases"]["features"] / floor_s, 2),
+        }
     return out
 
 
 def task1_cases(data: Path, epochs: int, augment: tuple[bool, ...]) -> dict[str, Experiment]:
-    return {f"augment {'on' if a else 'off'}": report_experiment("binary", "vgg16", data, epochs=epochs, augment=a)
-            for a in augment}
+    return {
+        f"augment {'on' if a else 'off'}": report_experiment("binary", "vgg16", data, epochs=epochs, augment=a)
+        for a in augment
+    }
 
 
 def task2_cases(data: Path, epochs: int) -> dict[str, Experiment]:
@@ -114,23 +159,46 @@ def task2_cases(data: Path, epochs: int) -> dict[str, Experiment]:
 
 
 def worker_table(w: dict[str, Any]) -> str:
-    header = ["run", "pipeline", "wall s", "train s", "s/epoch", "peak MB", "test acc",
-              "backbone passes", "floor s", "wall/floor", "speedup"]
+    header = [
+        "run",
+        "pipeline",
+        "wall s",
+        "train s",
+        "s/epoch",
+        "peak MB",
+        "test acc",
+        "backbone passes",
+        "floor s",
+        "wall/floor",
+        "speedup",
+    ]
     body = []
     lines = []
     for label, run in w["runs"].items():
         images = ", ".join(f"{k} {v}" for k, v in run["images"].items())
         kind = "trained" if run["trainable_backbone"] else "frozen"
-        lines.append(f"- {label}: {run['experiment']} ({run['backbone']} {kind}, {run['gflop_per_image']} GFLOP "
-                     f"per image), {run['epochs']} epochs, batch {run['batch_size']}, augmentation "
-                     f"{'on' if run['augment'] else 'off'}; images {images}")
+        lines.append(
+            f"- {label}: {run['experiment']} ({run['backbone']} {kind}, {run['gflop_per_image']} GFLOP "
+            f"per image), {run['epochs']} epochs, batch {run['batch_size']}, augmentation "
+            f"{'on' if run['augment'] else 'off'}; images {images}"
+        )
         for name in ("template", "ours"):
             r = run[name]
-            body.append([
-                label, name, f"{r['wall_s']:.1f}", f"{r['phases']['train']:.1f}", f"{r['phases']['seconds_per_epoch']:.2f}",
-                f"{r['peak_rss_mb']:.0f}", f"{r['accuracy']:.3f}", str(r["backbone_passes"]), f"{r['floor_s']:.1f}",
-                f"{r['over_floor']:.2f}", str(run["speedup"]) if name == "ours" else "",
-            ])
+            body.append(
+                [
+                    label,
+                    name,
+                    f"{r['wall_s']:.1f}",
+                    f"{r['phases']['train']:.1f}",
+                    f"{r['phases']['seconds_per_epoch']:.2f}",
+                    f"{r['peak_rss_mb']:.0f}",
+                    f"{r['accuracy']:.3f}",
+                    str(r["backbone_passes"]),
+                    f"{r['floor_s']:.1f}",
+                    f"{r['over_floor']:.2f}",
+                    str(run["speedup"]) if name == "ours" else "",
+                ]
+            )
     lines += [
         "",
         report.markdown(header, body, "llrrrrrrrrr"),
@@ -140,10 +208,12 @@ def worker_table(w: dict[str, Any]) -> str:
     ]
     if "fast_path" in w:
         f = w["fast_path"]
-        lines += ["", f"The fast path ({f['experiment']}, augmentation off) against one backbone pass over every "
-                  f"image, {f['floor_s']} s: {f['over_floor']}x end to end, its backbone phase {f['features_over_floor']}x."]
+        lines += [
+            "",
+            f"The fast path ({f['experiment']}, augmentation off) against one backbone pass over every "
+            f"image, {f['floor_s']} s: {f['over_floor']}x end to end, its backbone phase {f['features_over_floor']}x.",
+        ]
     return "\n".join(lines + ["", "Where our time goes (seconds):", "", phases_table(w)])
-
 
 
 def phases_table(w: dict[str, Any]) -> str:
@@ -170,11 +240,27 @@ def bench_scaling(data: Path, epochs: int, workdir: Path, factors: tuple[int, ..
 
 def scaling_table(s: dict[str, Any]) -> str:
     base = s["factors"]["1"]
-    body = [[f"x{k}", str(r["images"]), f"{r['wall_s']:.1f}", f"{r['phases']['features']:.1f}", f"{r['phases']['train']:.1f}",
-             f"{r['peak_rss_mb']:.0f}", f"{r['wall_s'] / base['wall_s']:.2f}", f"{r['wall_s'] / r['images']:.3f}"]
-            for k, r in s["factors"].items()]
-    return "\n".join([
-        f"Our worker's fast path (Task 1, frozen VGG16, augmentation off, {s['epochs']} epochs), the data repeated.",
-        "", report.markdown(["data", "images", "wall s", "features s", "train s", "peak MB", "wall vs x1", "s per image"],
-                            body, "lrrrrrrr")])
-
+    body = [
+        [
+            f"x{k}",
+            str(r["images"]),
+            f"{r['wall_s']:.1f}",
+            f"{r['phases']['features']:.1f}",
+            f"{r['phases']['train']:.1f}",
+            f"{r['peak_rss_mb']:.0f}",
+            f"{r['wall_s'] / base['wall_s']:.2f}",
+            f"{r['wall_s'] / r['images']:.3f}",
+        ]
+        for k, r in s["factors"].items()
+    ]
+    return "\n".join(
+        [
+            f"Our worker's fast path (Task 1, frozen VGG16, augmentation off, {s['epochs']} epochs), the data repeated.",
+            "",
+            report.markdown(
+                ["data", "images", "wall s", "features s", "train s", "peak MB", "wall vs x1", "s per image"],
+                body,
+                "lrrrrrrr",
+            ),
+        ]
+    )
