@@ -19,6 +19,7 @@ import pytest
 import submitit
 
 from conftest import ROOT
+from test_doctor import smoke_cpu
 from xrayhpc.jobs import read_record
 from xrayhpc.results import read_json, read_metrics
 from xrayhpc.sge import SgeExecutor, SgeInfoWatcher
@@ -40,31 +41,23 @@ def profile(tmp: Path, name: str = "test", **edits: str) -> Path:
     return path
 
 
+def submit_args(results: Path, data: Path, prof: Path | None, *extra: str, executor: str = "sge") -> list[str]:
+    """`python -m xrayhpc.submit` for the smoke grid, one epoch at 32 px unless `extra` says otherwise."""
+    where = ["--profile", str(prof)] if prof else []
+    return [sys.executable, "-m", "xrayhpc.submit", "--grid", "jobs/smoke.toml", "--executor", executor, *where,
+            "--results", str(results), "--data", str(data), "--set", "epochs=1", "--set", "image_size=32", *extra]  # fmt: skip
+
+
 def submit(
     results: Path, data: Path, prof: Path, *extra: str, env: dict[str, str] | None = None
 ) -> subprocess.CompletedProcess[str]:
-    args = [
-        sys.executable,
-        "-m",
-        "xrayhpc.submit",
-        "--grid",
-        "jobs/smoke.toml",
-        "--executor",
-        "sge",
-        "--profile",
-        str(prof),
-        "--results",
-        str(results),
-        "--data",
-        str(data),
-        "--set",
-        "epochs=1",
-        "--set",
-        "image_size=32",
-        *extra,
-    ]
     return subprocess.run(
-        args, capture_output=True, text=True, cwd=ROOT, env={**os.environ, **(env or {})}, timeout=120
+        submit_args(results, data, prof, *extra),
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env={**os.environ, **(env or {})},
+        timeout=120,
     )
 
 
@@ -241,22 +234,7 @@ def doctor(*args: str) -> subprocess.CompletedProcess[str]:
 
 
 def test_doctor_on_a_cpu_node_answers_through_grid_engine(tmp_path: Path, synthetic: Path) -> None:
-    out = doctor(
-        "--grid",
-        "jobs/smoke.toml",
-        "--only",
-        "*-cpu",
-        "--data",
-        str(synthetic),
-        "--profile",
-        "local",
-        "--executor",
-        "sge",
-        "--on-node",
-        "cpu",
-        "--results",
-        str(tmp_path),
-    )
+    out = doctor(*smoke_cpu(synthetic, "--executor", "sge", "--on-node", "cpu", "--results", str(tmp_path)))
     assert out.returncode == 0, out.stdout + out.stderr
     assert "· node      answered by job" in out.stdout and "can start on a cpu node" in out.stdout
     assert "✓ data" in out.stdout.split("answered by job")[1]  # the data as the node sees it

@@ -15,6 +15,11 @@ def no_cuda_libraries(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(device, "cuda_wheels", lambda: False)
 
 
+def smoke_cpu(data: Path, *more: str) -> list[str]:
+    """The smoke grid's CPU experiments on `data`, with the local test cluster's profile."""
+    return ["--grid", "jobs/smoke.toml", "--only", "*-cpu", "--data", str(data), "--profile", "local", *more]
+
+
 def run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str]:
     code = doctor.main(list(args))
     out = capsys.readouterr()
@@ -44,37 +49,13 @@ def test_the_report_grid_names_the_gpu_and_weights_problems(
 def test_the_smoke_grids_cpu_experiments_can_start(
     synthetic: Path, capsys: pytest.CaptureFixture[str], no_cuda_libraries: None
 ) -> None:
-    code, out = run(
-        capsys,
-        "--grid",
-        "jobs/smoke.toml",
-        "--only",
-        "*-cpu",
-        "--data",
-        str(synthetic),
-        "--executor",
-        "local",
-        "--profile",
-        "local",
-    )
+    code, out = run(capsys, *smoke_cpu(synthetic, "--executor", "local"))
     assert code == 0, out
     assert "✗" not in out and "every experiment of jobs/smoke.toml (2) can start" in out
 
 
 def test_missing_data_stops_the_experiments_that_read_it(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    code, out = run(
-        capsys,
-        "--grid",
-        "jobs/smoke.toml",
-        "--only",
-        "*-cpu",
-        "--data",
-        str(tmp_path / "nowhere"),
-        "--executor",
-        "local",
-        "--profile",
-        "local",
-    )
+    code, out = run(capsys, *smoke_cpu(tmp_path / "nowhere", "--executor", "local"))
     assert code == 1
     assert f"✗ data      data folder {tmp_path / 'nowhere' / 'two'} not found" in out
     assert "would fail: task1-vgg16-cpu, task2-mobilenet-cpu" in out

@@ -8,14 +8,13 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 
 from conftest import ROOT
-from test_cluster import profile, submit, wait, watch
+from test_cluster import profile, submit, submit_args, wait, watch
 from test_status import row, status_cli
 from xrayhpc.experiment import load_grid, parse_overrides, select
 from xrayhpc.jobs import read_record
@@ -151,23 +150,7 @@ def test_status_answers_while_the_master_is_down_and_jobs_finish(tmp_path: Path,
 def test_two_dispatchers_at_once_submit_each_experiment_once(tmp_path: Path, synthetic: Path) -> None:
     results = tmp_path / "results"
     prof = profile(tmp_path, extra_directives='["-h"]')
-    args = [
-        sys.executable,
-        "-m",
-        "xrayhpc.submit",
-        "--grid",
-        "jobs/smoke.toml",
-        "--executor",
-        "sge",
-        "--profile",
-        str(prof),
-        "--results",
-        str(results),
-        "--data",
-        str(synthetic),
-        "--set",
-        "epochs=1",
-    ]
+    args = submit_args(results, synthetic, prof)
     both = [
         subprocess.Popen(args, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)
     ]
@@ -196,24 +179,9 @@ def test_two_dispatchers_at_once_submit_each_experiment_once(tmp_path: Path, syn
 
 def test_ctrl_c_during_a_local_run_keeps_true_records_and_the_next_run_resumes(tmp_path: Path, synthetic: Path) -> None:
     results = tmp_path / "results"
-    args = [
-        sys.executable,
-        "-m",
-        "xrayhpc.submit",
-        "--grid",
-        "jobs/smoke.toml",
-        "--executor",
-        "local",
-        "--results",
-        str(results),
-        "--data",
-        str(synthetic),
-        *SLOW,
-        "--set",
-        "epochs=12",
-        "--set",
-        "save_every_s=0",
-    ]
+    args = submit_args(
+        results, synthetic, None, *SLOW, "--set", "epochs=12", "--set", "save_every_s=0", executor="local"
+    )
     run = subprocess.Popen(
         args, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True
     )

@@ -134,6 +134,24 @@ def test_slots_size_the_thread_pools(synthetic: Path, tmp_path: Path) -> None:
     assert out.stdout.split()[-2:] == ["1", "1"]
 
 
+def tiny_task1(data: Path, results: Path) -> list[str]:
+    """The worker's arguments for Task 1 of the smoke grid, one epoch at 32 px."""
+    return [
+        "--grid",
+        "jobs/smoke.toml",
+        "--id",
+        "task1-vgg16-cpu",
+        "--set",
+        "epochs=1",
+        "--set",
+        "image_size=32",
+        "--data",
+        str(data),
+        "--results",
+        str(results),
+    ]
+
+
 def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "xrayhpc.worker", *args],
@@ -147,21 +165,7 @@ def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.Complet
 
 def test_cli_runs_a_grid_experiment_with_the_jax_backend(synthetic: Path, tmp_path: Path) -> None:
     pytest.importorskip("jax")
-    out = run_cli(
-        "--grid",
-        "jobs/smoke.toml",
-        "--id",
-        "task1-vgg16-cpu",
-        "--set",
-        "epochs=1",
-        "--set",
-        "image_size=32",
-        "--data",
-        str(synthetic),
-        "--results",
-        str(tmp_path),
-        env={"KERAS_BACKEND": "jax"},
-    )
+    out = run_cli(*tiny_task1(synthetic, tmp_path), env={"KERAS_BACKEND": "jax"})
     assert out.returncode == 0, out.stderr
     m = read_metrics(tmp_path / "task1-vgg16-cpu")
     assert m["environment"]["backend"] == "jax" and "jax" in m["environment"]
@@ -204,26 +208,7 @@ def test_files_follow_the_users_umask_so_a_group_can_read_them(synthetic: Path, 
         os.umask(0o002)
 
     common = dict(capture_output=True, text=True, cwd=ROOT, timeout=600, preexec_fn=shared)
-    worker = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "xrayhpc.worker",
-            "--grid",
-            "jobs/smoke.toml",
-            "--id",
-            "task1-vgg16-cpu",
-            "--set",
-            "epochs=1",
-            "--set",
-            "image_size=32",
-            "--data",
-            str(synthetic),
-            "--results",
-            str(tmp_path),
-        ],
-        **common,
-    )
+    worker = subprocess.run([sys.executable, "-m", "xrayhpc.worker", *tiny_task1(synthetic, tmp_path)], **common)
     assert worker.returncode == 0, worker.stderr
     report = subprocess.run([sys.executable, "-m", "xrayhpc.report", "--results", str(tmp_path), "--quiet"], **common)
     assert report.returncode == 0, report.stderr
