@@ -16,7 +16,7 @@ from conftest import ROOT, real_data
 from xrayhpc.audit import audit
 from xrayhpc.bench.report_build import synthetic_result
 from xrayhpc.experiment import Experiment
-from xrayhpc.report import build
+from xrayhpc.report.build import build
 from xrayhpc.results import read_json, read_metrics, write_json
 from xrayhpc.worker import run_experiment
 

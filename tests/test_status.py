@@ -85,7 +85,7 @@ def test_done_and_failed_by_the_worker(tmp_path: Path, synthetic: Path) -> None:
     [done_json] = [r for r in json.loads(status_cli(results, "--json").stdout)["rows"] if r["id"] == "task1-vgg16-cpu"]
     assert done_json["usage"]["cpu_s"] == used.cpu_s and done_json["usage"]["cpu_efficiency"] > 0
     assert "a shorter `time` queues sooner" in done_json["usage"]["hint"]  # seconds of a 30-minute h_rt
-    from xrayhpc.report import build
+    from xrayhpc.report.build import build
 
     [used_section] = [s for s in build(results)[0] if s.title == "What the jobs used"]
     used_rows = {row[0]: row for row in used_section.table[1]}  # the failed GPU job used its share too

@@ -12,10 +12,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-from xrayhpc import report
 from xrayhpc.bench.runs import ROOT
 from xrayhpc.errors import UserError
 from xrayhpc.profile import load_profile
+from xrayhpc.report.tables import markdown
 
 SCHEDULER_COMMANDS = ("qsub", "qstat", "qacct", "qdel")
 
@@ -165,6 +165,6 @@ def dispatch_table(d: dict[str, Any]) -> str:
             "(one array job per resource request); `one qsub each` sends the same number of held jobs one qsub call "
             "apiece, as the course's scripts did; ratio = one qsub each / sge submit.",
             "",
-            report.markdown(header, body, "rrrrrrrr"),
+            markdown(header, body, "rrrrrrrr"),
         ]
     )

@@ -16,9 +16,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from xrayhpc import report
 from xrayhpc.bench.runs import ROOT
 from xrayhpc.bench.worker import report_experiment, run_worker
+from xrayhpc.report.tables import markdown
 from xrayhpc.results import PHASES, PROGRESS, read_json
 
 NEIGHBOUR_EPOCHS = 100_000  # it trains until it is stopped
@@ -90,7 +90,7 @@ def neighbour_table(n: dict[str, Any]) -> str:
             f"{n['experiment']} (augmentation off, {n['epochs']} epochs), seconds per phase on {n['cpus']} CPUs, alone and "
             "beside a second worker training Task 1 with augmentation (128 px). Target: no phase over 2x.",
             "",
-            report.markdown(["phase", "alone s", "beside s", "ratio"], body, "lrrr"),
+            markdown(["phase", "alone s", "beside s", "ratio"], body, "lrrr"),
             "",
             f"Worst phase: {worst[1]}, {worst[0]:.2f}x.",
         ]

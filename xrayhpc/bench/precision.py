@@ -8,9 +8,10 @@ from typing import Any
 
 import numpy as np
 
-from xrayhpc import device, report
+from xrayhpc import device
 from xrayhpc.bench.worker import report_experiment, run_worker
 from xrayhpc.data import load_dataset
+from xrayhpc.report.tables import markdown
 
 SEEDS = (0, 1, 2)
 
@@ -97,7 +98,7 @@ def precision_table(p: dict[str, Any]) -> str:
             "",
             f"Task 1 (frozen VGG16, augmentation off, {p['epochs']} epochs, random weights), each seed in both precisions:",
             "",
-            report.markdown(
+            markdown(
                 ["seed", "precision", "wall s", "backbone s", "test acc", "test loss", "same test predictions"],
                 body,
                 "llrrrrr",

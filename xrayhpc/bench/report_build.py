@@ -8,8 +8,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from xrayhpc import report
 from xrayhpc.experiment import Experiment
+from xrayhpc.report.cli import main as report_main
+from xrayhpc.report.tables import markdown
 from xrayhpc.results import write_json
 
 
@@ -72,7 +73,7 @@ def bench_report(sizes: list[int], workdir: Path) -> dict[str, Any]:
             synthetic_result(root, exp, total=100.0 + i, correct=12 + i % 6, count=18)
         with contextlib.redirect_stdout(io.StringIO()):
             t = time.perf_counter()
-            report.main(["--results", str(root), "--quiet"])
+            report_main(["--results", str(root), "--quiet"])
             out["sizes"][str(n)] = {
                 "build_s": round(time.perf_counter() - t, 3),
                 "html_kb": round((root / "report.html").stat().st_size / 1024, 1),
@@ -83,4 +84,4 @@ def bench_report(sizes: list[int], workdir: Path) -> dict[str, Any]:
 
 def report_table(r: dict[str, Any]) -> str:
     body = [[n, f"{row['build_s']:.2f}", f"{row['html_kb']:.0f}"] for n, row in r["sizes"].items()]
-    return report.markdown(["result folders", "build s", "report.html KB"], body, "rrr")
+    return markdown(["result folders", "build s", "report.html KB"], body, "rrr")

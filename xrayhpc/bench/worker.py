@@ -8,9 +8,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from xrayhpc import report
 from xrayhpc.bench.runs import ROOT, data_view, matmul_gflops, run_child
 from xrayhpc.experiment import Experiment, load_grid
+from xrayhpc.report.tables import markdown
 from xrayhpc.results import PHASES, read_metrics
 
 REPORT_GRID = ROOT / "jobs" / "report.toml"
@@ -201,7 +201,7 @@ def worker_table(w: dict[str, Any]) -> str:
             )
     lines += [
         "",
-        report.markdown(header, body, "llrrrrrrrrr"),
+        markdown(header, body, "llrrrrrrrrr"),
         "",
         f"Roofline: a run's floor is its backbone passes (a training step counts 3) at the measured "
         f"{w['matmul_gflops']} GFLOP/s float32 matmul rate; wall/floor says how close it comes.",
@@ -222,7 +222,7 @@ def phases_table(w: dict[str, Any]) -> str:
         p = run["ours"]["phases"]
         inside = ", ".join(f"{k} {v:.1f}" for k, v in p.get("train_breakdown", {}).items() if v)
         body.append([label, *(f"{p[k]:.1f}" for k in (*PHASES, "total")), inside])
-    return report.markdown(["run", *PHASES, "total", "inside train"], body, "lrrrrrrl")
+    return markdown(["run", *PHASES, "total", "inside train"], body, "lrrrrrrl")
 
 
 def bench_scaling(data: Path, epochs: int, workdir: Path, factors: tuple[int, ...] = (1, 2, 4)) -> dict[str, Any]:
@@ -257,7 +257,7 @@ def scaling_table(s: dict[str, Any]) -> str:
         [
             f"Our worker's fast path (Task 1, frozen VGG16, augmentation off, {s['epochs']} epochs), the data repeated.",
             "",
-            report.markdown(
+            markdown(
                 ["data", "images", "wall s", "features s", "train s", "peak MB", "wall vs x1", "s per image"],
                 body,
                 "lrrrrrrr",

@@ -1,0 +1,136 @@
+"""Everything the report says, once, as sections for every output format."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from xrayhpc.audit import tables as audit_tables
+from xrayhpc.experiment import TASK_LABELS
+from xrayhpc.report.charts import CHART_PAIRS, accuracy_png, timing_png
+from xrayhpc.report.compare import arms, comparison_rows, device_pairs, paired_rows, seed_groups, timing_rows
+from xrayhpc.report.controls import sentence
+from xrayhpc.report.results import Result, load_results
+from xrayhpc.report.tables import comparison_table, group_table, paired_table, state_table, timing_table, usage_table
+from xrayhpc.report.writers import Section
+from xrayhpc.results import AUDIT, read_json
+from xrayhpc.state import collect
+
+IMAGES = (
+    ("tsne-train.png", "t-SNE, training folder"),
+    ("tsne-test.png", "t-SNE, test set"),
+    ("curves.png", "training curves"),
+    ("confusion.png", "test confusion matrix"),
+)
+
+
+def build(root: Path) -> tuple[list[Section], list[str], str]:
+    """Everything the report says, once, for every output format."""
+    results, skipped = load_results(root)
+    rows, warning = collect(root)
+    done = {r.id for r in results}
+    sections: list[Section] = []
+    groups = seed_groups(results)
+    for task, label in TASK_LABELS.items():
+        table = comparison_rows(results, task)
+        title = "Task 1: covid vs normal" if task == "binary" else "Task 2: four classes"
+        if table:
+            said = sentence(
+                title, arms([r for r in results if r.exp["task"] == task], [g for g in groups if g.task == task])
+            )
+            sections.append(
+                Section(
+                    f"{title} ({label})",
+                    (f"{said} " if said else "") + "Accuracy with its 95% Wilson "
+                    "interval: with 18 or 36 test images a few points of difference are within noise. "
+                    "Controls (random weights, file facts) follow the study's runs. The report's figures "
+                    "stand beside a run only when its settings are the report's; otherwise the row "
+                    "says which differ.",
+                    comparison_table(table),
+                )
+            )
+        mine = [g for g in groups if g.task == task]
+        if mine:
+            sections.append(
+                Section(
+                    f"{title}: over seeds",
+                    "Configurations run with several seeds: mean, standard "
+                    "deviation, the 95% t-interval of the mean, and the range.",
+                    group_table(mine),
+                )
+            )
+        pairs = paired_rows(mine)
+        if pairs:
+            sections.append(
+                Section(
+                    f"{title}: paired comparisons",
+                    "A − B over the seeds both ran: the mean "
+                    "difference and its 95% paired t-interval; an interval that holds 0 is no "
+                    "evidence either way.",
+                    paired_table(pairs),
+                )
+            )
+    accuracy_chart = root / "accuracy.png"
+    if accuracy_png(results, groups, accuracy_chart):
+        sections.append(
+            Section("Accuracy at a glance", "", None, [(accuracy_chart, "test accuracy with its 95% interval")])
+        )
+    pairs, single = device_pairs(results)
+    trows = timing_rows(pairs)
+    chart = root / "timing.png"
+    has_chart = timing_png(trows, chart)
+    text = (
+        "Experiments that ran on both devices with the same settings. Speedup = CPU total / GPU total."
+        if trows
+        else "No experiment has run on both devices yet."
+    )
+    if len(trows) > CHART_PAIRS:
+        text += f" The chart shows the first {CHART_PAIRS} of {len(trows)} pairs."
+    if single:
+        text += " Ran on one device only: " + ", ".join(f"{r.id}" for r in single) + "."
+    sections.append(
+        Section(
+            "GPU versus CPU",
+            text,
+            timing_table(trows) if trows else None,
+            [(chart, "time per phase")] if has_chart else None,
+        )
+    )
+    used = [r for r in rows if r.usage is not None]
+    if used:
+        sections.append(
+            Section(
+                "What the jobs used",
+                "Grid Engine's accounting of each ended job against its "
+                "request: right-size `cores` and `time` in the profile from these.",
+                usage_table(used),
+            )
+        )
+    pending = [r for r in rows if r.id not in done and r.id not in skipped]
+    if pending:
+        sections.append(
+            Section("Not finished", "Experiments without a complete result, with their state.", state_table(pending))
+        )
+    sections += audit_sections(results)
+    for r in sorted(results, key=lambda r: r.id):
+        images = [(r.folder / name, f"{r.id}: {caption}") for name, caption in IMAGES if (r.folder / name).exists()]
+        if images:
+            note = r.metrics.get("tsne")
+            sections.append(
+                Section(f"Gallery: {r.id}", f"t-SNE {note}." if isinstance(note, str) else "", None, images)
+            )
+    return sections, list(skipped.values()), warning
+
+
+def audit_sections(results: list[Result]) -> list[Section]:
+    """What the files say, from each metadata baseline's audit of its task folder."""
+    out = []
+    for r in sorted(results, key=lambda r: r.id):
+        audit = read_json(r.folder / AUDIT) if r.exp["backbone"] == "metadata" else None
+        if isinstance(audit, dict):
+            text = (
+                f"From {r.id}: formats, colour modes, images whose channels differ by more than "
+                f"{audit['colour_levels']:g} levels, sizes; duplicates by identical bytes or perceptual hashes."
+            )
+            for i, (title, header, body) in enumerate(audit_tables(audit)):
+                out.append(Section(f"Dataset audit, {title}", "" if i else text, (header, body)))
+    return out

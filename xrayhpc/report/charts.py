@@ -1,0 +1,92 @@
+"""The report's charts: time per phase on each device, and accuracy with its interval."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+from typing import Any
+
+from xrayhpc.report.compare import Group, reference
+from xrayhpc.report.results import Result
+from xrayhpc.report.stats import wilson
+from xrayhpc.results import PHASES, write_atomic
+
+CHART_PAIRS = 30  # more bars than this are unreadable; the table lists every pair
+
+
+def timing_png(rows: list[dict[str, Any]], path: Path) -> bool:
+    """Phases side by side, GPU and CPU, one pair of bars per experiment (the first CHART_PAIRS)."""
+    if not rows:
+        return False
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    rows = rows[:CHART_PAIRS]
+    bars = [(row, device) for row in rows for device in ("gpu", "cpu")]
+    x = np.array([i + 0.5 * (i // 2) for i in range(len(bars))])
+    fig, ax = plt.subplots(figsize=(max(6, 1.1 * len(bars) + 2), 4.5))
+    bottom = np.zeros(len(bars))
+    colours = plt.get_cmap("tab10")
+    for i, phase in enumerate(PHASES):
+        values = np.array([row[device].get(phase, 0.0) for row, device in bars])
+        ax.bar(x, values, bottom=bottom, color=colours(i), label=phase)
+        bottom += values
+    for xi, top, (row, device) in zip(x, bottom, bars, strict=True):
+        ax.text(xi, top, f"{row[device]['total']:.0f} s total", ha="center", va="bottom", fontsize=8)
+    ax.margins(y=0.12)
+    ax.set_xticks(x, [f"{row['experiment']}\n{device}" for row, device in bars], fontsize=8)
+    ax.set_ylabel("wall time (s)")
+    ax.set_title("GPU versus CPU: time per phase")
+    ax.legend(fontsize=8)
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
+    plt.close(fig)
+    write_atomic(path, lambda f: f.write(buf.getvalue()))
+    return True
+
+
+def accuracy_png(results: list[Result], groups: list[Group], path: Path) -> bool:
+    """Test accuracy per experiment (Wilson interval) or per seed group (t-interval of the mean),
+    with the published figure as a marker where the settings are the report's."""
+    grouped = {r.id for g in groups for r in g.members}
+    points: list[tuple[str, float, float, float, tuple[float, float] | None]] = []
+    for r in sorted(results, key=lambda r: (r.exp["task"], r.id)):
+        if r.id not in grouped:
+            test = r.metrics["test"]
+            low, high = wilson(test["correct"], test["count"])
+            points.append((r.id, test["accuracy"], low, high, reference(r.exp)[0]))
+    for g in groups:
+        s = g.summary("accuracy")
+        points.append(
+            (f"{g.label} (n={s.n})", s.mean, max(0.0, s.low), min(1.0, s.high), reference(g.members[0].exp)[0])
+        )
+    if not points:
+        return False
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    points = points[: CHART_PAIRS * 2]
+    fig, ax = plt.subplots(figsize=(8, 1.2 + 0.4 * len(points)))
+    y = list(range(len(points)))[::-1]
+    for yi, (_, value, low, high, published) in zip(y, points, strict=True):
+        ax.errorbar(value, yi, xerr=[[value - low], [high - value]], fmt="o", color="tab:blue", capsize=3)
+        if published:
+            ax.plot(published[0], yi, marker="x", color="tab:red", markersize=9, linestyle="none")
+    if any(p[4] for p in points):
+        ax.plot([], [], marker="x", color="tab:red", linestyle="none", label="published (same settings)")
+    ax.errorbar([], [], xerr=[], fmt="o", color="tab:blue", label="ours, 95% interval")
+    ax.set_yticks(y, [p[0] for p in points], fontsize=8)
+    ax.set_xlim(0, 1.02)
+    ax.set_xlabel("test accuracy")
+    ax.set_title("Test accuracy with its 95% interval")
+    ax.legend(fontsize=8, loc="lower left")
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
+    plt.close(fig)
+    write_atomic(path, lambda f: f.write(buf.getvalue()))
+    return True

@@ -1,0 +1,183 @@
+"""Every table of the report as (header, rows) of text, and the one renderer for Markdown and HTML."""
+
+from __future__ import annotations
+
+import html
+import math
+from typing import Any
+
+from xrayhpc.report.compare import Group, reference
+from xrayhpc.report.stats import Summary
+from xrayhpc.results import PHASES
+from xrayhpc.state import USAGE, Row, usage_cells
+
+
+def _f(value: float | None, digits: int = 3) -> str:
+    return "–" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:.{digits}f}"
+
+
+def _pm(s: Summary) -> str:
+    return f"{s.mean:.3f} ± {s.sd:.3f}"
+
+
+def comparison_table(rows: list[dict[str, Any]]) -> tuple[list[str], list[list[str]]]:
+    classes = sorted({c for r in rows for c in r["recall"]})
+    header = [
+        "experiment",
+        "role",
+        "backbone",
+        "augment",
+        "weights",
+        "device",
+        "test acc (95% CI)",
+        "test loss",
+        "macro F1",
+        "ROC-AUC",
+        *[f"recall {c}" for c in classes],
+        "epochs",
+        "best",
+        "report acc / loss",
+        "Δ acc / loss",
+    ]
+    body = []
+    for r in rows:
+        low, high = r["ci"]
+        body.append(
+            [
+                r["id"],
+                r["role"],
+                f"{r['backbone']} ({r['backbone_mode']})",
+                r["augment"],
+                r["weights"],
+                r["device"],
+                f"{r['accuracy']:.3f} ({low:.2f}–{high:.2f})",
+                _f(r["loss"]),
+                _f(r["macro_f1"]),
+                _f(r["roc_auc"]),
+                *[_f(r["recall"].get(c)) for c in classes],
+                str(r["epochs"]),
+                str(r["best_epoch"]),
+                f"{r['published'][0]:g} / {r['published'][1]:g}" if r["published"] else "–",
+                f"{r['diff'][0]:+.3f} / {r['diff'][1]:+.3f}"
+                if r["diff"]
+                else "not comparable: " + "; ".join(r["differs"])
+                if r["differs"]
+                else "–",
+            ]
+        )
+    return header, body
+
+
+def group_table(groups: list[Group]) -> tuple[list[str], list[list[str]]]:
+    header = [
+        "configuration",
+        "n",
+        "seeds",
+        "test acc mean ± sd",
+        "95% CI of mean",
+        "range",
+        "test loss mean ± sd",
+        "macro F1 mean ± sd",
+        "report acc / loss",
+    ]
+    body = []
+    for g in groups:
+        acc = g.summary("accuracy")
+        published, differs = reference(g.members[0].exp)
+        body.append(
+            [
+                g.label,
+                str(acc.n),
+                ",".join(str(s) for s in g.values("accuracy")),
+                _pm(acc),
+                f"{max(0.0, acc.low):.3f}–{min(1.0, acc.high):.3f}",
+                f"{acc.lowest:.3f}–{acc.highest:.3f}",
+                _pm(g.summary("loss")),
+                _pm(g.summary("macro_f1")),
+                f"{published[0]:g} / {published[1]:g}" if published else ("differs" if differs else "–"),
+            ]
+        )
+    return header, body
+
+
+def paired_table(rows: list[tuple[str, Summary, Summary]]) -> tuple[list[str], list[list[str]]]:
+    header = [
+        "comparison",
+        "seeds in common",
+        "Δ test acc mean ± sd",
+        "95% CI (paired)",
+        "Δ test loss mean ± sd",
+        "95% CI (paired)",
+    ]
+    return header, [
+        [
+            label,
+            str(acc.n),
+            _pm(acc),
+            f"{acc.low:+.3f} to {acc.high:+.3f}",
+            _pm(loss),
+            f"{loss.low:+.3f} to {loss.high:+.3f}",
+        ]
+        for label, acc, loss in rows
+    ]
+
+
+def timing_table(rows: list[dict[str, Any]]) -> tuple[list[str], list[list[str]]]:
+    header = [
+        "experiment",
+        "device",
+        "total s",
+        *[f"{p} s" for p in PHASES],
+        "s/epoch",
+        "images/s",
+        "speedup",
+        "hardware",
+    ]
+    body = []
+    for r in rows:
+        for device in ("gpu", "cpu"):
+            t = r[device]
+            body.append(
+                [
+                    r["experiment"],
+                    device,
+                    _f(t["total"], 1),
+                    *[_f(t.get(p), 1) for p in PHASES],
+                    _f(t["seconds_per_epoch"], 2),
+                    _f(t["train_images_per_second"], 1),
+                    f"{r['speedup']:.2f}x" if device == "gpu" else "",
+                    r[f"{device}_hardware"],
+                ]
+            )
+    return header, body
+
+
+def usage_table(rows: list[Row]) -> tuple[list[str], list[list[str]]]:
+    return ["experiment", "job", *USAGE, "hint"], [
+        [r.id, f"{r.executor} {r.job}".strip(), *usage_cells(r.usage), r.usage.hint() if r.usage else ""] for r in rows
+    ]
+
+
+def state_table(rows: list[Row]) -> tuple[list[str], list[list[str]]]:
+    return ["experiment", "state", "job", "epoch", "reason"], [
+        [r.id, r.state, f"{r.executor} {r.job}".strip(), f"{r.epoch}/{r.epochs}" if r.epochs else "", r.reason]
+        for r in rows
+    ]
+
+
+def markdown(header: list[str], body: list[list[str]], align: str = "") -> str:
+    """A Markdown table; `align` has one letter per column, `r` for right-aligned (default: left)."""
+
+    def esc(cell: str) -> str:
+        return cell.replace("|", "\\|")
+
+    rule = ["---:" if a == "r" else "---" for a in align.ljust(len(header), "l")]
+    lines = ["| " + " | ".join(header) + " |", "|" + "".join(f"{r}|" for r in rule)]
+    lines += ["| " + " | ".join(esc(c) for c in row) + " |" for row in body]
+    return "\n".join(lines)
+
+
+def html_table(header: list[str], body: list[list[str]]) -> str:
+    head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
+    rows = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>" for row in body)
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>"

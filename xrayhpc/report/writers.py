@@ -1,0 +1,112 @@
+"""The report's sections written out: Markdown, one self-contained HTML file, and the terminal."""
+
+from __future__ import annotations
+
+import base64
+import html
+from dataclasses import dataclass
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from xrayhpc.report.tables import html_table, markdown
+
+
+@dataclass
+class Section:
+    title: str
+    text: str = ""
+    table: tuple[list[str], list[list[str]]] | None = None
+    images: list[tuple[Path, str]] | None = None
+
+
+def to_markdown(sections: list[Section], skipped: list[str], root: Path) -> str:
+    out = ["# xrayhpc report", ""]
+    out += [f"> {line}" for line in skipped] + ([""] if skipped else [])
+    for s in sections:
+        out += [f"## {s.title}", ""]
+        if s.text:
+            out += [s.text, ""]
+        if s.table:
+            out += [markdown(*s.table), ""]
+        for path, caption in s.images or []:
+            out += [f"![{caption}]({path.relative_to(root)})", ""]
+    return "\n".join(out)
+
+
+def to_html(sections: list[Section], skipped: list[str]) -> str:
+    """One file, images inlined: it opens from anywhere, mailed or copied off the cluster."""
+    body = ["<h1>xrayhpc report</h1>"]
+    body += [f'<p class="warn">{html.escape(line)}</p>' for line in skipped]
+    for s in sections:
+        body.append(f"<h2>{html.escape(s.title)}</h2>")
+        if s.text:
+            body.append(f"<p>{html.escape(s.text)}</p>")
+        if s.table:
+            body.append(html_table(*s.table))
+        if s.images:
+            figures = "".join(
+                f'<figure><img alt="{html.escape(c)}" src="data:image/png;base64,'
+                f'{base64.b64encode(p.read_bytes()).decode()}"><figcaption>{html.escape(c)}</figcaption></figure>'
+                for p, c in s.images
+            )
+            body.append(f'<div class="gallery">{figures}</div>')
+    style = (
+        "body{font-family:sans-serif;margin:2em;max-width:1400px}table{border-collapse:collapse;margin:1em 0}"
+        "td,th{border:1px solid #ccc;padding:3px 6px;font-size:13px}th{background:#eee}"
+        ".gallery{display:flex;flex-wrap:wrap;gap:1em}figure{margin:0}img{max-width:420px}.warn{color:#a60}"
+    )
+    return (
+        f"<!doctype html><html><head><meta charset='utf-8'><title>xrayhpc report</title>"
+        f"<style>{style}</style></head><body>{''.join(body)}</body></html>"
+    )
+
+
+# the terminal gets the columns that decide; the files have them all
+TERMINAL_COLUMNS = {
+    "experiment",
+    "role",
+    "device",
+    "test acc (95% CI)",
+    "test loss",
+    "macro F1",
+    "ROC-AUC",
+    "epochs",
+    "best",
+    "Δ acc / loss",
+    "state",
+    "job",
+    "epoch",
+    "reason",
+    "total s",
+    "train s",
+    "s/epoch",
+    "speedup",
+    "configuration",
+    "n",
+    "test acc mean ± sd",
+    "95% CI of mean",
+    "comparison",
+    "Δ test acc mean ± sd",
+    "95% CI (paired)",
+}
+
+
+def print_tables(sections: list[Section], skipped: list[str], warning: str, console: Console) -> None:
+    for line in ([warning] if warning else []) + skipped:
+        console.print(Text(f"warning: {line}", style="yellow"))
+    for s in sections:
+        if not s.table:
+            continue
+        header, body = s.table
+        keep = [i for i, h in enumerate(header) if h in TERMINAL_COLUMNS]
+        if not keep:  # the dataset audit: too wide for a terminal (python -m xrayhpc.audit prints it)
+            continue
+        table = Table(title=s.title, show_edge=False)
+        for i in keep:
+            table.add_column(header[i], overflow="fold")
+        for row in body:
+            table.add_row(*(Text(row[i]) for i in keep))
+        console.print(table)
