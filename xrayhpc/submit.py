@@ -272,8 +272,7 @@ def summary(decisions: list[Decision], console: Console) -> None:
     console.print(table)
 
 
-@cli
-def main(argv: list[str] | None = None) -> int:
+def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m xrayhpc.submit", description=__doc__.split("\n")[0])
     parser.add_argument("--grid", default="jobs/report.toml", help="grid file (default: jobs/report.toml)")
     parser.add_argument("--only", help="only experiments whose id matches this pattern")
@@ -309,7 +308,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--set", action="append", default=[], metavar="KEY=VALUE", help="override a setting in every experiment"
     )
-    args = parser.parse_args(argv)
+    return parser
+
+
+@cli
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
     console = Console(highlight=False, soft_wrap=True)
     kind = args.executor or default_executor()
     profile = load_profile(args.profile, args.project)

@@ -7,7 +7,7 @@ from pathlib import Path
 from xrayhpc.audit import tables as audit_tables
 from xrayhpc.experiment import TASK_LABELS
 from xrayhpc.report.charts import CHART_PAIRS, accuracy_png, timing_png
-from xrayhpc.report.compare import arms, comparison_rows, device_pairs, paired_rows, seed_groups, timing_rows
+from xrayhpc.report.compare import Group, arms, comparison_rows, device_pairs, paired_rows, seed_groups, timing_rows
 from xrayhpc.report.controls import sentence
 from xrayhpc.report.results import Result, load_results
 from xrayhpc.report.tables import comparison_table, group_table, paired_table, state_table, timing_table, usage_table
@@ -27,98 +27,101 @@ def build(root: Path) -> tuple[list[Section], list[str], str]:
     """Everything the report says, once, for every output format."""
     results, skipped = load_results(root)
     rows, warning = collect(root)
-    done = {r.id for r in results}
-    sections: list[Section] = []
     groups = seed_groups(results)
-    for task, label in TASK_LABELS.items():
-        table = comparison_rows(results, task)
-        title = "Task 1: covid vs normal" if task == "binary" else "Task 2: four classes"
-        if table:
-            said = sentence(
-                title, arms([r for r in results if r.exp["task"] == task], [g for g in groups if g.task == task])
-            )
-            sections.append(
-                Section(
-                    f"{title} ({label})",
-                    (f"{said} " if said else "") + "Accuracy with its 95% Wilson "
-                    "interval: with 18 or 36 test images a few points of difference are within noise. "
-                    "Controls (random weights, file facts) follow the study's runs. The report's figures "
-                    "stand beside a run only when its settings are the report's; otherwise the row "
-                    "says which differ.",
-                    comparison_table(table),
-                )
-            )
-        mine = [g for g in groups if g.task == task]
-        if mine:
-            sections.append(
-                Section(
-                    f"{title}: over seeds",
-                    "Configurations run with several seeds: mean, standard "
-                    "deviation, the 95% t-interval of the mean, and the range.",
-                    group_table(mine),
-                )
-            )
-        pairs = paired_rows(mine)
-        if pairs:
-            sections.append(
-                Section(
-                    f"{title}: paired comparisons",
-                    "A − B over the seeds both ran: the mean "
-                    "difference and its 95% paired t-interval; an interval that holds 0 is no "
-                    "evidence either way.",
-                    paired_table(pairs),
-                )
-            )
+    sections = [s for task in TASK_LABELS for s in task_sections(task, results, groups)]
     accuracy_chart = root / "accuracy.png"
     if accuracy_png(results, groups, accuracy_chart):
         sections.append(
             Section("Accuracy at a glance", "", None, [(accuracy_chart, "test accuracy with its 95% interval")])
         )
-    pairs, single = device_pairs(results)
-    trows = timing_rows(pairs)
-    chart = root / "timing.png"
-    has_chart = timing_png(trows, chart)
-    text = (
-        "Experiments that ran on both devices with the same settings. Speedup = CPU total / GPU total."
-        if trows
-        else "No experiment has run on both devices yet."
-    )
-    if len(trows) > CHART_PAIRS:
-        text += f" The chart shows the first {CHART_PAIRS} of {len(trows)} pairs."
-    if single:
-        text += " Ran on one device only: " + ", ".join(f"{r.id}" for r in single) + "."
-    sections.append(
-        Section(
-            "GPU versus CPU",
-            text,
-            timing_table(trows) if trows else None,
-            [(chart, "time per phase")] if has_chart else None,
-        )
-    )
+    sections.append(timing_section(results, root / "timing.png"))
     used = [r for r in rows if r.usage is not None]
     if used:
         sections.append(
             Section(
                 "What the jobs used",
-                "Grid Engine's accounting of each ended job against its "
-                "request: right-size `cores` and `time` in the profile from these.",
+                "Grid Engine's accounting of each ended job against its request: "
+                "right-size `cores` and `time` in the profile from these.",
                 usage_table(used),
             )
         )
+    done = {r.id for r in results}
     pending = [r for r in rows if r.id not in done and r.id not in skipped]
     if pending:
         sections.append(
             Section("Not finished", "Experiments without a complete result, with their state.", state_table(pending))
         )
-    sections += audit_sections(results)
+    return sections + audit_sections(results) + gallery(results), list(skipped.values()), warning
+
+
+def task_sections(task: str, results: list[Result], groups: list[Group]) -> list[Section]:
+    """One task's runs beside their controls, its seed groups and their paired comparisons."""
+    title = "Task 1: covid vs normal" if task == "binary" else "Task 2: four classes"
+    table = comparison_rows(results, task)
+    mine = [g for g in groups if g.task == task]
+    out = []
+    if table:
+        said = sentence(title, arms([r for r in results if r.exp["task"] == task], mine))
+        out.append(
+            Section(
+                f"{title} ({TASK_LABELS[task]})",
+                (f"{said} " if said else "") + "Accuracy with its 95% "
+                "Wilson interval: with 18 or 36 test images a few points of difference are within noise. "
+                "Controls (random weights, file facts) follow the study's runs. The report's figures stand "
+                "beside a run only when its settings are the report's; otherwise the row says which differ.",
+                comparison_table(table),
+            )
+        )
+    if mine:
+        out.append(
+            Section(
+                f"{title}: over seeds",
+                "Configurations run with several seeds: mean, standard deviation, "
+                "the 95% t-interval of the mean, and the range.",
+                group_table(mine),
+            )
+        )
+    pairs = paired_rows(mine)
+    if pairs:
+        out.append(
+            Section(
+                f"{title}: paired comparisons",
+                "A − B over the seeds both ran: the mean difference and its "
+                "95% paired t-interval; an interval that holds 0 is no evidence either way.",
+                paired_table(pairs),
+            )
+        )
+    return out
+
+
+def timing_section(results: list[Result], chart: Path) -> Section:
+    """GPU against CPU for the runs that differ only in the device, with the chart of their phases."""
+    pairs, single = device_pairs(results)
+    rows = timing_rows(pairs)
+    has_chart = timing_png(rows, chart)
+    text = (
+        "Experiments that ran on both devices with the same settings. Speedup = CPU total / GPU total."
+        if rows
+        else "No experiment has run on both devices yet."
+    )
+    if len(rows) > CHART_PAIRS:
+        text += f" The chart shows the first {CHART_PAIRS} of {len(rows)} pairs."
+    if single:
+        text += " Ran on one device only: " + ", ".join(f"{r.id}" for r in single) + "."
+    return Section(
+        "GPU versus CPU", text, timing_table(rows) if rows else None, [(chart, "time per phase")] if has_chart else None
+    )
+
+
+def gallery(results: list[Result]) -> list[Section]:
+    """Every run's t-SNE, curves and confusion matrix (or why there is no t-SNE)."""
+    out = []
     for r in sorted(results, key=lambda r: r.id):
         images = [(r.folder / name, f"{r.id}: {caption}") for name, caption in IMAGES if (r.folder / name).exists()]
         if images:
             note = r.metrics.get("tsne")
-            sections.append(
-                Section(f"Gallery: {r.id}", f"t-SNE {note}." if isinstance(note, str) else "", None, images)
-            )
-    return sections, list(skipped.values()), warning
+            out.append(Section(f"Gallery: {r.id}", f"t-SNE {note}." if isinstance(note, str) else "", None, images))
+    return out
 
 
 def audit_sections(results: list[Result]) -> list[Section]:
