@@ -66,7 +66,8 @@ def task_sections(task: str, results: list[Result], groups: list[Group]) -> list
             Section(
                 f"{title} ({TASK_LABELS[task]})",
                 (f"{said} " if said else "") + "Accuracy with its 95% "
-                "Wilson interval: with 18 or 36 test images a few points of difference are within noise. "
+                "Wilson interval: with tens of test images (the course's: 18 and 36) a few points of difference are within "
+                "noise. "
                 "Controls (random weights, file facts) follow the study's runs. The report's figures stand "
                 "beside a run only when its settings are the report's; otherwise the row says which differ.",
                 comparison_table(table),
