@@ -245,3 +245,17 @@ def test_html_opens_in_a_browser_with_every_image(hand_made: Path, tmp_path: Pat
     with Image.open(shot) as img:
         pixels = np.asarray(img.convert("L"))
     assert pixels.std() > 5  # tables and images drawn, not a blank page
+
+
+def test_an_incomplete_metrics_file_is_named_and_left_out(tmp_path: Path) -> None:
+    """Every reader relies on the same keys; one file that lacks them is named once, not a KeyError later."""
+    root = tmp_path / "results"
+    metrics = fake(root, "cpu", 10.0)
+    del metrics["timing"]["total"]
+    write_json(root / "task1-vgg16-cpu" / "metrics.json", metrics)
+    sections, skipped, _ = build(root)
+    assert skipped == [f"{root / 'task1-vgg16-cpu' / 'metrics.json'}: incomplete (no timing.total), left out"]
+    assert not any(s.title.startswith("Task 1") for s in sections)
+    from xrayhpc.state import collect
+
+    assert [r.state for r in collect(root)[0]] == ["not submitted"]  # status reads it the same way

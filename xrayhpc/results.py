@@ -82,9 +82,27 @@ def read_json(path: Path) -> Any | None:
         return None
 
 
+# What every reader of metrics.json relies on: (section, key) pairs, checked once on read.
+REQUIRED = (("test", "accuracy"), ("test", "count"), ("experiment", "task"), ("experiment", "fingerprint"),
+            ("timing", "total"), ("environment", "host"))  # fmt: skip
+
+
+def check_metrics(folder: Path) -> tuple[dict[str, Any] | None, str]:
+    """(metrics.json, "") when it is complete and of this schema; else (None, why), "" when there is none."""
+    path = Path(folder) / METRICS
+    if not path.exists():
+        return None, ""
+    data = read_json(path)
+    if not isinstance(data, dict):
+        return None, f"{path}: damaged (not readable JSON), left out"
+    if data.get("schema_version") != SCHEMA_VERSION:
+        return None, f"{path}: schema_version {data.get('schema_version')!r} is not {SCHEMA_VERSION}, left out"
+    missing = [f"{a}.{b}" for a, b in REQUIRED if not isinstance(data.get(a), dict) or b not in data[a]]
+    if missing:
+        return None, f"{path}: incomplete (no {', '.join(missing)}), left out"
+    return data, ""
+
+
 def read_metrics(folder: Path) -> dict[str, Any] | None:
     """metrics.json when it is complete and of a schema this version reads, else None."""
-    data = read_json(Path(folder) / METRICS)
-    if isinstance(data, dict) and data.get("schema_version") == SCHEMA_VERSION:
-        return data
-    return None
+    return check_metrics(folder)[0]

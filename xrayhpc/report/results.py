@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from xrayhpc.results import METRICS, SCHEMA_VERSION, read_json
+from xrayhpc.results import check_metrics
 from xrayhpc.state import experiment_folders
 
 
@@ -29,21 +29,9 @@ def load_results(root: Path) -> tuple[list[Result], dict[str, str]]:
     results: list[Result] = []
     skipped: dict[str, str] = {}
     for folder in experiment_folders(root):
-        path = folder / METRICS
-        if not path.exists():
-            continue
-        data = read_json(path)
-        if not isinstance(data, dict):
-            skipped[folder.name] = f"{path}: damaged (not readable JSON), left out"
-        elif data.get("schema_version") != SCHEMA_VERSION:
-            skipped[folder.name] = (
-                f"{path}: schema_version {data.get('schema_version')!r} is not {SCHEMA_VERSION}, left out"
-            )
-        else:
-            try:
-                data["test"]["accuracy"], data["experiment"]["task"], data["timing"]["total"]
-            except (KeyError, TypeError):
-                skipped[folder.name] = f"{path}: incomplete (missing test, experiment or timing), left out"
-                continue
+        data, problem = check_metrics(folder)
+        if data is not None:
             results.append(Result(folder, data))
+        elif problem:
+            skipped[folder.name] = problem
     return results, skipped
