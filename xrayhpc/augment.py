@@ -6,7 +6,9 @@ both flips, fill constant 0. Applied to uint8 images before scaling, as the gene
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from scipy import ndimage
@@ -44,31 +46,106 @@ def _matrix(rng: np.random.Generator, aug: Augmentation, h: int, w: int) -> np.n
     return to_centre @ m @ back
 
 
-def augment_one(image: np.ndarray, rng: np.random.Generator, aug: Augmentation = TEMPLATE) -> np.ndarray:
-    """One random transform of one (H, W, 3) image; returns float32 on the 0-255 scale."""
-    h, w = image.shape[:2]
+@dataclass(frozen=True)
+class Draw:
+    """One image's random transform: the warp (output -> input coordinates, rows then columns), the
+    channel shift, and the flips. Drawn in the generator's order, so both paths apply the same one."""
+
+    matrix: np.ndarray
+    channel_shift: float
+    flip_columns: bool
+    flip_rows: bool
+
+
+def draw(rng: np.random.Generator, aug: Augmentation, h: int, w: int) -> Draw:
     m = _matrix(rng, aug, h, w)
+    shift = rng.uniform(-aug.channel_shift, aug.channel_shift)
+    return Draw(m, shift, bool(aug.flips and rng.random() < 0.5), bool(aug.flips and rng.random() < 0.5))
+
+
+def augment_one(image: np.ndarray, d: Draw, aug: Augmentation = TEMPLATE) -> np.ndarray:
+    """One transform of one (H, W, 3) image on the CPU (scipy); returns float32 on the 0-255 scale."""
     # A grey X-ray has three equal channels: transform one and repeat it (the same numbers, a third of the work).
     channels = 1 if (image[..., 1:] == image[..., :1]).all() else image.shape[2]
     x = image[..., :channels].astype(np.float32)
     out = np.stack(
         [
-            ndimage.affine_transform(x[..., c], m[:2, :2], m[:2, 2], order=1, mode="constant", cval=aug.cval)
+            ndimage.affine_transform(
+                x[..., c], d.matrix[:2, :2], d.matrix[:2, 2], order=1, mode="constant", cval=aug.cval
+            )
             for c in range(channels)
         ],
         axis=-1,
     )
     out = np.broadcast_to(out, image.shape)
-    shift = rng.uniform(-aug.channel_shift, aug.channel_shift)
-    out = np.clip(out + shift, out.min(), out.max())
-    if aug.flips and rng.random() < 0.5:
+    out = np.clip(out + d.channel_shift, out.min(), out.max())
+    if d.flip_columns:
         out = out[:, ::-1]
-    if aug.flips and rng.random() < 0.5:
+    if d.flip_rows:
         out = out[::-1]
     return out
 
 
-def augment(images: np.ndarray, seed: int, aug: Augmentation = TEMPLATE) -> np.ndarray:
-    """A fresh random transform of every image, reproducible from the seed."""
+def draws(n: int, h: int, w: int, seed: int, aug: Augmentation = TEMPLATE) -> list[Draw]:
+    """A fresh random transform for each of n images, reproducible from the seed."""
     rng = np.random.default_rng(seed)
-    return np.stack([augment_one(img, rng, aug) for img in images]).astype(np.float32)
+    return [draw(rng, aug, h, w) for _ in range(n)]
+
+
+def augment(images: np.ndarray, seed: int, aug: Augmentation = TEMPLATE) -> np.ndarray:
+    """A fresh random transform of every image on the CPU, reproducible from the seed."""
+    h, w = images.shape[1:3]
+    return np.stack(
+        [augment_one(img, d, aug) for img, d in zip(images, draws(len(images), h, w, seed, aug), strict=True)]
+    ).astype(np.float32)
+
+
+def augment_on_device(images: np.ndarray, seed: int, aug: Augmentation = TEMPLATE) -> Any:
+    """The same transforms as `augment`, drawn from the same seed, applied by TensorFlow where the
+    backend runs (a GPU job's GPU): one projective warp per image, then the channel shift and flips.
+
+    Bilinear sampling at the border differs from scipy's by a little (tests/test_augment.py bounds
+    it); everything drawn is the same. Returns a float32 tensor on the 0-255 scale.
+    """
+    import tensorflow as tf
+
+    h, w = images.shape[1:3]
+    ds = draws(len(images), h, w, seed, aug)
+    # scipy maps output (row, col) to input by `matrix`; TensorFlow's transform maps output (x=col, y=row).
+    transforms = np.array(
+        [
+            [d.matrix[1, 1], d.matrix[1, 0], d.matrix[1, 2], d.matrix[0, 1], d.matrix[0, 0], d.matrix[0, 2], 0, 0]
+            for d in ds
+        ],
+        dtype=np.float32,
+    )
+    extras = np.array([[d.channel_shift, d.flip_columns, d.flip_rows] for d in ds], dtype=np.float32)
+    return _warp(tf.constant(images), tf.constant(transforms), tf.constant(extras), float(aug.cval))
+
+
+def _warp(images: Any, transforms: Any, extras: Any, cval: float) -> Any:
+    return _compiled_warp()(images, transforms, extras, cval)
+
+
+@functools.cache
+def _compiled_warp() -> Any:
+    import tensorflow as tf
+
+    @tf.function(jit_compile=False, reduce_retracing=True)
+    def warp(images: Any, transforms: Any, extras: Any, cval: float) -> Any:
+        x = tf.cast(images, tf.float32)
+        out = tf.raw_ops.ImageProjectiveTransformV3(
+            images=x,
+            transforms=transforms,
+            output_shape=tf.shape(x)[1:3],
+            fill_value=cval,
+            interpolation="BILINEAR",
+            fill_mode="CONSTANT",
+        )
+        low = tf.reduce_min(out, axis=[1, 2, 3], keepdims=True)
+        high = tf.reduce_max(out, axis=[1, 2, 3], keepdims=True)
+        out = tf.clip_by_value(out + extras[:, 0, None, None, None], low, high)
+        out = tf.where(extras[:, 1, None, None, None] > 0, tf.reverse(out, axis=[2]), out)
+        return tf.where(extras[:, 2, None, None, None] > 0, tf.reverse(out, axis=[1]), out)
+
+    return warp

@@ -269,6 +269,7 @@ def _image_record(run: Run, data: Dataset, models: Any, fitted: Any, test: dict[
         "skipped_images": data.skipped,
         "model": training.describe(models),
         "path": "head-only" if run.exp.head_only else "plain",
+        "augmentation": ("device" if training.augments_on_device(run.exp) else "cpu") if run.exp.augment else "off",
         "history": fitted.history,
         "epochs_run": epochs_run,
         "best_epoch": fitted.best_epoch,
