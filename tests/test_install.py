@@ -90,14 +90,20 @@ def test_dry_run_from_another_directory_uses_the_packaged_profile_and_grid(insta
     assert f"'{installed}' -u -m submitit.core._submit" in script  # the installed Python, quoted
 
 
+def run_python(python: Path, code: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    """`code` run by the installed package's Python, away from any checkout; it must succeed."""
+    out = subprocess.run([python, "-c", code], capture_output=True, text=True, cwd=cwd, timeout=300)
+    assert out.returncode == 0, out.stderr
+    return out
+
+
 def test_submitit_finds_the_sge_plugin_of_the_installed_package(installed: Path, tmp_path: Path) -> None:
     code = (
         "import submitit, xrayhpc; ex = submitit.AutoExecutor(folder='jobs', cluster='sge');"
         "ex.update_parameters(timeout_min=30, gpus_per_node=1, sge_gpu_c=6.0, sge_project='p');"
         "print(type(ex._executor).__name__); print(xrayhpc.__file__); print(ex._executor.script())"
     )
-    out = subprocess.run([installed, "-c", code], capture_output=True, text=True, cwd=tmp_path, timeout=300)
-    assert out.returncode == 0, out.stderr
+    out = run_python(installed, code, tmp_path)
     name, where = out.stdout.splitlines()[:2]
     assert name == "SgeExecutor" and where.startswith(str(installed.parent.parent))
     assert "#$ -l gpus=1" in out.stdout and "#$ -l gpu_c=6.0" in out.stdout
@@ -113,6 +119,5 @@ def test_a_job_sent_from_the_installed_package_runs_its_python(
         "ex.update_parameters(timeout_min=10, sge_project='xrayhpc-test');"
         "job = ex.submit(lambda: sys.executable); print(job.result())"
     )
-    out = subprocess.run([installed, "-c", code], capture_output=True, text=True, cwd=tmp_path, timeout=300)
-    assert out.returncode == 0, out.stderr
+    out = run_python(installed, code, tmp_path)
     assert out.stdout.strip().splitlines()[-1] == str(installed)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import os
 import statistics
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
@@ -23,7 +24,8 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from xrayhpc.data import cache_dir, discover
+from xrayhpc.data import UNREADABLE, cache_dir, discover, files_key
+from xrayhpc.device import slots
 from xrayhpc.errors import UserError, cli
 from xrayhpc.experiment import TASKS
 from xrayhpc.results import write_atomic
@@ -88,12 +90,13 @@ def read_facts(path: Path, split: str, label: str, root: Path) -> FileFacts:
 def _facts_or_none(path: Path, split: str, label: str, root: Path) -> FileFacts | None:
     try:
         return read_facts(path, split, label, root)
-    except (OSError, ValueError, Image.DecompressionBombError):
+    except UNREADABLE:
         return None  # unreadable: the worker skips it too, and names it
 
 
-def task_facts(task_dir: Path, threads: int = 4) -> list[FileFacts]:
-    """Every readable image of a task folder, cached by path, size and modification time."""
+def task_facts(task_dir: Path, threads: int | None = None) -> list[FileFacts]:
+    """Every readable image of a task folder, cached by path, size and modification time; as many
+    threads as the scheduler granted cores (decoding holds no lock)."""
     found = discover(task_dir)
     files = [
         (p, split, label)
@@ -101,14 +104,11 @@ def task_facts(task_dir: Path, threads: int = 4) -> list[FileFacts]:
         for label, paths in per_class.items()
         for p in paths
     ]
-    key = hashlib.sha256(f"facts v{FACTS_VERSION} {COLOUR_LEVELS} {SAMPLE_PX}".encode())
-    for p, _, _ in files:
-        st = p.stat()
-        key.update(f"\n{p.resolve()} {st.st_size} {st.st_mtime_ns}".encode())
-    cached = cache_dir() / f"facts-{key.hexdigest()[:24]}.json"
+    key = files_key(f"facts v{FACTS_VERSION} {COLOUR_LEVELS} {SAMPLE_PX}", [p for p, _, _ in files])
+    cached = cache_dir() / f"facts-{key}.json"
     if cached.is_file():
         return [FileFacts(**f) for f in json.loads(cached.read_text())]
-    with ThreadPoolExecutor(threads) as pool:
+    with ThreadPoolExecutor(threads or slots() or os.cpu_count() or 1) as pool:
         facts = [f for f in pool.map(lambda f: _facts_or_none(f[0], f[1], f[2], task_dir), files) if f is not None]
     text = json.dumps([asdict(f) for f in facts])
     write_atomic(cached, lambda f: f.write(text.encode()))
@@ -168,9 +168,10 @@ def duplicates(facts: list[FileFacts]) -> list[dict[str, Any]]:
     return pairs
 
 
-def task_audit(task_dir: Path) -> dict[str, Any]:
-    """One task folder's summary rows and duplicate pairs, with the thresholds used."""
-    facts = task_facts(task_dir)
+def task_audit(task_dir: Path, facts: list[FileFacts] | None = None) -> dict[str, Any]:
+    """One task folder's summary rows and duplicate pairs, with the thresholds used (from `facts`
+    when the caller has read them already)."""
+    facts = task_facts(task_dir) if facts is None else facts
     return {
         "folder": task_dir.name,
         "colour_levels": COLOUR_LEVELS,

@@ -51,7 +51,8 @@ def features(facts: list[FileFacts]) -> np.ndarray:
 
 @dataclass
 class Baseline:
-    """What the worker records: the splits' labels and the model's class probabilities."""
+    """What the worker records: the splits' labels, the model's class probabilities, and the file
+    facts it learned from (the audit beside the result reads them too)."""
 
     classes: list[str]
     counts: dict[str, dict[str, int]]
@@ -59,23 +60,21 @@ class Baseline:
     labels: dict[str, np.ndarray]
     probs: dict[str, np.ndarray]
     importances: dict[str, float]
+    facts: list[FileFacts]
 
 
-def splits(exp: Experiment) -> tuple[list[str], dict[str, list[FileFacts]], list[dict[str, str]]]:
+def splits(
+    exp: Experiment, facts: list[FileFacts]
+) -> tuple[list[str], dict[str, list[FileFacts]], list[dict[str, str]]]:
     """Classes and the file facts of train, val and test, split as the image experiments split."""
     found = discover(exp.data_dir)
-    by_file = {f.file: f for f in task_facts(exp.data_dir)}
-    out: dict[str, list[FileFacts]] = {"train": [], "val": [], "test": []}
+    by_file = {f.file: f for f in facts}
+    out: dict[str, list[FileFacts]] = {}
     skipped = []
-    for split, per_class in (("train", found.train), ("test", found.test)):
-        for paths in per_class.values():
-            cut = int(exp.validation_split * len(paths)) if split == "train" else 0
-            for i, path in enumerate(paths):
-                name = str(path.relative_to(exp.data_dir))
-                if name not in by_file:
-                    skipped.append({"file": name, "reason": "unreadable"})
-                else:
-                    out["val" if i < cut else split].append(by_file[name])
+    for split, per_class in found.splits(exp.validation_split).items():
+        names = [str(p.relative_to(exp.data_dir)) for paths in per_class.values() for p in paths]
+        out[split] = [by_file[n] for n in names if n in by_file]
+        skipped += [{"file": n, "reason": "unreadable"} for n in names if n not in by_file]
     return found.classes, out, skipped
 
 
@@ -83,7 +82,8 @@ def fit(exp: Experiment) -> Baseline:
     """Train on the train split; class probabilities for validation and test."""
     from sklearn.ensemble import RandomForestClassifier
 
-    classes, sets, skipped = splits(exp)
+    facts = task_facts(exp.data_dir)
+    classes, sets, skipped = splits(exp, facts)
     labels = {name: np.array([classes.index(f.label) for f in facts], dtype=np.int64) for name, facts in sets.items()}
     model = RandomForestClassifier(n_estimators=TREES, random_state=exp.seed, n_jobs=1)
     model.fit(features(sets["train"]), labels["train"])
@@ -102,6 +102,7 @@ def fit(exp: Experiment) -> Baseline:
         labels,
         {name: probabilities(f) for name, f in sets.items() if name != "train"},
         {name: round(float(v), 4) for name, v in zip(FEATURES, model.feature_importances_, strict=True)},
+        facts,
     )
 
 

@@ -100,8 +100,14 @@ def decode(path: Path, size: int, interpolation: str, colour: str = "rgb") -> np
         return np.asarray(one.convert("RGB").resize((size, size), RESAMPLE[interpolation]), dtype=np.uint8)
 
 
-def _cache_key(files: list[Path], size: int, interpolation: str, colour: str) -> str:
-    h = hashlib.sha256(f"v{CACHE_VERSION} {size} {interpolation}{'' if colour == 'rgb' else ' ' + colour}".encode())
+# What a file that cannot be decoded raises: it is skipped and named, never fatal.
+UNREADABLE = (OSError, ValueError, Image.DecompressionBombError)
+
+
+def files_key(header: str, files: list[Path]) -> str:
+    """A cache key for what is derived from `files` in the way `header` names: a changed, moved or
+    touched file (path, size, modification time) makes another key."""
+    h = hashlib.sha256(header.encode())
     for path in files:
         st = path.stat()
         h.update(f"\n{path.resolve()} {st.st_size} {st.st_mtime_ns}".encode())
@@ -117,7 +123,8 @@ def decode_all(
     colour: str = "rgb",
 ) -> tuple[np.ndarray, dict[str, str]]:
     """Decode every file once, cached on disk; unreadable files are reported, not fatal."""
-    path = cache_dir() / f"images-{_cache_key(files, size, interpolation, colour)}.npz"
+    header = f"v{CACHE_VERSION} {size} {interpolation}{'' if colour == 'rgb' else ' ' + colour}"
+    path = cache_dir() / f"images-{files_key(header, files)}.npz"
     if path.is_file():
         with np.load(path) as cached:
             bad = json.loads(str(cached["bad"]))
@@ -128,7 +135,7 @@ def decode_all(
     def one(i: int) -> None:
         try:
             out[i] = decode(files[i], size, interpolation, colour)
-        except (OSError, ValueError, Image.DecompressionBombError) as err:
+        except UNREADABLE as err:
             bad[str(files[i])] = f"{type(err).__name__}: {err}"
 
     log(f"decoding {len(files)} images to {size}x{size} (cached for later runs)")
@@ -147,14 +154,19 @@ class Files:
     train: dict[str, list[Path]]
     test: dict[str, list[Path]]
 
+    def splits(self, validation_split: float) -> dict[str, dict[str, list[Path]]]:
+        """train, val and test, each class's files in name order: the first `validation_split` of a
+        class's training files is validation, as Keras's flow_from_directory(validation_split) takes it."""
+        cut = {c: int(validation_split * len(f)) for c, f in self.train.items()}
+        return {
+            "train": {c: f[cut[c] :] for c, f in self.train.items()},
+            "val": {c: f[: cut[c]] for c, f in self.train.items()},
+            "test": dict(self.test),
+        }
+
     def counts(self, validation_split: float) -> dict[str, dict[str, int]]:
         """Images per class and split as the run will see them (unreadable ones not yet known)."""
-        val = {c: int(validation_split * len(f)) for c, f in self.train.items()}
-        return {
-            "train": {c: len(f) - val[c] for c, f in self.train.items()},
-            "val": val,
-            "test": {c: len(f) for c, f in self.test.items()},
-        }
+        return {s: {c: len(f) for c, f in per_class.items()} for s, per_class in self.splits(validation_split).items()}
 
 
 def discover(task_dir: Path) -> Files:
@@ -181,33 +193,27 @@ def load_dataset(
     """Discover, decode (once) and split; the first `validation_split` of each class is validation."""
     task_dir = Path(task_dir)
     found = discover(task_dir)
-    classes, train_files, test_files = found.classes, found.train, found.test
-    every = [p for files in (train_files, test_files) for c in classes for p in files[c]]
+    classes = found.classes
+    every = [p for files in (found.train, found.test) for c in classes for p in files[c]]
     images, bad = decode_all(every, image_size, interpolation, threads, log, colour)
     for file, reason in bad.items():
         log(f"skipping unreadable image {file}: {reason}")
     index = {str(p): i for i, p in enumerate(every)}
 
-    def split(files: dict[str, list[Path]], lo: float, hi: float) -> Split:
-        picked, labels = [], []
-        for label, name in enumerate(classes):
-            n = len(files[name])
-            for p in files[name][int(lo * n) : int(hi * n)]:
-                if str(p) not in bad:
-                    picked.append(p)
-                    labels.append(label)
-        rows = [index[str(p)] for p in picked]
+    def split(files: dict[str, list[Path]]) -> Split:
+        picked = [(p, label) for label, name in enumerate(classes) for p in files[name] if str(p) not in bad]
         return Split(
-            images[rows],
-            np.asarray(labels, dtype=np.int64),
-            [str(p.relative_to(task_dir)) for p in picked],
+            images[[index[str(p)] for p, _ in picked]],
+            np.asarray([label for _, label in picked], dtype=np.int64),
+            [str(p.relative_to(task_dir)) for p, _ in picked],
         )
 
     skipped = [{"file": str(Path(f).relative_to(task_dir)), "reason": r} for f, r in bad.items()]
+    splits = found.splits(validation_split)
     return Dataset(
         classes,
-        train=split(train_files, validation_split, 1.0),
-        val=split(train_files, 0.0, validation_split),
-        test=split(test_files, 0.0, 1.0),
+        train=split(splits["train"]),
+        val=split(splits["val"]),
+        test=split(splits["test"]),
         skipped=skipped,
     )

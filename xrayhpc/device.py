@@ -291,13 +291,12 @@ def bfloat16_problem(used: str) -> str | None:
     """Why the device a run uses has no bfloat16 units, or None when it has them."""
     if used.startswith("gpu"):
         old = [(n, c) for n, c in physical_gpus() if c is not None and c < BF16_MIN_COMPUTE]
+        if not old:
+            return None
+        name, cap = old[0]
         return (
-            (
-                f"its GPU {old[0][0]} (compute capability {old[0][1]:.1f}) has no bfloat16 units "
-                f"(compute capability {BF16_MIN_COMPUTE:.1f} and newer have them)"
-            )
-            if old
-            else None
+            f"its GPU {name} (compute capability {cap:.1f}) has no bfloat16 units "
+            f"(compute capability {BF16_MIN_COMPUTE:.1f} and newer have them)"
         )
     if cpu_flags() & BF16_FLAGS:
         return None

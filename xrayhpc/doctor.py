@@ -33,6 +33,7 @@ from xrayhpc.experiment import Experiment, load_grid, parse_overrides, select
 from xrayhpc.models import keras_models_dir
 from xrayhpc.profile import Profile, load_profile, missing_project
 from xrayhpc.results import results_root
+from xrayhpc.sge import passed_variables
 from xrayhpc.weights import needed, problem
 
 PACKAGES = ("xrayhpc", "keras", "tensorflow", "tensorflow-cpu", "jax", "jaxlib", "jax-cuda12-plugin", "submitit")
@@ -172,21 +173,12 @@ def profile_request(experiments: list[Experiment], profile: Profile, kind: str) 
     out = [Finding(None, "profile", f"{profile.path}; setup: {'; '.join(profile.site.get('setup', [])) or 'none'}")]
     if kind in ("sge", "slurm") and (complaint := missing_project(profile)):
         out.append(Finding(False, "profile", complaint, "", _ids(experiments)))
-    passed = profile.sge("cpu")["env"]
-    if passed:
-        given = [n for n in passed if os.environ.get(n)]
-        out.append(
-            Finding(
-                None,
-                "profile",
-                f"passed to jobs (-v): {', '.join(given) or 'none set'}"
-                + (
-                    f"; unset here: {', '.join(n for n in passed if n not in given)}"
-                    if len(given) < len(passed)
-                    else ""
-                ),
-            )
+    passed, unset = passed_variables(profile.sge("cpu")["env"])
+    if passed or unset:
+        text = f"passed to jobs (-v): {', '.join(passed) or 'none set'}" + (
+            f"; unset here: {', '.join(unset)}" if unset else ""
         )
+        out.append(Finding(None, "profile", text))
     gpu_jobs = _ids(experiments, "gpu")
     gpu_c = profile.devices.get("gpu", {}).get("gpu_c")
     if gpu_jobs and device.backend_name() == "tensorflow":

@@ -121,8 +121,14 @@ def _missing_weights(name: str, image_size: int, err: BaseException) -> UserErro
     )
 
 
-def build_backbone(name: str, image_size: int, weights: str) -> keras.Model:
-    """The backbone without its top, loading ImageNet weights or failing with the fix."""
+def build_backbone(name: str, image_size: int, weights: str, precision: str = "float32") -> keras.Model:
+    """The backbone without its top, loading ImageNet weights or failing with the fix.
+
+    `precision = "bfloat16"` builds it under Keras's mixed_bfloat16 policy (float32 weights,
+    bfloat16 arithmetic, also when it trains); what is built after it stays float32.
+    """
+    import keras
+
     spec = BACKBONES[name]
     module = importlib.import_module(f"keras.applications.{spec.module}")
     constructor = getattr(module, spec.constructor)
@@ -130,6 +136,7 @@ def build_backbone(name: str, image_size: int, weights: str) -> keras.Model:
     # Keras downloads have no timeout of their own: a silent server would hang the job.
     previous = socket.getdefaulttimeout()
     socket.setdefaulttimeout(DOWNLOAD_TIMEOUT_S)
+    keras.mixed_precision.set_dtype_policy("mixed_bfloat16" if precision == "bfloat16" else "float32")
     try:
         return constructor(include_top=False, weights=source, input_shape=(image_size, image_size, 3))
     except Exception as err:  # Keras raises a bare Exception for a failed fetch
@@ -139,6 +146,7 @@ def build_backbone(name: str, image_size: int, weights: str) -> keras.Model:
             raise UserError(f"weights = {source!r}: cannot be loaded into {name}: {err}") from None
         raise
     finally:
+        keras.mixed_precision.set_dtype_policy("float32")
         socket.setdefaulttimeout(previous)
 
 

@@ -511,13 +511,12 @@ def render_job_script(
         lines.append(f"-tc {min(map_count, array_parallelism)}")
     lines.append(f"-o {_quoted(stdout or f'{log_dir}/sge-$JOB_ID.$TASK_ID.out')}")
     lines.append(f"-e {_quoted(stderr)}" if stderr else "-j y")
-    passed = [name for name in env if os.environ.get(name)]
+    passed, unset = passed_variables(env)
     if passed:
         lines.append(f"-v {','.join(passed)}")
     if mail:
         lines += [f"-M {mail}", f"-m {mail_events}"]
     lines += list(extra_directives)
-    unset = [name for name in env if name not in passed]
     values = {
         "directives": "\n".join(
             [f"#$ {line}" for line in lines]
@@ -533,6 +532,12 @@ def render_job_script(
     if template is None:
         raise FileNotFoundError(f"the job template {TEMPLATE} is neither in ./qsub nor in the installed package")
     return Template(template.read_text()).substitute(values)
+
+
+def passed_variables(names: tp.Sequence[str]) -> tuple[list[str], list[str]]:
+    """(set here, so `-v` passes them; unset here, so left out: qsub would give the job empty ones)."""
+    passed = [name for name in names if os.environ.get(name)]
+    return passed, [name for name in names if name not in passed]
 
 
 def _quoted(path: str) -> str:

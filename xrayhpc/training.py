@@ -48,17 +48,10 @@ EpochHook = Callable[[int, dict[str, float]], None]
 
 
 def build(exp: Experiment, classes: int) -> Models:
-    """Backbone, head and the two joined, with initial weights fixed by the seed.
-
-    `precision = "bfloat16"` builds the backbone under Keras's mixed_bfloat16 policy (float32
-    weights, bfloat16 arithmetic, also when it trains); the head stays float32.
-    """
+    """Backbone, head and the two joined, with initial weights fixed by the seed (the backbone in
+    the experiment's precision, the head in float32)."""
     keras.utils.set_random_seed(exp.seed)
-    keras.mixed_precision.set_dtype_policy("mixed_bfloat16" if exp.precision == "bfloat16" else "float32")
-    try:
-        backbone = build_backbone(exp.backbone, exp.image_size, exp.weights)
-    finally:
-        keras.mixed_precision.set_dtype_policy("float32")
+    backbone = build_backbone(exp.backbone, exp.image_size, exp.weights, exp.precision)
     backbone.trainable = exp.trainable_backbone
     backbone.compile(jit_compile=exp.backbone_jit_compile)  # what its predict_on_batch() runs with
     keras.utils.set_random_seed(exp.seed)

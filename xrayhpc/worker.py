@@ -179,10 +179,12 @@ def _load(run: Run) -> Dataset:
         log=run.log,
         colour=exp.colour,
     )
-    run.log(
-        "images " + ", ".join(f"{s} {sum(c.values())}" for s, c in data.counts().items()) + f"; classes {data.classes}"
-    )
+    run.log(_images_line(data.counts(), data.classes))
     return data
+
+
+def _images_line(counts: dict[str, dict[str, int]], classes: list[str]) -> str:
+    return "images " + ", ".join(f"{s} {sum(c.values())}" for s, c in counts.items()) + f"; classes {classes}"
 
 
 def _frozen_features(run: Run, data: Dataset, models: Any) -> dict[str, np.ndarray]:
@@ -312,12 +314,8 @@ def _run_metadata(run: Run) -> Path:
     exp = run.exp
     with run.phase("train", "training"):
         fitted = baseline.fit(exp)
-    write_json(run.folder / AUDIT, audit.task_audit(exp.data_dir))
-    run.log(
-        "images "
-        + ", ".join(f"{s} {sum(c.values())}" for s, c in fitted.counts.items())
-        + f"; classes {fitted.classes}"
-    )
+    write_json(run.folder / AUDIT, audit.task_audit(exp.data_dir, fitted.facts))
+    run.log(_images_line(fitted.counts, fitted.classes))
     test = evaluate.test_metrics(fitted.probs["test"], fitted.labels["test"], fitted.classes)
     run.log(f"test accuracy {test['accuracy']:.4f} loss {test['loss']:.4f} from file facts alone")
     plots.confusion_png(test["confusion"], fitted.classes, f"{exp.id}: test", run.folder / "confusion.png")

@@ -30,11 +30,9 @@ def backbone_rates(data: Path, image_size: int = 224) -> dict[str, Any]:
     )
     out: dict[str, Any] = {}
     features = {}
-    for policy, name in (("float32", "float32"), ("mixed_bfloat16", "bfloat16")):
-        keras.mixed_precision.set_dtype_policy(policy)
+    for name in ("float32", "bfloat16"):
         keras.utils.set_random_seed(0)
-        model = build_backbone("vgg16", image_size, "none")
-        keras.mixed_precision.set_dtype_policy("float32")
+        model = build_backbone("vgg16", image_size, "none", name)
         model.compile(jit_compile=False)
         run_batched(model, images[:4])  # traced once before timing
         t = time.perf_counter()

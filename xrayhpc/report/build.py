@@ -30,7 +30,7 @@ def build(root: Path) -> tuple[list[Section], list[str], str]:
     groups = seed_groups(results)
     sections = [s for task in TASK_LABELS for s in task_sections(task, results, groups)]
     accuracy_chart = root / "accuracy.png"
-    if accuracy_png(results, groups, accuracy_chart):
+    if accuracy_png(arms(results, groups), accuracy_chart):
         sections.append(
             Section("Accuracy at a glance", "", None, [(accuracy_chart, "test accuracy with its 95% interval")])
         )

@@ -6,9 +6,8 @@ import io
 from pathlib import Path
 from typing import Any
 
-from xrayhpc.report.compare import Group, reference
-from xrayhpc.report.results import Result
-from xrayhpc.report.stats import wilson
+from xrayhpc.report.compare import reference
+from xrayhpc.report.controls import Arm
 from xrayhpc.results import PHASES, write_atomic
 
 CHART_PAIRS = 30  # more bars than this are unreadable; the table lists every pair
@@ -48,21 +47,13 @@ def timing_png(rows: list[dict[str, Any]], path: Path) -> bool:
     return True
 
 
-def accuracy_png(results: list[Result], groups: list[Group], path: Path) -> bool:
+def accuracy_png(arms: list[Arm], path: Path) -> bool:
     """Test accuracy per experiment (Wilson interval) or per seed group (t-interval of the mean),
     with the published figure as a marker where the settings are the report's."""
-    grouped = {r.id for g in groups for r in g.members}
     points: list[tuple[str, float, float, float, tuple[float, float] | None]] = []
-    for r in sorted(results, key=lambda r: (r.exp["task"], r.id)):
-        if r.id not in grouped:
-            test = r.metrics["test"]
-            low, high = wilson(test["correct"], test["count"])
-            points.append((r.id, test["accuracy"], low, high, reference(r.exp)[0]))
-    for g in groups:
-        s = g.summary("accuracy")
-        points.append(
-            (f"{g.label} (n={s.n})", s.mean, max(0.0, s.low), min(1.0, s.high), reference(g.members[0].exp)[0])
-        )
+    for arm in sorted(arms, key=lambda a: (len(a.runs) > 1, a.runs[0]["experiment"]["task"], a.label)):
+        label = f"{arm.label} (n={len(arm.runs)})" if len(arm.runs) > 1 else arm.label
+        points.append((label, arm.accuracy, *arm.interval(), reference(arm.runs[0]["experiment"])[0]))
     if not points:
         return False
     import matplotlib
