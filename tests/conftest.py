@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from xrayhpc.synthetic import make_dataset
+from xrayhpc.study.synthetic import make_dataset
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -5,7 +5,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from xrayhpc.augment import Augmentation, augment
+from xrayhpc.study.augment import Augmentation, augment
 
 
 def images() -> np.ndarray:
@@ -52,7 +52,7 @@ def test_a_grey_image_is_transformed_like_the_same_picture_in_colour() -> None:
 def test_the_device_path_applies_the_same_transforms() -> None:
     """Fed the same draws, TensorFlow's warp and scipy's agree but for bilinear sampling at the border."""
     pytest.importorskip("tensorflow")
-    from xrayhpc.augment import augment_on_device
+    from xrayhpc.study.augment import augment_on_device
 
     rng = np.random.default_rng(1)
     smooth = np.kron(rng.integers(0, 255, (6, 8, 8, 3)), np.ones((1, 8, 8, 1))).astype(np.uint8)  # 64 px, 8 px blocks
@@ -72,10 +72,10 @@ def test_the_device_path_applies_the_same_transforms() -> None:
 def test_a_gpu_run_feeds_the_model_device_transforms(synthetic: Path) -> None:
     """The head-only path of a GPU experiment trains on the device's transforms; a CPU one on scipy's."""
     pytest.importorskip("tensorflow")
-    from xrayhpc import training
-    from xrayhpc.augment import augment_on_device
-    from xrayhpc.data import load_dataset
     from xrayhpc.experiment import Experiment
+    from xrayhpc.study import training
+    from xrayhpc.study.augment import augment_on_device
+    from xrayhpc.study.data import load_dataset
 
     data = load_dataset(synthetic / "two", 32, "nearest", 0.2, log=lambda _: None)
     settings = dict(task="binary", backbone="vgg16", data=str(synthetic), image_size=32, weights="none", augment=True)

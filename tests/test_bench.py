@@ -8,7 +8,7 @@ import pytest
 
 from xrayhpc.bench import worker as bench
 from xrayhpc.bench.runs import data_view
-from xrayhpc.data import load_dataset
+from xrayhpc.study.data import load_dataset
 
 COUNTS = {"train": 104, "val": 25, "test": 18}  # Task 1 of the real data
 

@@ -20,9 +20,8 @@ import submitit
 
 from conftest import ROOT
 from test_doctor import smoke_cpu
-from xrayhpc.jobs import read_record
-from xrayhpc.results import read_json, read_metrics
-from xrayhpc.sge import SgeExecutor, SgeInfoWatcher
+from xrayhpc.cluster.sge import SgeExecutor, SgeInfoWatcher
+from xrayhpc.schema import read_json, read_metrics, read_record
 
 pytestmark = [pytest.mark.cluster, pytest.mark.slow, pytest.mark.usefixtures("sge_cluster")]
 LOCAL = (ROOT / "qsub" / "local.toml").read_text()
@@ -119,8 +118,8 @@ def test_cpu_experiments_run_as_one_array_and_finish(smoke: tuple[Path, dict[str
         metrics = read_metrics(results / exp)
         assert metrics is not None, exp
         record = read_record(results / exp)
-        assert metrics["environment"]["scheduler_job_id"] == record.job_id.split("_")[0]
-        assert metrics["environment"]["scheduler_task_id"] == str(record.task_index + 1)
+        assert metrics.environment["scheduler_job_id"] == record.job_id.split("_")[0]
+        assert metrics.environment["scheduler_task_id"] == str(record.task_index + 1)
         assert Path(record.script).is_file() and "#$ -t 1-2" in Path(record.script).read_text()
 
 
@@ -273,7 +272,7 @@ def test_paths_with_spaces_go_through_qsub_and_run_to_the_end(tmp_path: Path, sy
     assert f'-o "{spaced}/.jobs/' in Path(record.script).read_text()
     seen = watch([record.job_id])
     assert seen[record.job_id][-1] == "COMPLETED", seen
-    assert read_metrics(spaced / "task1-vgg16-cpu")["experiment"]["data"] == str(data)
+    assert read_metrics(spaced / "task1-vgg16-cpu").experiment["data"] == str(data)
 
 
 def test_the_metadata_baseline_runs_through_grid_engine(tmp_path: Path, synthetic: Path) -> None:
@@ -307,4 +306,4 @@ def test_the_metadata_baseline_runs_through_grid_engine(tmp_path: Path, syntheti
     assert all(states[-1] == "COMPLETED" for states in seen.values()), seen
     for eid in ("task1-metadata-cpu", "task2-metadata-cpu"):
         metrics = read_metrics(results / eid)
-        assert metrics["path"] == "metadata" and (results / eid / "audit.json").is_file()
+        assert metrics.path == "metadata" and (results / eid / "audit.json").is_file()

@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from xrayhpc import data
-from xrayhpc.data import load_dataset
 from xrayhpc.errors import UserError
-from xrayhpc.synthetic import make_dataset
+from xrayhpc.study import data
+from xrayhpc.study.data import load_dataset
+from xrayhpc.study.synthetic import make_dataset
 
 
 @pytest.fixture

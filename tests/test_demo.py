@@ -8,9 +8,9 @@ import pytest
 
 from conftest import ROOT
 from xrayhpc.experiment import load_grid
-from xrayhpc.results import read_metrics
-from xrayhpc.synthetic import make_dataset
-from xrayhpc.worker import run_experiment
+from xrayhpc.schema import read_metrics
+from xrayhpc.study.synthetic import make_dataset
+from xrayhpc.study.worker import run_experiment
 
 pytestmark = pytest.mark.slow
 FLOOR = {"task1-vgg16-cpu": 0.9, "task2-vgg16-cpu": 0.7}  # chance: 0.5 and 0.25
@@ -22,5 +22,5 @@ def test_the_demo_grid_learns_both_tasks(tmp_path: Path) -> None:
     assert sorted(e.id for e in experiments) == sorted(FLOOR)
     for exp in experiments:
         metrics = read_metrics(run_experiment(exp, tmp_path / "results", tty=False))
-        assert metrics["test"]["accuracy"] >= FLOOR[exp.id], (exp.id, metrics["test"]["accuracy"])
-        assert metrics["test"]["count"] == 20 * (1 if exp.task == "binary" else 2)
+        assert metrics.test["accuracy"] >= FLOOR[exp.id], (exp.id, metrics.test["accuracy"])
+        assert metrics.test["count"] == 20 * (1 if exp.task == "binary" else 2)

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from xrayhpc import device
-from xrayhpc.device import DeviceError, GpuFacts, diagnose
+from xrayhpc.study import device
+from xrayhpc.study.device import DeviceError, GpuFacts, diagnose
 
 CUDA_BUILD = dict(backend="tensorflow", built_with_cuda=True, cuda_libraries=True, min_compute=6.0, host="scc-k01")
 
@@ -58,7 +58,7 @@ def test_driver_report_is_read_from_nvidia_smi(monkeypatch: pytest.MonkeyPatch, 
 
 def test_the_scc_profile_asks_only_for_gpus_the_installed_build_can_drive() -> None:
     pytest.importorskip("tensorflow")
-    from xrayhpc.profile import load_profile
+    from xrayhpc.cluster.profile import load_profile
 
     built, minimum = device.tensorflow_build()
     if not built:

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from xrayhpc import device, doctor
+from xrayhpc import doctor
+from xrayhpc.study import device
 
 
 @pytest.fixture

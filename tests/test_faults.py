@@ -17,9 +17,8 @@ from conftest import ROOT
 from test_cluster import profile, submit, submit_args, wait, watch
 from test_status import row, status_cli
 from xrayhpc.experiment import load_grid, parse_overrides, select
-from xrayhpc.jobs import read_record
-from xrayhpc.results import read_json, read_metrics
-from xrayhpc.worker import run_experiment
+from xrayhpc.schema import read_json, read_metrics, read_record
+from xrayhpc.study.worker import run_experiment
 
 pytestmark = [pytest.mark.cluster, pytest.mark.slow, pytest.mark.usefixtures("sge_cluster")]
 EID = "task1-vgg16-cpu"
@@ -32,7 +31,7 @@ def progress(results: Path) -> dict:
 
 
 def curves(metrics: dict) -> list[dict[str, float]]:
-    return [{k: v for k, v in h.items() if k != "seconds"} for h in metrics["history"]]
+    return [{k: v for k, v in h.items() if k != "seconds"} for h in metrics.history]
 
 
 def pending(pid: int, signum: int) -> bool:
@@ -69,11 +68,11 @@ def test_warned_job_saves_requeues_and_ends_like_an_uninterrupted_run(tmp_path: 
     seen = watch([record.job_id], timeout=400)
     assert seen[record.job_id][-1] == "COMPLETED", seen
     metrics = read_metrics(results / EID)
-    assert metrics is not None and metrics["runs"] >= 2 and metrics["resumed_from"] > 0
+    assert metrics is not None and metrics.runs >= 2 and metrics.resumed_from > 0
     log = (results / EID / "worker.log").read_text()
     assert "wall-time warning: state saved at epoch" in log and "resuming from the checkpoint" in log
     again = read_record(results / EID)
-    assert again.attempt == 1 and again.requeues == metrics["runs"] - 1
+    assert again.attempt == 1 and again.requeues == metrics.runs - 1
     assert "requeued 1x" in status_cli(results).stdout or again.requeues > 1
 
     exp = select(
@@ -85,11 +84,11 @@ def test_warned_job_saves_requeues_and_ends_like_an_uninterrupted_run(tmp_path: 
         ),
         EID,
     )[0]
-    assert exp.fingerprint == metrics["experiment"]["fingerprint"]
+    assert exp.fingerprint == metrics.experiment["fingerprint"]
     whole = read_metrics(run_experiment(exp, tmp_path / "whole", tty=False))
     for a, b in zip(curves(whole), curves(metrics), strict=True):
         assert a == pytest.approx(b, abs=1e-5)
-    assert metrics["test"]["predictions"] == whole["test"]["predictions"]
+    assert metrics.test["predictions"] == whole.test["predictions"]
 
 
 def test_killed_worker_resumes_from_its_last_epoch_on_the_next_submit(tmp_path: Path, synthetic: Path) -> None:
@@ -107,8 +106,8 @@ def test_killed_worker_resumes_from_its_last_epoch_on_the_next_submit(tmp_path: 
     watch([record.job_id], timeout=240)
     metrics = read_metrics(results / EID)
     assert metrics is not None and record.attempt == 2
-    assert metrics["runs"] == 2 and killed_at - 1 <= metrics["resumed_from"] <= killed_at
-    assert len(metrics["history"]) == 15
+    assert metrics.runs == 2 and killed_at - 1 <= metrics.resumed_from <= killed_at
+    assert len(metrics.history) == 15
 
 
 def test_deleted_job_is_resubmitted_once_and_counted_up_to_the_limit(tmp_path: Path, synthetic: Path) -> None:
@@ -197,4 +196,4 @@ def test_ctrl_c_during_a_local_run_keeps_true_records_and_the_next_run_resumes(t
     again = subprocess.run(args, cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert again.returncode == 0 and "attempt 2 of 3" in again.stdout, again.stdout
     metrics = read_metrics(results / EID)
-    assert metrics is not None and metrics["runs"] == 2 and metrics["resumed_from"] >= 3
+    assert metrics is not None and metrics.runs == 2 and metrics.resumed_from >= 3

@@ -121,3 +121,15 @@ def test_a_job_sent_from_the_installed_package_runs_its_python(
     )
     out = run_python(installed, code, tmp_path)
     assert out.stdout.strip().splitlines()[-1] == str(installed)
+
+
+def test_every_module_of_the_checkout_ships_in_the_wheel(installed: Path, tmp_path: Path) -> None:
+    """A package left out of pyproject's list installs fine and fails at its first `python -m`."""
+    out = run_python(installed, "import xrayhpc; print(xrayhpc.__path__[0])", tmp_path)
+    shipped = Path(out.stdout.strip())
+    ours = {p.relative_to(ROOT / "xrayhpc") for p in (ROOT / "xrayhpc").rglob("*.py")}
+    assert ours <= {p.relative_to(shipped) for p in shipped.rglob("*.py")}
+    report = subprocess.run(
+        [installed, "-m", "xrayhpc.report", "--help"], capture_output=True, text=True, cwd=tmp_path, timeout=300
+    )
+    assert report.returncode == 0 and "usage: python -m xrayhpc.report" in report.stdout, report.stderr

@@ -6,8 +6,9 @@ import h5py
 import numpy as np
 import pytest
 
+from xrayhpc.backbones import BACKBONES, keras_models_dir
 from xrayhpc.errors import UserError
-from xrayhpc.models import BACKBONES, FEATURE_LAYER, build_backbone, build_head, keras_models_dir
+from xrayhpc.study.models import FEATURE_LAYER, build_backbone, build_head
 
 
 def test_head_is_the_reports_with_a_named_feature_layer() -> None:

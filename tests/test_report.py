@@ -21,7 +21,7 @@ from xrayhpc.report.compare import PUBLISHED
 from xrayhpc.report.stats import wilson
 from xrayhpc.report.tables import markdown
 from xrayhpc.report.writers import to_html
-from xrayhpc.results import write_json
+from xrayhpc.schema import Progress, write_json
 
 
 def fake(
@@ -46,13 +46,10 @@ def hand_made(tmp_path: Path) -> Path:
     fake(root, "cpu", 155.0, correct=15)
     fake(root, "cpu", 300.0, correct=20, count=36, backbone="mobilenet", task="multiclass")
     (root / "task2-vgg16-gpu").mkdir(parents=True)  # partial grid: still running
-    write_json(
-        root / "task2-vgg16-gpu" / "progress.json",
-        {"state": "running", "epoch": 12, "epochs": 100, "started": 0, "host": "elsewhere", "pid": 1},
-    )
+    Progress("running", 12, 100, 0, "elsewhere", 1).write(root / "task2-vgg16-gpu")
     (root / "task1-resnet50-cpu").mkdir()
     (root / "task1-resnet50-cpu" / "metrics.json").write_text('{"schema_version": 1, "test": ')  # damaged
-    future = fake(root, "cpu", 10.0, tag="future")
+    future = fake(root, "cpu", 10.0, tag="future").to_json()
     future["schema_version"] = 99
     write_json(root / "task1-vgg16-cpu-future" / "metrics.json", future)
     for eid in ("task1-vgg16-gpu", "task1-vgg16-cpu"):
@@ -191,7 +188,7 @@ def test_seeds_are_grouped_and_two_configurations_compared_over_the_same_seeds(t
 @pytest.mark.slow
 def test_report_from_real_worker_runs_of_the_smoke_grid(tmp_path: Path, synthetic: Path) -> None:
     from xrayhpc.experiment import load_grid, select
-    from xrayhpc.worker import run_experiment
+    from xrayhpc.study.worker import run_experiment
 
     root = tmp_path / "results"
     overrides = {"epochs": 1, "image_size": 32, "data": str(synthetic)}
@@ -200,8 +197,7 @@ def test_report_from_real_worker_runs_of_the_smoke_grid(tmp_path: Path, syntheti
     sections, skipped, _ = build(root)
     assert skipped == []
     for title, eid in (("Task 1", "task1-vgg16-cpu"), ("Task 2", "task2-mobilenet-cpu")):
-        metrics = json.loads((root / eid / "metrics.json").read_text())
-        test = metrics["test"]
+        test = json.loads((root / eid / "metrics.json").read_text())["test"]
         [section] = [s for s in sections if s.title.startswith(title)]
         [row] = section.table[1]
         low, high = wilson(test["correct"], test["count"])
@@ -250,12 +246,12 @@ def test_html_opens_in_a_browser_with_every_image(hand_made: Path, tmp_path: Pat
 def test_an_incomplete_metrics_file_is_named_and_left_out(tmp_path: Path) -> None:
     """Every reader relies on the same keys; one file that lacks them is named once, not a KeyError later."""
     root = tmp_path / "results"
-    metrics = fake(root, "cpu", 10.0)
+    metrics = fake(root, "cpu", 10.0).to_json()
     del metrics["timing"]["total"]
     write_json(root / "task1-vgg16-cpu" / "metrics.json", metrics)
     sections, skipped, _ = build(root)
     assert skipped == [f"{root / 'task1-vgg16-cpu' / 'metrics.json'}: incomplete (no timing.total), left out"]
     assert not any(s.title.startswith("Task 1") for s in sections)
-    from xrayhpc.state import collect
+    from xrayhpc.cluster.state import collect
 
     assert [r.state for r in collect(root)[0]] == ["not submitted"]  # status reads it the same way

@@ -7,11 +7,11 @@ from pathlib import Path
 import pytest
 
 from test_worker import small
-from xrayhpc.checkpoint import FILE
 from xrayhpc.experiment import Experiment
-from xrayhpc.results import read_json, read_metrics
-from xrayhpc.runlog import RunLog
-from xrayhpc.worker import run_experiment
+from xrayhpc.schema import read_json, read_metrics
+from xrayhpc.study.checkpoint import FILE
+from xrayhpc.study.runlog import RunLog
+from xrayhpc.study.worker import run_experiment
 
 pytestmark = pytest.mark.slow
 
@@ -32,7 +32,7 @@ def stopped_at(epoch: int, exp: Experiment, results: Path, monkeypatch: pytest.M
 
 
 def curves(metrics: dict) -> list[dict[str, float]]:
-    return [{k: v for k, v in h.items() if k != "seconds"} for h in metrics["history"]]
+    return [{k: v for k, v in h.items() if k != "seconds"} for h in metrics.history]
 
 
 @pytest.mark.parametrize(
@@ -57,14 +57,14 @@ def test_resumed_run_ends_like_an_uninterrupted_one(
     assert (folder / FILE).exists() and read_metrics(folder) is None
 
     resumed = read_metrics(run_experiment(exp, tmp_path / "resumed", tty=False))
-    assert (resumed["runs"], resumed["resumed_from"]) == (2, 2)
+    assert (resumed.runs, resumed.resumed_from) == (2, 2)
     assert "resuming from the checkpoint at epoch 2" in (folder / "worker.log").read_text()
     assert whole is not None and resumed is not None
     for a, b in zip(curves(whole), curves(resumed), strict=True):
         assert a == pytest.approx(b, abs=1e-5)
-    assert resumed["best_epoch"] == whole["best_epoch"]
-    assert resumed["test"]["loss"] == pytest.approx(whole["test"]["loss"], abs=1e-5)
-    assert resumed["test"]["predictions"] == whole["test"]["predictions"]
+    assert resumed.best_epoch == whole.best_epoch
+    assert resumed.test["loss"] == pytest.approx(whole.test["loss"], abs=1e-5)
+    assert resumed.test["predictions"] == whole.test["predictions"]
     assert not (folder / FILE).exists(), "the checkpoint goes once the result is complete"
 
 
@@ -75,7 +75,7 @@ def test_checkpoint_of_other_settings_is_not_resumed(
     stopped_at(2, exp, tmp_path, monkeypatch)
     changed = small(synthetic, epochs=4, save_every_s=0.0, learning_rate=5e-4)
     metrics = read_metrics(run_experiment(changed, tmp_path, tty=False))
-    assert metrics is not None and (metrics["runs"], metrics["resumed_from"]) == (1, 0)
+    assert metrics is not None and (metrics.runs, metrics.resumed_from) == (1, 0)
     assert "made with other settings" in (tmp_path / exp.id / "worker.log").read_text()
 
 

@@ -8,7 +8,7 @@ import pytest
 import submitit
 
 from conftest import ROOT
-from xrayhpc.sge import (
+from xrayhpc.cluster.sge import (
     SgeExecutor,
     SgeJobEnvironment,
     acct_state,
@@ -112,7 +112,7 @@ def test_slurm_gets_the_same_request(monkeypatch: pytest.MonkeyPatch, tmp_path: 
     """No Slurm here: submitit's own Slurm executor renders the script from the profile's request."""
     from submitit.slurm.slurm import SlurmExecutor
 
-    from xrayhpc.profile import load_profile
+    from xrayhpc.cluster.profile import load_profile
 
     monkeypatch.setattr(SlurmExecutor, "affinity", classmethod(lambda cls: 2))
     ex = submitit.AutoExecutor(tmp_path, cluster="slurm")
@@ -166,7 +166,7 @@ def test_job_environment_counts_tasks_from_zero(monkeypatch: pytest.MonkeyPatch)
 
 
 def test_profile_signal_delay_zero_means_no_warning(tmp_path: Path) -> None:
-    from xrayhpc.profile import load_profile
+    from xrayhpc.cluster.profile import load_profile
 
     path = tmp_path / "p.toml"
     path.write_text((ROOT / "qsub" / "local.toml").read_text().replace("signal_delay_s = 60", "signal_delay_s = 0"))
@@ -176,7 +176,7 @@ def test_profile_signal_delay_zero_means_no_warning(tmp_path: Path) -> None:
 
 
 def test_accounting_gives_what_a_job_used_against_what_it_asked() -> None:
-    from xrayhpc.state import Usage, usage
+    from xrayhpc.cluster.state import Usage, usage
 
     info = read_qacct((DATA / "qacct.txt").read_text())["6_1"]
     used = usage(info)
@@ -198,6 +198,6 @@ def test_accounting_gives_what_a_job_used_against_what_it_asked() -> None:
     ],
 )
 def test_requested_wall_time_from_the_category(category: str, seconds: float | None) -> None:
-    from xrayhpc.sge import requested_seconds
+    from xrayhpc.cluster.sge import requested_seconds
 
     assert requested_seconds(category) == seconds

@@ -1,4 +1,4 @@
-"""Each state as it happens, against the real local Grid Engine, through `xrayhpc.status`."""
+"""Each state as it happens, against the real local Grid Engine, through `xrayhpc.cluster.status`."""
 
 from __future__ import annotations
 
@@ -13,8 +13,8 @@ import pytest
 
 from conftest import ROOT
 from test_cluster import profile, submit, wait
-from xrayhpc.jobs import JobRecord, read_record, write_record
-from xrayhpc.state import Row, collect
+from xrayhpc.cluster.state import Row, collect
+from xrayhpc.schema import JobRecord, read_record, write_record
 
 pytestmark = [pytest.mark.cluster, pytest.mark.slow, pytest.mark.usefixtures("sge_cluster")]
 

@@ -13,12 +13,11 @@ from pathlib import Path
 import pytest
 
 from conftest import ROOT
-from xrayhpc.jobs import read_record
-from xrayhpc.lock import results_lock
-from xrayhpc.results import read_json, read_metrics, write_json
+from xrayhpc.cluster.lock import results_lock
+from xrayhpc.cluster.state import Row
+from xrayhpc.cluster.submit import decide
+from xrayhpc.schema import read_json, read_metrics, read_record, write_json
 from xrayhpc.signals import Held
-from xrayhpc.state import Row
-from xrayhpc.submit import decide
 
 
 def run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
@@ -194,7 +193,7 @@ def test_a_refusal_is_read_from_the_commands_stderr() -> None:
     """submitit raises FailedJobError with qsub's stderr on its cause: that text, on one line, not a scrape."""
     from submitit.core.utils import FailedJobError
 
-    from xrayhpc.submit import _qsub_message
+    from xrayhpc.cluster.submit import _qsub_message
 
     stderr = "Unable to run job: error: no suitable queues.\nExiting."
     try:

@@ -3,19 +3,19 @@ output through a faked subprocess (as submitit's own tests do): fast, and no clu
 
 from __future__ import annotations
 
+import dataclasses
 import subprocess
 import time
 from pathlib import Path
 
 import pytest
 
-from xrayhpc import sge
 from xrayhpc.bench.report_build import synthetic_result
+from xrayhpc.cluster import sge
+from xrayhpc.cluster.sge import SgeExecutor, SgeInfoWatcher
+from xrayhpc.cluster.state import collect
 from xrayhpc.experiment import Experiment
-from xrayhpc.jobs import JobRecord, write_record
-from xrayhpc.results import write_json
-from xrayhpc.sge import SgeExecutor, SgeInfoWatcher
-from xrayhpc.state import collect
+from xrayhpc.schema import JobRecord, Progress, write_record
 
 DATA = Path(__file__).parent / "data"
 
@@ -88,14 +88,9 @@ def test_reconcile_turns_files_records_and_scheduler_into_states(tmp_path: Path,
     for tag, job in jobs.items():
         exp = Experiment("binary", "vgg16", "cpu", tag=tag)
         write_record(root / exp.id, JobRecord("sge", job, exp.fingerprint, "job.sh", "log", now - 7200))
-    write_json(
-        root / "task1-vgg16-cpu-running" / "progress.json",
-        {"state": "running", "epoch": 4, "epochs": 10, "started": now - 40, "job": "8_0", "host": "vm"},
-    )
-    write_json(
-        root / "task1-vgg16-cpu-failed" / "progress.json",
-        {"state": "failed", "error": "data folder /x/two not found", "error_kind": "user", "job": "7"},
-    )
+    Progress("running", 4, 10, now - 40, "node7", 1234, job="8_0").write(root / "task1-vgg16-cpu-running")
+    failed = Progress("failed", 0, 10, now - 60, "node7", 1235, job="7", error="data folder /x/two not found")
+    dataclasses.replace(failed, error_kind="user").write(root / "task1-vgg16-cpu-failed")
     synthetic_result(root, Experiment("binary", "vgg16", "cpu", tag="done"), 43.0, 17, 18)
     rows, warning = collect(root)
     assert warning == "" and len(scheduler.calls) == 3  # one refresh for every row

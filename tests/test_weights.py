@@ -13,11 +13,12 @@ from pathlib import Path
 
 import pytest
 
-from xrayhpc import models, weights
-from xrayhpc.weights import HDF5_SIGNATURE
+from xrayhpc import backbones
+from xrayhpc.study import models, weights
+from xrayhpc.study.weights import HDF5_SIGNATURE
 
-VGG = models.BACKBONES["vgg16"].weights_file(224)
-MOBILENET = models.BACKBONES["mobilenet"].weights_file(224)
+VGG = backbones.BACKBONES["vgg16"].weights_file(224)
+MOBILENET = backbones.BACKBONES["mobilenet"].weights_file(224)
 
 
 @pytest.fixture
@@ -29,11 +30,13 @@ def server(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[st
         folder = served / ("vgg16" if name == VGG else "mobilenet")
         folder.mkdir(parents=True, exist_ok=True)
         (folder / name).write_bytes(blob)
-    vgg = models.BACKBONES["vgg16"]
+    vgg = backbones.BACKBONES["vgg16"]
     monkeypatch.setitem(
-        models.BACKBONES,
+        backbones.BACKBONES,
         "vgg16",
-        models.Backbone(vgg.module, vgg.constructor, vgg.notop_file, vgg.folder, hashlib.md5(files[VGG]).hexdigest()),
+        backbones.Backbone(
+            vgg.module, vgg.constructor, vgg.notop_file, vgg.folder, hashlib.md5(files[VGG]).hexdigest()
+        ),
     )
     handler = functools.partial(QuietHandler, directory=str(served))
     httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
@@ -60,7 +63,7 @@ def test_fetches_every_file_the_grid_needs_then_skips_them(
 ) -> None:
     base, files = server
     code, out = fetch(base, capsys)
-    folder = models.keras_models_dir()
+    folder = backbones.keras_models_dir()
     assert code == 0, out
     assert {p.name for p in folder.iterdir()} == {VGG, MOBILENET}  # no temporary file left
     assert all((folder / name).read_bytes() == blob for name, blob in files.items())
@@ -75,7 +78,7 @@ def test_a_file_with_the_wrong_hash_is_named_and_kept(
     server: tuple[str, dict[str, bytes]], capsys: pytest.CaptureFixture[str]
 ) -> None:
     base, _ = server
-    folder = models.keras_models_dir()
+    folder = backbones.keras_models_dir()
     folder.mkdir(parents=True)
     other = b"another file of the same name"
     (folder / VGG).write_bytes(other)
@@ -93,7 +96,7 @@ def test_a_download_with_the_wrong_hash_is_not_kept(
     (tmp_path / "served" / "vgg16" / VGG).write_bytes(b"corrupted in transit")
     code, out = fetch(base, capsys)
     assert code == 1 and "sent a file with md5" in out and "nothing was written" in out
-    assert not (models.keras_models_dir() / VGG).exists()
+    assert not (backbones.keras_models_dir() / VGG).exists()
 
 
 def test_a_silent_server_times_out(capsys: pytest.CaptureFixture[str]) -> None:
@@ -103,7 +106,7 @@ def test_a_silent_server_times_out(capsys: pytest.CaptureFixture[str]) -> None:
         silent.listen(8)
         code, out = fetch(f"http://127.0.0.1:{silent.getsockname()[1]}", capsys, "--timeout", "0.5")
     assert code == 1 and "no answer within 0.5 s" in out
-    assert not models.keras_models_dir().exists() or not any(models.keras_models_dir().iterdir())
+    assert not backbones.keras_models_dir().exists() or not any(backbones.keras_models_dir().iterdir())
 
 
 def test_a_grid_without_imagenet_weights_needs_nothing(capsys: pytest.CaptureFixture[str]) -> None:
@@ -116,4 +119,4 @@ def test_the_worker_finds_a_fetched_file_under_keras_name(
 ) -> None:
     base, _ = server
     fetch(base, capsys)
-    assert models.resolve_weights("vgg16", "imagenet", 224) == str(models.keras_models_dir() / VGG)
+    assert models.resolve_weights("vgg16", "imagenet", 224) == str(backbones.keras_models_dir() / VGG)

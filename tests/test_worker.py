@@ -13,10 +13,10 @@ import pytest
 from PIL import Image
 
 from conftest import ROOT, real_data
-from xrayhpc.device import DeviceError
 from xrayhpc.experiment import Experiment
-from xrayhpc.results import read_json, read_metrics
-from xrayhpc.worker import run_experiment
+from xrayhpc.schema import read_json, read_metrics
+from xrayhpc.study.device import DeviceError
+from xrayhpc.study.worker import run_experiment
 
 pytestmark = pytest.mark.slow
 
@@ -46,22 +46,22 @@ def test_result_folder_is_complete(synthetic: Path, tmp_path: Path) -> None:
     assert folder == tmp_path / "task1-vgg16-cpu"
     m = read_metrics(folder)
     assert m is not None
-    assert m["experiment"]["fingerprint"] == exp.fingerprint
-    assert m["counts"] == {
+    assert m.experiment["fingerprint"] == exp.fingerprint
+    assert m.counts == {
         "train": {"covid": 8, "normal": 8},
         "val": {"covid": 2, "normal": 2},
         "test": {"covid": 3, "normal": 3},
     }
-    assert len(m["history"]) == 3 and {"loss", "accuracy", "val_loss", "val_accuracy"} <= set(m["history"][0])
-    best = 1 + int(np.argmin([h["val_loss"] for h in m["history"]]))
-    assert m["best_epoch"] == best
-    test = m["test"]
+    assert len(m.history) == 3 and {"loss", "accuracy", "val_loss", "val_accuracy"} <= set(m.history[0])
+    best = 1 + int(np.argmin([h["val_loss"] for h in m.history]))
+    assert m.best_epoch == best
+    test = m.test
     assert test["count"] == 6 and test["accuracy"] == test["correct"] / 6
     assert sum(map(sum, test["confusion"])) == 6
     assert set(test["per_class"]) == {"covid", "normal"}
     for phase in ("load", "features", "train", "evaluate", "tsne", "total"):
-        assert m["timing"][phase] >= 0
-    env = m["environment"]
+        assert m.timing[phase] >= 0
+    env = m.environment
     assert env["device_requested"] == "cpu" and env["device_used"].startswith("cpu")
     assert env["gpu_name"] is None and env["keras"]
     for png in ("tsne-train.png", "tsne-test.png", "curves.png", "confusion.png"):
@@ -83,12 +83,12 @@ def test_fast_path_gives_the_plain_paths_model(synthetic: Path, tmp_path: Path) 
         exp = small(synthetic, fast_path=fast, epochs=3, tag="fast" if fast else "plain", xla="on")
         runs[fast] = read_metrics(run_experiment(exp, tmp_path, tty=False))
     fast, plain = runs[True], runs[False]
-    assert fast["path"] == "head-only" and plain["path"] == "plain"
-    for a, b in zip(fast["history"], plain["history"], strict=True):
+    assert fast.path == "head-only" and plain.path == "plain"
+    for a, b in zip(fast.history, plain.history, strict=True):
         for key in ("loss", "val_loss", "accuracy", "val_accuracy"):
             assert a[key] == pytest.approx(b[key], abs=2e-4), key
-    assert fast["test"]["loss"] == pytest.approx(plain["test"]["loss"], abs=2e-4)
-    assert fast["test"]["predictions"] == plain["test"]["predictions"]
+    assert fast.test["loss"] == pytest.approx(plain.test["loss"], abs=2e-4)
+    assert fast.test["predictions"] == plain.test["predictions"]
 
 
 def test_augmented_multiclass_with_a_trainable_backbone(synthetic: Path, tmp_path: Path) -> None:
@@ -103,9 +103,9 @@ def test_augmented_multiclass_with_a_trainable_backbone(synthetic: Path, tmp_pat
         checkpoint="val_accuracy",
     )
     m = read_metrics(run_experiment(exp, tmp_path, tty=False))
-    assert m["path"] == "plain" and m["classes"] == ["covid", "normal", "pneumonia_bac", "pneumonia_vir"]
-    assert len(m["test"]["confusion"]) == 4 and m["test"]["roc_auc"] is not None
-    assert m["timing"]["train_breakdown"]["augment"] > 0
+    assert m.path == "plain" and m.classes == ["covid", "normal", "pneumonia_bac", "pneumonia_vir"]
+    assert len(m.test["confusion"]) == 4 and m.test["roc_auc"] is not None
+    assert m.timing["train_breakdown"]["augment"] > 0
 
 
 def test_gpu_run_without_a_gpu_fails_and_says_so(synthetic: Path, tmp_path: Path) -> None:
@@ -120,7 +120,7 @@ def test_gpu_run_without_a_gpu_fails_and_says_so(synthetic: Path, tmp_path: Path
 
 def test_slots_size_the_thread_pools(synthetic: Path, tmp_path: Path) -> None:
     code = (
-        "import os, sys; from xrayhpc import device; device.configure('cpu'); device.check('cpu');"
+        "import os, sys; from xrayhpc.study import device; device.configure('cpu'); device.check('cpu');"
         "import tensorflow as tf; print(os.environ['OMP_NUM_THREADS'], tf.config.threading.get_intra_op_parallelism_threads())"
     )
     out = subprocess.run(
@@ -168,7 +168,7 @@ def test_cli_runs_a_grid_experiment_with_the_jax_backend(synthetic: Path, tmp_pa
     out = run_cli(*tiny_task1(synthetic, tmp_path), env={"KERAS_BACKEND": "jax"})
     assert out.returncode == 0, out.stderr
     m = read_metrics(tmp_path / "task1-vgg16-cpu")
-    assert m["environment"]["backend"] == "jax" and "jax" in m["environment"]
+    assert m.environment["backend"] == "jax" and "jax" in m.environment
     assert "epoch 1/1" in out.stdout  # plain lines when not on a terminal
 
 
@@ -196,8 +196,8 @@ def test_real_data_task1_fast_path(tmp_path: Path) -> None:
     """The real images: counts as the template saw them, a complete result (small images to stay quick)."""
     exp = small(real_data(), image_size=64, epochs=2, batch_size=5)
     m = read_metrics(run_experiment(exp, tmp_path, tty=False))
-    assert {k: sum(v.values()) for k, v in m["counts"].items()} == {"train": 104, "val": 25, "test": 18}
-    assert m["skipped_images"] == []
+    assert {k: sum(v.values()) for k, v in m.counts.items()} == {"train": 104, "val": 25, "test": 18}
+    assert m.skipped_images == []
     assert json.loads((tmp_path / exp.id / "metrics.json").read_text())["test"]["count"] == 18
 
 
@@ -220,8 +220,8 @@ def test_files_follow_the_users_umask_so_a_group_can_read_them(synthetic: Path, 
 def test_bfloat16_is_recorded_and_refused_where_the_cpu_has_no_units(
     synthetic: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from xrayhpc import device
     from xrayhpc.errors import UserError
+    from xrayhpc.study import device
 
     exp = small(synthetic, precision="bfloat16", epochs=1)
     monkeypatch.setattr(device, "cpu_flags", lambda: {"avx2", "avx512f"})
@@ -229,13 +229,13 @@ def test_bfloat16_is_recorded_and_refused_where_the_cpu_has_no_units(
         run_experiment(exp, tmp_path, tty=False)
     monkeypatch.setattr(device, "cpu_flags", lambda: {"avx512f", "avx512_bf16"})
     m = read_metrics(run_experiment(exp, tmp_path, tty=False))
-    assert m["experiment"]["precision"] == "bfloat16"
-    assert m["experiment"]["fingerprint"] != small(synthetic, epochs=1).fingerprint
-    assert 0 <= m["test"]["accuracy"] <= 1 and np.isfinite(m["test"]["loss"])
+    assert m.experiment["precision"] == "bfloat16"
+    assert m.experiment["fingerprint"] != small(synthetic, epochs=1).fingerprint
+    assert 0 <= m.test["accuracy"] <= 1 and np.isfinite(m.test["loss"])
 
 
 def test_a_gpu_older_than_ampere_has_no_bfloat16(monkeypatch: pytest.MonkeyPatch) -> None:
-    from xrayhpc import device
+    from xrayhpc.study import device
 
     monkeypatch.setattr(device, "physical_gpus", lambda: [("Tesla V100", 7.0)])
     assert "Tesla V100 (compute capability 7.0) has no bfloat16 units" in device.bfloat16_problem("gpu: Tesla V100")

@@ -26,15 +26,15 @@ from typing import Any
 
 from rich.console import Console
 
-from xrayhpc import device
-from xrayhpc.data import discover
+from xrayhpc.backbones import keras_models_dir
+from xrayhpc.cluster.profile import Profile, load_profile, missing_project
+from xrayhpc.cluster.sge import passed_variables
 from xrayhpc.errors import UserError, cli
 from xrayhpc.experiment import Experiment, load_grid, parse_overrides, select
-from xrayhpc.models import keras_models_dir
-from xrayhpc.profile import Profile, load_profile, missing_project
-from xrayhpc.results import results_root
-from xrayhpc.sge import passed_variables
-from xrayhpc.weights import needed, problem
+from xrayhpc.schema import results_root
+from xrayhpc.study import device
+from xrayhpc.study.data import discover
+from xrayhpc.study.weights import needed, problem
 
 PACKAGES = ("xrayhpc", "keras", "tensorflow", "tensorflow-cpu", "jax", "jaxlib", "jax-cuda12-plugin", "submitit")
 MARKS = {True: "[green]✓[/]", False: "[red]✗[/]", None: "·"}
@@ -244,7 +244,7 @@ def on_node(
     say: Any,
 ) -> list[Finding]:
     """The same checks inside a short job that asks the profile's request for `node` (cpu or gpu)."""
-    from xrayhpc.submit import cluster_executor
+    from xrayhpc.cluster.submit import cluster_executor
 
     if kind not in ("sge", "slurm"):
         raise UserError(f"--on-node needs a scheduler; this machine has none (executor {kind})")
@@ -284,7 +284,7 @@ def show(found: list[Finding], console: Console) -> list[str]:
 
 @cli
 def main(argv: list[str] | None = None) -> int:
-    from xrayhpc.submit import EXECUTORS, default_executor
+    from xrayhpc.cluster.submit import EXECUTORS, default_executor
 
     parser = argparse.ArgumentParser(prog="python -m xrayhpc.doctor", description=__doc__.split("\n")[0])
     parser.add_argument("--grid", default="jobs/report.toml", help="grid file or name (default: jobs/report.toml)")

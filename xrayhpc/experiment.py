@@ -20,8 +20,8 @@ from pathlib import Path
 from typing import Any
 
 from xrayhpc import sitefiles
+from xrayhpc.backbones import BACKBONES
 from xrayhpc.errors import UserError
-from xrayhpc.models import BACKBONES
 
 TASKS = {"binary": "two", "multiclass": "all"}
 TASK_LABELS = {"binary": "task1", "multiclass": "task2"}
@@ -31,7 +31,7 @@ CHECKPOINTS = ("last", "val_loss", "val_accuracy")
 INTERPOLATIONS = ("nearest", "bilinear")
 COLOURS = ("rgb", "grey")
 PRECISIONS = ("float32", "bfloat16")
-# Controls that are not networks: `metadata` fits a model on file facts alone (xrayhpc.baseline).
+# Controls that are not networks: `metadata` fits a model on file facts alone (xrayhpc.study.baseline).
 BASELINES = ("metadata",)
 XLA = ("auto", "on", "off")
 # Axes that name an experiment; any other key that a table expands is added to the id.

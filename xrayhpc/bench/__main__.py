@@ -33,9 +33,9 @@ from xrayhpc.bench.precision import bench_precision, precision_table
 from xrayhpc.bench.report_build import bench_report, report_table
 from xrayhpc.bench.runs import ROOT, data_view, find_data
 from xrayhpc.bench.worker import bench_scaling, compare, scaling_table, task1_cases, task2_cases, worker_table
-from xrayhpc.device import cpu_model
 from xrayhpc.errors import cli
-from xrayhpc.results import write_atomic, write_json
+from xrayhpc.schema import write_atomic, write_json
+from xrayhpc.study.device import cpu_model
 
 PARTS = ("worker", "task2", "scaling", "dispatch", "report", "neighbour", "precision")
 

@@ -13,8 +13,8 @@ from pathlib import Path
 from typing import Any
 
 from xrayhpc.bench.runs import ROOT
+from xrayhpc.cluster.profile import load_profile
 from xrayhpc.errors import UserError
-from xrayhpc.profile import load_profile
 from xrayhpc.report.tables import markdown
 
 SCHEDULER_COMMANDS = ("qsub", "qstat", "qacct", "qdel")
@@ -78,9 +78,9 @@ def bench_dispatch(sizes: list[int], workdir: Path, data: Path, naive_max: int =
     Against the local cluster the jobs are submitted on hold (-h) and deleted once counted, and
     the same number of jobs is sent one qsub each, as the course did, up to `naive_max`.
     """
-    from xrayhpc import submit
-    from xrayhpc.sge import SgeExecutor
-    from xrayhpc.state import collect
+    from xrayhpc.cluster import submit
+    from xrayhpc.cluster.sge import SgeExecutor
+    from xrayhpc.cluster.state import collect
 
     calls = shim_scheduler(workdir / "shims")
     os.environ["PATH"] = f"{calls.parent}{os.pathsep}{os.environ['PATH']}"
@@ -117,7 +117,7 @@ def bench_dispatch(sizes: list[int], workdir: Path, data: Path, naive_max: int =
             row[executor] = {"submit_s": round(wall, 3), "calls": count_calls(calls)}
             if executor == "sge":
                 t = time.perf_counter()
-                rows, _ = collect(results)  # what `xrayhpc.status` does for one refresh
+                rows, _ = collect(results)  # what `xrayhpc.cluster.status` does for one refresh
                 row["status_refresh_s"] = round(time.perf_counter() - t, 3)
                 row["status_calls"] = count_calls(calls)
                 row["states_seen"] = sorted({r.state for r in rows})
@@ -161,7 +161,7 @@ def dispatch_table(d: dict[str, Any]) -> str:
         )
     return "\n".join(
         [
-            f"Cluster: {d['cluster'] or 'none (dry-run only)'}. `sge submit` sends the grid through xrayhpc.submit "
+            f"Cluster: {d['cluster'] or 'none (dry-run only)'}. `sge submit` sends the grid through xrayhpc.cluster.submit "
             "(one array job per resource request); `one qsub each` sends the same number of held jobs one qsub call "
             "apiece, as the course's scripts did; ratio = one qsub each / sge submit.",
             "",

@@ -19,7 +19,7 @@ from typing import Any
 from xrayhpc.bench.runs import ROOT
 from xrayhpc.bench.worker import report_experiment, run_worker
 from xrayhpc.report.tables import markdown
-from xrayhpc.results import PHASES, PROGRESS, read_json
+from xrayhpc.schema import PHASES, read_progress
 
 NEIGHBOUR_EPOCHS = 100_000  # it trains until it is stopped
 
@@ -38,7 +38,7 @@ def start_neighbour(data: Path, workdir: Path, timeout_s: float = 600) -> subpro
         env={**os.environ, "XRAYHPC_CACHE": str(workdir / "cache-neighbour")},
     )
     end = time.monotonic() + timeout_s
-    while (read_json(results / exp.id / PROGRESS) or {}).get("epoch", 0) < 1:
+    while (p := read_progress(results / exp.id)) is None or p.epoch < 1:
         if proc.poll() is not None or time.monotonic() > end:
             proc.kill()
             raise RuntimeError(f"the neighbour worker did not start training (log: {results / exp.id})")

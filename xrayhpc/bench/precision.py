@@ -8,10 +8,10 @@ from typing import Any
 
 import numpy as np
 
-from xrayhpc import device
 from xrayhpc.bench.worker import report_experiment, run_worker
-from xrayhpc.data import load_dataset
 from xrayhpc.report.tables import markdown
+from xrayhpc.study import device
+from xrayhpc.study.data import load_dataset
 
 SEEDS = (0, 1, 2)
 
@@ -22,8 +22,8 @@ def backbone_rates(data: Path, image_size: int = 224) -> dict[str, Any]:
     device.start_backend()
     import keras
 
-    from xrayhpc.models import build_backbone, preprocess
-    from xrayhpc.training import run_batched
+    from xrayhpc.study.models import build_backbone, preprocess
+    from xrayhpc.study.training import run_batched
 
     images = preprocess(
         "vgg16", "rescale", load_dataset(data / "two", image_size, "nearest", 0.2, log=lambda _: None).test.images
@@ -60,12 +60,12 @@ def bench_precision(data: Path, epochs: int, workdir: Path) -> dict[str, Any]:
                 "binary", "vgg16", data, epochs=epochs, augment=False, seed=seed, precision=precision
             )
             run, metrics = run_worker(exp, workdir, f"{precision}-{seed}")
-            predictions[precision] = metrics["test"]["predictions"]
+            predictions[precision] = metrics.test["predictions"]
             out["runs"][f"{seed} {precision}"] = {
                 "wall_s": run["wall_s"],
-                "features_s": metrics["timing"]["features"],
-                "accuracy": metrics["test"]["accuracy"],
-                "loss": metrics["test"]["loss"],
+                "features_s": metrics.timing["features"],
+                "accuracy": metrics.test["accuracy"],
+                "loss": metrics.test["loss"],
             }
         same = np.mean(np.array(predictions["float32"]) == np.array(predictions["bfloat16"]))
         out["runs"][f"{seed} bfloat16"]["agreement"] = round(float(same), 3)

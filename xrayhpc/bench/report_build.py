@@ -11,23 +11,28 @@ from typing import Any
 from xrayhpc.experiment import Experiment
 from xrayhpc.report.cli import main as report_main
 from xrayhpc.report.tables import markdown
-from xrayhpc.results import write_json
+from xrayhpc.schema import Metrics
 
 
-def synthetic_result(root: Path, exp: Experiment, total: float, correct: int, count: int) -> dict[str, Any]:
+def synthetic_result(root: Path, exp: Experiment, total: float, correct: int, count: int) -> Metrics:
     """A metrics.json as the worker writes it, with chosen numbers (report benchmark and tests)."""
-    from xrayhpc.results import SCHEMA_VERSION
-
     classes = ["covid", "normal"] if exp.task == "binary" else ["covid", "normal", "pneumonia_bac", "pneumonia_vir"]
-    metrics = {
-        "schema_version": SCHEMA_VERSION,
-        "id": exp.id,
-        "experiment": {**exp.settings(), "id": exp.id, "fingerprint": exp.fingerprint},
-        "classes": classes,
-        "epochs_run": exp.epochs,
-        "best_epoch": exp.epochs,
-        "history": [],
-        "test": {
+    metrics = Metrics(
+        id=exp.id,
+        experiment={**exp.settings(), "id": exp.id, "fingerprint": exp.fingerprint},
+        classes=classes,
+        counts={
+            "train": dict.fromkeys(classes, 40),
+            "val": dict.fromkeys(classes, 10),
+            "test": dict.fromkeys(classes, 9),
+        },
+        model={"backbone": exp.backbone},
+        path="head-only",
+        epochs_run=exp.epochs,
+        best_epoch=exp.epochs,
+        history=[],
+        finished=0.0,
+        test={
             "loss": 0.31,
             "accuracy": correct / count,
             "correct": correct,
@@ -40,7 +45,7 @@ def synthetic_result(root: Path, exp: Experiment, total: float, correct: int, co
             "confusion": [[0] * len(classes)] * len(classes),
             "predictions": [],
         },
-        "timing": {
+        timing={
             "load": 1.0,
             "features": total * 0.2,
             "train": total * 0.7,
@@ -50,15 +55,15 @@ def synthetic_result(root: Path, exp: Experiment, total: float, correct: int, co
             "seconds_per_epoch": total * 0.7 / exp.epochs,
             "train_images_per_second": 104 * exp.epochs / (total * 0.7),
         },
-        "environment": {
+        environment={
             "host": "scc-x01",
             "gpu_name": "Tesla V100" if exp.device == "gpu" else None,
             "cpu_model": "Xeon Gold",
             "slots": 4,
             "cpu_count": 28,
         },
-    }
-    write_json(root / exp.id / "metrics.json", metrics)
+    )
+    metrics.write(root / exp.id)
     return metrics
 
 

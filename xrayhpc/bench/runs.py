@@ -49,7 +49,7 @@ def find_data(given: str | None) -> tuple[Path, str]:
     for candidate in (given, os.environ.get("XRAYHPC_DATA"), str(ROOT.parent / "shared" / "data" / "covid-xray")):
         if candidate and (Path(candidate) / "two").is_dir():
             return Path(candidate).resolve(), f"the data in {Path(candidate).name}/"
-    from xrayhpc.synthetic import make_dataset
+    from xrayhpc.study.synthetic import make_dataset
 
     return make_dataset(Path(tempfile.mkdtemp(prefix="xrayhpc-bench-data-"))), "synthetic data (no real data found)"
 
@@ -59,7 +59,7 @@ def data_view(source: Path, out: Path, fraction: float = 1.0, repeat: int = 1) -
 
     The quick benchmark's smaller set, and the scaling runs' x2 and x4 (repeated data).
     """
-    from xrayhpc.data import list_images
+    from xrayhpc.study.data import list_images
 
     for folder in sorted(p for p in source.glob("*/*/*") if p.is_dir()):
         files = list_images(folder)

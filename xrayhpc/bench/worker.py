@@ -11,7 +11,7 @@ from typing import Any
 from xrayhpc.bench.runs import ROOT, data_view, matmul_gflops, run_child
 from xrayhpc.experiment import Experiment, load_grid
 from xrayhpc.report.tables import markdown
-from xrayhpc.results import PHASES, read_metrics
+from xrayhpc.schema import PHASES, Metrics, read_metrics
 
 REPORT_GRID = ROOT / "jobs" / "report.toml"
 
@@ -71,7 +71,7 @@ def backbone_passes(counts: dict[str, int], exp: Experiment, template: bool) -> 
     return train + val + test + (exp.epochs * train if exp.augment else 0)
 
 
-def run_worker(exp: Experiment, workdir: Path, name: str) -> tuple[dict[str, Any], dict[str, Any]]:
+def run_worker(exp: Experiment, workdir: Path, name: str) -> tuple[dict[str, Any], Metrics | None]:
     """Our worker on one experiment as a fresh process with a cold image cache: the run's wall time and
     peak memory, and the metrics.json it wrote."""
     spec = workdir / f"spec-{name}.json"
@@ -89,7 +89,7 @@ def compare(cases: dict[str, Experiment], workdir: Path) -> dict[str, Any]:
     end in a fresh process with its peak memory."""
     import keras
 
-    from xrayhpc.models import build_backbone, forward_flops
+    from xrayhpc.study.models import build_backbone, forward_flops
 
     rate = matmul_gflops()
     runs: dict[str, Any] = {}
@@ -98,11 +98,11 @@ def compare(cases: dict[str, Experiment], workdir: Path) -> dict[str, Any]:
         keras.backend.clear_session()
         print(f"bench: {label}: our worker, {exp.epochs} epochs ...", flush=True)
         ours, metrics = run_worker(exp, workdir, str(n))
-        counts = {split: sum(c.values()) for split, c in metrics["counts"].items()}
+        counts = {split: sum(c.values()) for split, c in metrics.counts.items()}
         ours.update(
-            phases=metrics["timing"],
-            accuracy=metrics["test"]["accuracy"],
-            loss=metrics["test"]["loss"],
+            phases=metrics.timing,
+            accuracy=metrics.test["accuracy"],
+            loss=metrics.test["loss"],
             backbone_passes=backbone_passes(counts, exp, template=False),
         )
         print(f"bench: {label}: the course template ...", flush=True)
@@ -233,7 +233,7 @@ def bench_scaling(data: Path, epochs: int, workdir: Path, factors: tuple[int, ..
         exp = report_experiment("binary", "vgg16", view, epochs=epochs, augment=False)
         print(f"bench: scaling x{k} ...", flush=True)
         run, metrics = run_worker(exp, workdir, f"x{k}")
-        run.update(images=sum(sum(c.values()) for c in metrics["counts"].values()), phases=metrics["timing"])
+        run.update(images=sum(sum(c.values()) for c in metrics.counts.values()), phases=metrics.timing)
         out["factors"][str(k)] = run
     return out
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from xrayhpc.audit import tables as audit_tables
+from xrayhpc.cluster.state import collect
 from xrayhpc.experiment import TASK_LABELS
 from xrayhpc.report.charts import CHART_PAIRS, accuracy_png, timing_png
 from xrayhpc.report.compare import Group, arms, comparison_rows, device_pairs, paired_rows, seed_groups, timing_rows
@@ -12,8 +12,7 @@ from xrayhpc.report.controls import sentence
 from xrayhpc.report.results import Result, load_results
 from xrayhpc.report.tables import comparison_table, group_table, paired_table, state_table, timing_table, usage_table
 from xrayhpc.report.writers import Section
-from xrayhpc.results import AUDIT, read_json
-from xrayhpc.state import collect
+from xrayhpc.schema import AUDIT, audit_tables, read_json
 
 IMAGES = (
     ("tsne-train.png", "t-SNE, training folder"),
@@ -120,7 +119,7 @@ def gallery(results: list[Result]) -> list[Section]:
     for r in sorted(results, key=lambda r: r.id):
         images = [(r.folder / name, f"{r.id}: {caption}") for name, caption in IMAGES if (r.folder / name).exists()]
         if images:
-            note = r.metrics.get("tsne")
+            note = r.metrics.tsne
             out.append(Section(f"Gallery: {r.id}", f"t-SNE {note}." if isinstance(note, str) else "", None, images))
     return out
 

@@ -8,7 +8,7 @@ from typing import Any
 
 from xrayhpc.report.compare import reference
 from xrayhpc.report.controls import Arm
-from xrayhpc.results import PHASES, write_atomic
+from xrayhpc.schema import PHASES, write_atomic
 
 CHART_PAIRS = 30  # more bars than this are unreadable; the table lists every pair
 
@@ -51,9 +51,9 @@ def accuracy_png(arms: list[Arm], path: Path) -> bool:
     """Test accuracy per experiment (Wilson interval) or per seed group (t-interval of the mean),
     with the published figure as a marker where the settings are the report's."""
     points: list[tuple[str, float, float, float, tuple[float, float] | None]] = []
-    for arm in sorted(arms, key=lambda a: (len(a.runs) > 1, a.runs[0]["experiment"]["task"], a.label)):
+    for arm in sorted(arms, key=lambda a: (len(a.runs) > 1, a.runs[0].experiment["task"], a.label)):
         label = f"{arm.label} (n={len(arm.runs)})" if len(arm.runs) > 1 else arm.label
-        points.append((label, arm.accuracy, *arm.interval(), reference(arm.runs[0]["experiment"])[0]))
+        points.append((label, arm.accuracy, *arm.interval(), reference(arm.runs[0].experiment)[0]))
     if not points:
         return False
     import matplotlib

@@ -9,7 +9,7 @@ from rich.console import Console
 from xrayhpc.errors import UserError, cli
 from xrayhpc.report.build import build
 from xrayhpc.report.writers import print_tables, to_html, to_markdown
-from xrayhpc.results import results_root, write_atomic
+from xrayhpc.schema import results_root, write_atomic
 
 
 @cli

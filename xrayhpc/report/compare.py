@@ -73,7 +73,7 @@ def comparison_rows(results: list[Result], task: str) -> list[dict[str, Any]]:
     """One row per run of the task: the study's runs first, then their controls."""
     rows = []
     for r in sorted((r for r in results if r.exp["task"] == task), key=lambda r: (role(r.exp) != "study", r.id)):
-        test = r.metrics["test"]
+        test = r.metrics.test
         low, high = wilson(test["correct"], test["count"])
         published, differs = reference(r.exp)
         facts = r.exp["backbone"] == "metadata"
@@ -93,8 +93,8 @@ def comparison_rows(results: list[Result], task: str) -> list[dict[str, Any]]:
                 "macro_f1": test["macro_f1"],
                 "roc_auc": test["roc_auc"],
                 "recall": {c: v["recall"] for c, v in test["per_class"].items()},
-                "epochs": r.metrics["epochs_run"],
-                "best_epoch": r.metrics["best_epoch"],
+                "epochs": r.metrics.epochs_run,
+                "best_epoch": r.metrics.best_epoch,
                 "published": published,
                 "differs": differs,
                 "diff": (test["accuracy"] - published[0], test["loss"] - published[1]) if published else None,
@@ -112,7 +112,7 @@ class Group:
     members: list[Result]
 
     def values(self, key: str) -> dict[int, float]:
-        return {r.exp["seed"]: r.metrics["test"][key] for r in self.members}
+        return {r.exp["seed"]: r.metrics.test[key] for r in self.members}
 
     def summary(self, key: str) -> Summary:
         return summary(list(self.values(key).values()))
@@ -174,7 +174,7 @@ def device_pairs(results: list[Result]) -> tuple[list[tuple[Result, Result]], li
 
 
 def _hardware(r: Result) -> str:
-    env = r.metrics["environment"]
+    env = r.metrics.environment
     where = env.get("gpu_name") or env.get("cpu_model") or "?"
     return f"{where}, {env.get('slots') or env.get('cpu_count')} slot(s), {env.get('host', '?')}"
 
@@ -182,7 +182,7 @@ def _hardware(r: Result) -> str:
 def timing_rows(pairs: list[tuple[Result, Result]]) -> list[dict[str, Any]]:
     rows = []
     for gpu, cpu in sorted(pairs, key=lambda p: p[0].id):
-        g, c = gpu.metrics["timing"], cpu.metrics["timing"]
+        g, c = gpu.metrics.timing, cpu.metrics.timing
         rows.append(
             {
                 "experiment": gpu.id.replace("-gpu", ""),

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from xrayhpc.report.stats import Summary, paired, summary, wilson
+from xrayhpc.schema import Metrics
 
 
 def role(exp: dict[str, Any]) -> str:
@@ -25,25 +26,25 @@ def role(exp: dict[str, Any]) -> str:
 
 @dataclass(frozen=True)
 class Arm:
-    """One configuration: a single run, or its runs over several seeds (metrics.json contents)."""
+    """One configuration: a single run, or its runs over several seeds (their metrics.json records)."""
 
     label: str
-    runs: list[dict[str, Any]]
+    runs: list[Metrics]
 
     @property
     def role(self) -> str:
-        return role(self.runs[0]["experiment"])
+        return role(self.runs[0].experiment)
 
     @property
     def accuracy(self) -> float:
-        return sum(r["test"]["accuracy"] for r in self.runs) / len(self.runs)
+        return sum(r.test["accuracy"] for r in self.runs) / len(self.runs)
 
     def by_seed(self) -> dict[int, float]:
-        return {r["experiment"]["seed"]: r["test"]["accuracy"] for r in self.runs}
+        return {r.experiment["seed"]: r.test["accuracy"] for r in self.runs}
 
     def interval(self) -> tuple[float, float]:
         if len(self.runs) == 1:
-            return wilson(self.runs[0]["test"]["correct"], self.runs[0]["test"]["count"])
+            return wilson(self.runs[0].test["correct"], self.runs[0].test["count"])
         s = summary(list(self.by_seed().values()))
         return max(0.0, s.low), min(1.0, s.high)
 
@@ -53,7 +54,7 @@ def gain(study: Arm, control: Arm) -> tuple[Summary | None, str]:
     over_seeds = paired(study.by_seed(), control.by_seed())
     if len(study.runs) > 1 and over_seeds is not None:
         return over_seeds, f"paired over {over_seeds.n} seeds"
-    a, b = study.runs[0]["test"], control.runs[0]["test"]
+    a, b = study.runs[0].test, control.runs[0].test
     if "labels" not in a or "labels" not in b or a["labels"] != b["labels"]:
         return None, "no paired interval: the two were not scored on the same labelled test images"
     right = [[int(p == y) for p, y in zip(t["predictions"], t["labels"], strict=True)] for t in (a, b)]

@@ -6,22 +6,21 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from xrayhpc.results import check_metrics
-from xrayhpc.state import experiment_folders
+from xrayhpc.schema import Metrics, check_metrics, experiment_folders
 
 
 @dataclass
 class Result:
     folder: Path
-    metrics: dict[str, Any]
+    metrics: Metrics
 
     @property
     def exp(self) -> dict[str, Any]:
-        return self.metrics["experiment"]
+        return self.metrics.experiment
 
     @property
     def id(self) -> str:
-        return self.metrics["id"]
+        return self.metrics.id
 
 
 def load_results(root: Path) -> tuple[list[Result], dict[str, str]]:

@@ -6,10 +6,10 @@ import html
 import math
 from typing import Any
 
+from xrayhpc.cluster.state import USAGE, Row, usage_cells
 from xrayhpc.report.compare import Group, reference
 from xrayhpc.report.stats import Summary
-from xrayhpc.results import PHASES
-from xrayhpc.state import USAGE, Row, usage_cells
+from xrayhpc.schema import PHASES
 
 
 def _f(value: float | None, digits: int = 3) -> str:

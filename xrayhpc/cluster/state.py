@@ -14,9 +14,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from xrayhpc.jobs import JobRecord, read_record
-from xrayhpc.results import LOG, PROGRESS, read_json, read_metrics
-from xrayhpc.sge import LIVE, SgeExecutor, SgeInfoWatcher, acct_bytes, acct_seconds, requested_seconds
+from xrayhpc.cluster.sge import LIVE, SgeExecutor, SgeInfoWatcher, acct_bytes, acct_seconds, requested_seconds
+from xrayhpc.schema import LOG, JobRecord, Progress, experiment_folders, read_metrics, read_progress, read_record
 
 STATES = ("done", "running", "queued", "failed", "error", "deleted", "lost", "not submitted")
 ENDED = ("done", "failed", "deleted", "lost", "not submitted")
@@ -147,11 +146,11 @@ def pid_alive(pid: int | str | None) -> bool:
     return True
 
 
-def _failure_reason(info: dict[str, str], progress: dict[str, Any]) -> tuple[str, str]:
+def _failure_reason(info: dict[str, str], progress: Progress | None) -> tuple[str, str]:
     """(state, one-line reason) for a job the scheduler says has ended without a result."""
     state = info.get("State", "")
-    if progress.get("state") == "failed" and progress.get("error"):
-        return "failed", progress["error"]
+    if progress and progress.state == "failed" and progress.error:
+        return "failed", progress.error
     if state == "TIMEOUT":
         return "failed", "killed by h_rt: the wall-time limit was reached"
     if state == "CANCELLED":
@@ -173,24 +172,24 @@ def reconcile(
 ) -> Row:
     """The one place where files, record and scheduler become a state."""
     metrics = read_metrics(folder)
-    progress = read_json(folder / PROGRESS) or {}
-    if fingerprint and progress.get("fingerprint") not in (None, fingerprint):
-        progress = {}
+    progress = read_progress(folder)
+    if progress and fingerprint and progress.fingerprint not in ("", fingerprint):
+        progress = None
     if record and fingerprint and record.fingerprint != fingerprint:
         record = None
     if record and progress and not _same_job(progress, record):
-        progress = {}  # left by an earlier submission: it says nothing of this one
+        progress = None  # left by an earlier submission: it says nothing of this one
     row = _row(folder, record, progress, info)
-    if metrics and (not fingerprint or metrics["experiment"].get("fingerprint") == fingerprint):
+    if metrics and (not fingerprint or metrics.experiment["fingerprint"] == fingerprint):
         row.state = "done"
-        row.accuracy = metrics["test"]["accuracy"]
-        row.elapsed_s = metrics["timing"]["total"]
-        row.epoch = row.epochs = metrics.get("epochs_run", row.epochs)
-        row.host = metrics["environment"].get("host", row.host)
+        row.accuracy = metrics.test["accuracy"]
+        row.elapsed_s = metrics.timing["total"]
+        row.epoch = row.epochs = metrics.epochs_run
+        row.host = metrics.environment["host"]
         return row
-    if progress.get("state") == "running":
-        row.elapsed_s = now - progress.get("started", now)
-        done_here = row.epoch - progress.get("resumed_from", 0)
+    if progress and progress.state == "running":
+        row.elapsed_s = now - progress.started
+        done_here = row.epoch - progress.resumed_from
         if done_here > 0:
             row.remaining_s = row.elapsed_s / done_here * (row.epochs - row.epoch)
     if record and record.executor == "sge" and info is not None:
@@ -201,22 +200,21 @@ def reconcile(
     return row
 
 
-def _row(folder: Path, record: JobRecord | None, progress: dict[str, Any], info: dict[str, str] | None) -> Row:
+def _row(folder: Path, record: JobRecord | None, progress: Progress | None, info: dict[str, str] | None) -> Row:
     """What every state's row shows: the job, its tries, the epoch reached, the host and what it used."""
     row = Row(folder.name, "not submitted", log=str(folder / LOG) if (folder / LOG).exists() else "")
     if record:
         row.executor, row.job, row.attempt = record.executor, record.scheduler_id, record.attempt
         row.requeues = record.requeues
         row.log = row.log or record.log
-    row.runs = progress.get("run", 0)
-    row.epochs = progress.get("epochs", 0)
-    row.epoch = progress.get("epoch", 0)
-    row.host = progress.get("host", "") or (info or {}).get("NodeList", "")
+    if progress:
+        row.runs, row.epochs, row.epoch, row.host = progress.run, progress.epochs, progress.epoch, progress.host
+    row.host = row.host or (info or {}).get("NodeList", "")
     row.usage = usage(info or {})
     return row
 
 
-def _scheduler_state(info: dict[str, str], progress: dict[str, Any]) -> tuple[str, str]:
+def _scheduler_state(info: dict[str, str], progress: Progress | None) -> tuple[str, str]:
     """(state, reason) of a job the scheduler answered for, without a complete result."""
     sched = info.get("State", "")
     if sched == "ERROR":
@@ -229,13 +227,13 @@ def _scheduler_state(info: dict[str, str], progress: dict[str, Any]) -> tuple[st
     return _failure_reason(info, progress)
 
 
-def _files_state(record: JobRecord | None, progress: dict[str, Any]) -> tuple[str, str]:
+def _files_state(record: JobRecord | None, progress: Progress | None) -> tuple[str, str]:
     """(state, reason) from the files alone: a local run, or Grid Engine unreachable."""
-    if progress.get("state") == "failed":
-        return "failed", progress.get("error", "")
-    if progress.get("state") == "running":
-        same_host = progress.get("host") == socket.gethostname()
-        if same_host and not pid_alive(progress.get("pid")):
+    if progress and progress.state == "failed":
+        return "failed", progress.error or ""
+    if progress and progress.state == "running":
+        same_host = progress.host == socket.gethostname()
+        if same_host and not pid_alive(progress.pid):
             return "lost", "the worker process is gone (killed or interrupted) and left no result"
         return "running", "from progress.json (scheduler not reached)" if record and record.executor == "sge" else ""
     if record:
@@ -245,29 +243,16 @@ def _files_state(record: JobRecord | None, progress: dict[str, Any]) -> tuple[st
     return "not submitted", ""
 
 
-def _same_job(progress: dict[str, Any], record: JobRecord) -> bool:
+def _same_job(progress: Progress, record: JobRecord) -> bool:
     """Did this submission's worker write `progress`? (Our SGE script and submitit's local runs name
     the job to the worker; Slurm's script does not, and then progress is taken as this job's.)"""
-    return progress.get("job") in (None, "", record.job_id)
+    return progress.job in ("", record.job_id)
 
 
-def _cause(row: Row, progress: dict[str, Any]) -> str:
+def _cause(row: Row, progress: Progress | None) -> str:
     """ "user" when the worker refused its input: retrying would fail the same way."""
-    failed = row.state in FAILURES and progress.get("state") == "failed"
-    return "user" if failed and progress.get("error_kind") == "user" else ""
-
-
-def experiment_folders(root: Path) -> list[Path]:
-    """Every folder under the results root that a worker or the dispatcher wrote."""
-    if not root.is_dir():
-        return []
-    return sorted(
-        p
-        for p in root.iterdir()
-        if p.is_dir()
-        and not p.name.startswith(".")
-        and any((p / f).exists() for f in ("metrics.json", PROGRESS, "job.json"))
-    )
+    failed = row.state in FAILURES and progress is not None and progress.state == "failed"
+    return "user" if failed and progress.error_kind == "user" else ""
 
 
 def collect(root: Path, expected: dict[str, str] | None = None) -> tuple[list[Row], str]:

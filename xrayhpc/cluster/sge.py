@@ -220,7 +220,7 @@ class SgeInfoWatcher(core.InfoWatcher):
         except (OSError, subprocess.SubprocessError) as err:
             stderr = getattr(err, "stderr", b"") or b""
             self.last_error = f"{' '.join(command[:2])}: {stderr.decode(errors='replace').strip() or err}"
-            logging.getLogger("xrayhpc.sge").debug("%s; status may be out of date", self.last_error)
+            logging.getLogger("xrayhpc.cluster.sge").debug("%s; status may be out of date", self.last_error)
             return None
 
     def update(self) -> None:

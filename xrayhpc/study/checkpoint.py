@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from xrayhpc.results import write_atomic
+from xrayhpc.schema import write_atomic
 
 FILE = "checkpoint.npz"
 

@@ -16,12 +16,12 @@ from typing import Any
 import keras
 import numpy as np
 
-from xrayhpc.augment import augment, augment_on_device
-from xrayhpc.checkpoint import Checkpoint, TrainState
-from xrayhpc.data import Dataset
 from xrayhpc.experiment import Experiment
-from xrayhpc.models import FEATURE_LAYER, build_backbone, build_head, preprocess
 from xrayhpc.signals import WARNING_SIGNALS, Held, handled
+from xrayhpc.study.augment import augment, augment_on_device
+from xrayhpc.study.checkpoint import Checkpoint, TrainState
+from xrayhpc.study.data import Dataset
+from xrayhpc.study.models import FEATURE_LAYER, build_backbone, build_head, preprocess
 
 BACKBONE_BATCH = 32
 

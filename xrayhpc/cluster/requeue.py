@@ -11,8 +11,8 @@ from pathlib import Path
 import submitit
 
 from xrayhpc.experiment import Experiment
-from xrayhpc.jobs import read_record, write_record
-from xrayhpc.worker import run_experiment
+from xrayhpc.schema import read_record, write_record
+from xrayhpc.study.worker import run_experiment
 
 
 class ExperimentJob(submitit.helpers.Checkpointable):

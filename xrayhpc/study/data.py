@@ -18,7 +18,7 @@ import numpy as np
 from PIL import Image
 
 from xrayhpc.errors import UserError
-from xrayhpc.results import write_atomic
+from xrayhpc.schema import write_atomic
 
 # flow_from_directory's list, compared in lower case as Keras does
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".ppm", ".tif", ".tiff")

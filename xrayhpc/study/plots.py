@@ -13,7 +13,7 @@ import numpy as np
 from sklearn.manifold import TSNE
 from threadpoolctl import threadpool_limits
 
-from xrayhpc.results import write_atomic
+from xrayhpc.schema import write_atomic
 
 
 def _save(fig: plt.Figure, path: Path) -> None:

@@ -13,9 +13,9 @@ from typing import Any
 
 import numpy as np
 
-from xrayhpc.audit import FileFacts, task_facts
-from xrayhpc.data import discover
 from xrayhpc.experiment import Experiment
+from xrayhpc.study.audit import FileFacts, task_facts
+from xrayhpc.study.data import discover
 
 MODES = ("L", "RGB", "RGBA", "P")
 FORMATS = ("JPEG", "PNG")

@@ -1,0 +1,364 @@
+"""Send a grid's experiments to the cluster: `make submit-all`, `python -m xrayhpc.submit`.
+
+Skips every experiment whose result folder holds a complete metrics.json with the same
+fingerprint, and every one whose job is still queued or running; retries a job that ended without
+a result for a reason outside the user's hands (killed, lost, crashed) up to --max-attempts, but not
+one whose input the worker refused; groups the rest by resource request and sends each group as one
+array job; records each job in the experiment's folder. One dispatcher at a time per results folder.
+
+    python -m xrayhpc.submit --grid jobs/report.toml [--executor sge|slurm|local|dry-run]
+                             [--profile qsub/scc.toml] [--only PATTERN] [--force] [--max-attempts N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import io
+import shutil
+import signal
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from xrayhpc.cluster.lock import results_lock
+from xrayhpc.cluster.profile import Profile, load_profile, missing_project
+from xrayhpc.cluster.requeue import ExperimentJob
+from xrayhpc.cluster.sge import SgeExecutor, submit_command
+from xrayhpc.cluster.state import FAILURES, Row, collect, pid_alive
+from xrayhpc.errors import UserError, cli
+from xrayhpc.experiment import Experiment, load_grid, parse_overrides, select
+from xrayhpc.schema import JobRecord, read_progress, read_record, results_root, write_record
+from xrayhpc.signals import Held
+
+EXECUTORS = ("sge", "slurm", "local", "dry-run")
+MAX_ATTEMPTS = 3
+PLACEHOLDER_PROJECT = "YOUR_PROJECT"
+
+
+def default_executor() -> str:
+    """sge where Grid Engine is installed, slurm where Slurm is, else local."""
+    if SgeExecutor.affinity() > 0:
+        return "sge"
+    if shutil.which("sbatch"):
+        return "slurm"
+    return "local"
+
+
+@dataclass
+class Decision:
+    exp: Experiment
+    action: str  # submit | done | live | held | submitted | dry-run | failed | interrupted
+    detail: str = ""
+
+    def settle(self, action: str, detail: str) -> None:
+        """What happened, keeping why it was sent (a retry says so)."""
+        self.action, self.detail = action, detail + (f"; {self.detail}" if self.detail else "")
+
+
+def plan(
+    experiments: list[Experiment],
+    root: Path,
+    force: bool = False,
+    max_attempts: int = MAX_ATTEMPTS,
+    retry: bool = False,
+) -> tuple[list[Decision], str]:
+    """What to do with each experiment, from the same reconciled state that `xrayhpc.cluster.status` shows."""
+    rows, warning = collect(root, {e.id: e.fingerprint for e in experiments})
+    return [
+        Decision(exp, *decide(row, force, max_attempts, retry)) for exp, row in zip(experiments, rows, strict=True)
+    ], warning
+
+
+def decide(row: Row, force: bool, max_attempts: int, retry: bool) -> tuple[str, str]:
+    """Submit, or say why not: done, still queued or running, or a failure not worth retrying."""
+    if row.state in ("queued", "running"):
+        return "live", f"job {row.job} is {row.state}" + (f" ({row.reason})" if row.reason else "")
+    if row.state == "error":
+        return "live", f"job {row.job} is in SGE's error state: see `qstat -j`, then qdel it to resubmit"
+    if row.state == "done":
+        return ("submit", "--force") if force else ("done", "complete result with this fingerprint")
+    if row.state not in FAILURES:
+        return "submit", ""
+    if retry:
+        return "submit", f"retried (--retry) after: {row.reason}"
+    if row.cause == "user":
+        return "held", f"not retried, the input needs fixing: {row.reason}; then pass --retry"
+    if row.attempt >= max_attempts:
+        return "held", (
+            f"not retried: {row.attempt} attempts ended without a result, the last: {row.reason}; "
+            f"--max-attempts {row.attempt + 1} allows one more"
+        )
+    return "submit", f"attempt {row.attempt + 1} of {max_attempts}, after: {row.reason}"
+
+
+def groups(decisions: list[Decision]) -> dict[str, list[Decision]]:
+    """One array job per resource request (today: per device)."""
+    out: dict[str, list[Decision]] = {}
+    for d in decisions:
+        if d.action == "submit":
+            out.setdefault(d.exp.device, []).append(d)
+    return out
+
+
+def job_folder(root: Path) -> Path:
+    """submitit's pickles and logs, one folder per job, beside the result folders."""
+    return root / ".jobs" / "%j"
+
+
+def _attempt(folder: Path, fingerprint: str) -> int:
+    old = read_record(folder)
+    return old.attempt + 1 if old and old.fingerprint == fingerprint else 1
+
+
+def _qsub_message(err: Exception) -> str:
+    """The scheduler's own words on one line: the command's stderr, which submitit keeps on the
+    error's cause (a CalledProcessError); the error's text where there is none."""
+    cause = err.__cause__ if isinstance(err.__cause__, subprocess.CalledProcessError) else err
+    text = getattr(cause, "stderr", None) or str(err)
+    if isinstance(text, bytes):
+        text = text.decode(errors="replace")
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    return " ".join(lines[:3])[:400] or type(err).__name__
+
+
+def _send(executor: Any, batch: list[Decision], command: str, kind: str, device: str, root: Path) -> None:
+    """One batch as one array job, recorded; Ctrl-C waits until both are done, so records stay true.
+
+    A refusal becomes one line with the scheduler's own words.
+    """
+    from submitit.core.utils import FailedJobError
+
+    with Held([signal.SIGINT]):
+        try:
+            with contextlib.redirect_stderr(io.StringIO()), executor.batch():  # the error says it once
+                jobs = [executor.submit(ExperimentJob(), d.exp, str(root)) for d in batch]
+        except (FailedJobError, subprocess.CalledProcessError, OSError) as err:
+            raise UserError(f"{command} refused the {device} jobs ({len(batch)}): {_qsub_message(err)}") from None
+        _record(batch, jobs, kind, root)
+
+
+def cluster_executor(kind: str, device: str, profile: Profile, folder: Path, name: str) -> Any:
+    """A submitit executor for `kind` (sge or slurm) asking the profile's request for `device`."""
+    if kind == "sge":
+        executor = SgeExecutor(folder)
+        executor.update_parameters(**profile.sge(device), job_name=name)
+        return executor
+    import submitit
+
+    executor = submitit.AutoExecutor(folder, cluster="slurm")
+    executor.update_parameters(**profile.slurm(device), name=name)
+    return executor
+
+
+def submit_cluster(kind: str, batch: list[Decision], device: str, profile: Profile, root: Path) -> None:
+    executor = cluster_executor(kind, device, profile, job_folder(root), f"xrayhpc-{device}")
+    _send(executor, batch, "qsub" if kind == "sge" else "sbatch", kind, device, root)
+
+
+def _record(batch: list[Decision], jobs: list[Any], executor: str, root: Path) -> None:
+    from submitit.core.utils import JobPaths
+
+    now = time.time()
+    for d, job in zip(batch, jobs, strict=True):
+        folder = root / d.exp.id
+        # an array's one script lives with its first job's id
+        script = JobPaths(job_folder(root), job_id=job.job_id.split("_")[0]).submission_file
+        write_record(
+            folder,
+            JobRecord(
+                executor=executor,
+                job_id=job.job_id,
+                fingerprint=d.exp.fingerprint,
+                script=str(script),
+                log=str(job.paths.stdout),
+                submitted=now,
+                attempt=_attempt(folder, d.exp.fingerprint),
+            ),
+        )
+        d.settle("submitted", f"job {job.job_id}")
+
+
+def run_local(batch: list[Decision], root: Path, console: Console) -> None:
+    """One at a time on this machine, through submitit's local executor (training wants every core)."""
+    import submitit
+
+    executor = submitit.LocalExecutor(job_folder(root))
+    executor.update_parameters(timeout_min=24 * 60)
+    for d in batch:
+        folder = root / d.exp.id
+        with Held([signal.SIGINT]):
+            job = executor.submit(ExperimentJob(), d.exp, str(root))
+            write_record(
+                folder,
+                JobRecord(
+                    "local",
+                    str(job.job_id),
+                    d.exp.fingerprint,
+                    str(job.paths.submission_file),
+                    str(job.paths.stdout),
+                    time.time(),
+                    _attempt(folder, d.exp.fingerprint),
+                ),
+            )
+        console.print(f"running {d.exp.id} here (pid {job.job_id}); log: {folder / 'worker.log'}", markup=False)
+        try:
+            job.result()
+            d.settle("submitted", f"done: {folder}")
+        except KeyboardInterrupt:
+            job.cancel()  # the worker notes where it stopped; its checkpoint stays for the next run
+            _wait_for(job, folder)
+            d.settle("interrupted", _worker_error(folder) or "interrupted")
+            raise
+        except Exception as err:  # say the worker's own error, which it left in progress.json
+            reason = _worker_error(folder) or str(err).strip().splitlines()[-1]
+            d.settle("failed", f"{reason}  [log: {folder / 'worker.log'}]")
+
+
+def _worker_error(folder: Path) -> str | None:
+    """The error the worker left in progress.json, if it left one."""
+    progress = read_progress(folder)
+    return progress.error if progress else None
+
+
+def _wait_for(job: Any, folder: Path, timeout_s: float = 30) -> None:
+    """Until the interrupted worker has written where it stopped (it outlives submitit's controller)."""
+    with contextlib.suppress(Exception):
+        job._process.wait(timeout=timeout_s)
+    end = time.monotonic() + timeout_s
+    while (p := read_progress(folder)) and pid_alive(p.pid) and time.monotonic() < end:
+        time.sleep(0.1)
+
+
+def dry_run(batches: dict[str, list[Decision]], profile: Profile, root: Path, console: Console) -> None:
+    """Write and print the exact job scripts and qsub lines; submit and record nothing."""
+    out = root / "dry-run"
+    out.mkdir(parents=True, exist_ok=True)
+    for device, batch in batches.items():
+        executor = cluster_executor("sge", device, profile, job_folder(root), f"xrayhpc-{device}")
+        script = out / f"{device}.sh"
+        script.write_text(executor.script(len(batch)))
+        console.rule(f"{device}: {len(batch)} experiment(s) as one {'array ' if len(batch) > 1 else ''}job")
+        print(script.read_text(), end="", flush=True)
+        print("# tasks: " + ", ".join(f"{i + 1}={d.exp.id}" for i, d in enumerate(batch)))
+        print("$ " + " ".join(submit_command(script)), flush=True)
+        for d in batch:
+            d.action, d.detail = "dry-run", f"would be task {batch.index(d) + 1} of {script}"
+
+
+def summary(decisions: list[Decision], console: Console) -> None:
+    if not console.is_terminal:  # whole lines for logs and pipes: nothing cut to fit a width
+        width = max((len(d.exp.id) for d in decisions), default=0)
+        for d in decisions:
+            print(f"{d.exp.id.ljust(width)}  {d.action.ljust(9)}  {d.detail}".rstrip())
+        return
+    colours = {
+        "submitted": "green",
+        "done": "blue",
+        "live": "yellow",
+        "dry-run": "cyan",
+        "failed": "red",
+        "held": "red",
+        "interrupted": "red",
+    }
+    table = Table(title=None, show_edge=False)
+    for column in ("experiment", "action", "detail"):
+        table.add_column(column)
+    for d in decisions:
+        table.add_row(Text(d.exp.id), Text(d.action, style=colours.get(d.action, "")), Text(d.detail))
+    console.print(table)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m xrayhpc.submit", description=__doc__.split("\n")[0])
+    parser.add_argument("--grid", default="jobs/report.toml", help="grid file (default: jobs/report.toml)")
+    parser.add_argument("--only", help="only experiments whose id matches this pattern")
+    parser.add_argument("--force", action="store_true", help="resubmit experiments that are already done")
+    parser.add_argument(
+        "--max-attempts",
+        type=int,
+        default=MAX_ATTEMPTS,
+        metavar="N",
+        help=f"retry a job that ended without a result (killed, lost, crashed) until N submissions (default {MAX_ATTEMPTS})",
+    )
+    parser.add_argument(
+        "--retry",
+        action="store_true",
+        help="resubmit failed experiments whatever the cause or count (after fixing their input)",
+    )
+    parser.add_argument(
+        "--wait",
+        type=float,
+        default=60,
+        metavar="SECONDS",
+        help="how long to wait for another submit-all on the same results folder (default 60)",
+    )
+    parser.add_argument(
+        "--executor", choices=EXECUTORS, help="default: sge if installed, slurm if installed, else local"
+    )
+    parser.add_argument(
+        "--profile", help="site profile: a file, or a name in qsub/ (default: $XRAYHPC_PROFILE, else scc)"
+    )
+    parser.add_argument("--project", help="the project to charge (-P); default: the profile's or $XRAYHPC_PROJECT")
+    parser.add_argument("--results", help="results root (default: $XRAYHPC_RESULTS or ./results)")
+    parser.add_argument("--data", help="data root holding two/ and all/ (default: $XRAYHPC_DATA, the grid's)")
+    parser.add_argument(
+        "--set", action="append", default=[], metavar="KEY=VALUE", help="override a setting in every experiment"
+    )
+    return parser
+
+
+@cli
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    console = Console(highlight=False, soft_wrap=True)
+    kind = args.executor or default_executor()
+    profile = load_profile(args.profile, args.project)
+    experiments = select(load_grid(Path(args.grid), parse_overrides(args.set), args.data), args.only)
+    if not experiments:
+        raise UserError(f"{args.grid}: no experiment matches {args.only!r}")
+    root = results_root(args.results)
+    if args.max_attempts < 1:
+        raise UserError(f"--max-attempts {args.max_attempts}: give 1 or more")
+    with results_lock(root, args.wait, lambda m: console.print(Text(m, style="yellow"))):
+        decisions, warning = plan(experiments, root, args.force, args.max_attempts, args.retry)
+        if warning:
+            console.print(Text(f"warning: {warning}", style="yellow"))
+        try:
+            dispatch(kind, groups(decisions), profile, root, console)
+        except KeyboardInterrupt:
+            summary(decisions, console)
+            console.print(
+                f"interrupted: {sum(d.action == 'submitted' for d in decisions)} submitted and recorded; "
+                "nothing else was sent (run it again to go on)"
+            )
+            return 130
+    summary(decisions, console)
+    sent = sum(d.action == "submitted" for d in decisions)
+    console.print(
+        f"{sent} submitted, {sum(d.action == 'done' for d in decisions)} already done, "
+        f"{sum(d.action == 'live' for d in decisions)} queued or running"
+        + (f", {held} held back" if (held := sum(d.action == "held" for d in decisions)) else "")
+    )
+    return 1 if any(d.action in ("failed", "held") for d in decisions) else 0
+
+
+def dispatch(kind: str, batches: dict[str, list[Decision]], profile: Profile, root: Path, console: Console) -> None:
+    if kind == "dry-run":
+        if problem := missing_project(profile):
+            console.print(Text(f"warning: {problem}; the scripts show -P {PLACEHOLDER_PROJECT}", style="yellow"))
+            profile = profile.with_project(PLACEHOLDER_PROJECT)
+        dry_run(batches, profile, root, console)
+    elif kind == "local":
+        run_local([d for b in batches.values() for d in b], root, console)
+    else:
+        if kind == "sge" and (problem := missing_project(profile)):
+            raise UserError(problem)
+        for device, batch in batches.items():
+            submit_cluster(kind, batch, device, profile, root)
