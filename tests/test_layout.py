@@ -11,7 +11,7 @@ from conftest import ROOT
 
 PACKAGE = ROOT / "xrayhpc"
 SHARED = {"xrayhpc.errors", "xrayhpc.experiment", "xrayhpc.backbones", "xrayhpc.schema", "xrayhpc.signals",
-          "xrayhpc.sitefiles"}  # fmt: skip
+          "xrayhpc.sitefiles", "xrayhpc.render"}  # fmt: skip
 COMMANDS = {"worker": "study", "submit": "cluster", "status": "cluster", "audit": "study", "weights": "study",
             "synthetic": "study"}  # fmt: skip
 

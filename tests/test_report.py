@@ -16,10 +16,10 @@ from PIL import Image
 from conftest import ROOT
 from xrayhpc.bench.report_build import synthetic_result
 from xrayhpc.experiment import Experiment
+from xrayhpc.render import markdown
 from xrayhpc.report.build import build
 from xrayhpc.report.compare import PUBLISHED
 from xrayhpc.report.stats import wilson
-from xrayhpc.report.tables import markdown
 from xrayhpc.report.writers import to_html
 from xrayhpc.schema import Progress, write_json
 

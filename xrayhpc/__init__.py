@@ -5,7 +5,7 @@ Data flows one way: grid -> jobs -> result folders -> status and report.
     experiment, backbones   the grid: what one experiment is, validated; which backbones exist
     schema                  the result folder: its files, written whole, checked on read
     errors, signals,        shared pieces: the one-line user error, held signals,
-      sitefiles               the packaged qsub/ and jobs/ files
+      sitefiles, render       the packaged qsub/ and jobs/ files, every table drawn as text
     study/                  one experiment run: data, augmentation, models, training, evaluation,
                               plots, the worker; never imports submitit or the cluster side
     cluster/                sending and watching jobs: the SGE plugin, profiles, job records, the

@@ -15,7 +15,7 @@ from typing import Any
 from xrayhpc.bench.runs import ROOT
 from xrayhpc.cluster.profile import load_profile
 from xrayhpc.errors import UserError
-from xrayhpc.report.tables import markdown
+from xrayhpc.render import markdown
 
 SCHEDULER_COMMANDS = ("qsub", "qstat", "qacct", "qdel")
 

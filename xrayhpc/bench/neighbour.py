@@ -18,7 +18,7 @@ from typing import Any
 
 from xrayhpc.bench.runs import ROOT
 from xrayhpc.bench.worker import report_experiment, run_worker
-from xrayhpc.report.tables import markdown
+from xrayhpc.render import markdown
 from xrayhpc.schema import PHASES, read_progress
 
 NEIGHBOUR_EPOCHS = 100_000  # it trains until it is stopped

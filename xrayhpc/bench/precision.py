@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 
 from xrayhpc.bench.worker import report_experiment, run_worker
-from xrayhpc.report.tables import markdown
+from xrayhpc.render import markdown
 from xrayhpc.study import device
 from xrayhpc.study.data import load_dataset
 

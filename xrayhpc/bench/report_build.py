@@ -9,8 +9,8 @@ from pathlib import Path
 from typing import Any
 
 from xrayhpc.experiment import Experiment
+from xrayhpc.render import markdown
 from xrayhpc.report.cli import main as report_main
-from xrayhpc.report.tables import markdown
 from xrayhpc.schema import Metrics
 
 

@@ -10,7 +10,7 @@ from typing import Any
 
 from xrayhpc.bench.runs import ROOT, data_view, matmul_gflops, run_child
 from xrayhpc.experiment import Experiment, load_grid
-from xrayhpc.report.tables import markdown
+from xrayhpc.render import markdown
 from xrayhpc.schema import PHASES, Metrics, read_metrics
 
 REPORT_GRID = ROOT / "jobs" / "report.toml"

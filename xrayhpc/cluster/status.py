@@ -27,6 +27,7 @@ from rich.text import Text
 from xrayhpc.cluster.state import ENDED, FAILURES, STATES, USAGE, Row, collect, duration, usage_cells
 from xrayhpc.errors import UserError, cli
 from xrayhpc.experiment import load_grid, parse_overrides, select
+from xrayhpc.render import aligned
 from xrayhpc.schema import results_root
 
 COLOURS = {
@@ -92,32 +93,29 @@ def table(rows: list[Row], warning: str, used: bool = False) -> Group | Table:
 
 
 def plain(rows: list[Row], warning: str, used: bool = False) -> str:
-    """Aligned columns without colour, for logs and pipes."""
-    lines = [f"warning: {warning}"] if warning else []
-    cells = [
+    """Aligned columns without colour, for logs and pipes; the reason, log and hint follow each row whole."""
+    header = ["experiment", "state", "job", "epoch", "elapsed", "left", "host", "test acc", *(USAGE if used else [])]
+    body = [
         [
             r.id,
             r.state,
-            f"{r.executor} {r.job}".strip() + tries(r) or "-",
-            f"{r.epoch}/{r.epochs}" if r.epochs else "-",
-            duration(r.elapsed_s) or "-",
-            duration(r.remaining_s) or "-",
-            r.host or "-",
-            f"{r.accuracy:.3f}" if r.accuracy is not None else "-",
+            f"{r.executor} {r.job}".strip() + tries(r),
+            f"{r.epoch}/{r.epochs}" if r.epochs else "",
+            duration(r.elapsed_s),
+            duration(r.remaining_s),
+            r.host,
+            f"{r.accuracy:.3f}" if r.accuracy is not None else "",
             *(usage_cells(r.usage) if used else []),
         ]
         for r in rows
     ]
-    header = ["experiment", "state", "job", "epoch", "elapsed", "left", "host", "test acc", *(USAGE if used else [])]
-    widths = [max(len(c[i]) for c in [header, *cells]) for i in range(len(header))]
-    for row, r in zip([header, *cells], [None, *rows], strict=True):
-        line = "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip()
-        if r is not None and r.reason:
-            line += f"  reason: {r.reason}" + (f"  log: {r.log}" if r.log else "")
-        if used and r is not None and r.usage and r.usage.hint():
-            line += f"  hint: {r.usage.hint()}"
-        lines.append(line)
-    return "\n".join(lines)
+    notes = [
+        (f"reason: {r.reason}" + (f"  log: {r.log}" if r.log else "") if r.reason else "")
+        + (f"  hint: {r.usage.hint()}" if used and r.usage and r.usage.hint() else "")
+        for r in rows
+    ]
+    lines = [f"warning: {warning}"] if warning else []
+    return "\n".join([*lines, aligned(header, body, [n.strip() for n in notes])])
 
 
 @cli

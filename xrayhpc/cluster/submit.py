@@ -24,7 +24,6 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
-from rich.table import Table
 from rich.text import Text
 
 from xrayhpc.cluster.lock import results_lock
@@ -34,6 +33,7 @@ from xrayhpc.cluster.sge import SgeExecutor, submit_command
 from xrayhpc.cluster.state import FAILURES, Row, collect, pid_alive
 from xrayhpc.errors import UserError, cli
 from xrayhpc.experiment import Experiment, load_grid, parse_overrides, select
+from xrayhpc.render import aligned, terminal
 from xrayhpc.schema import JobRecord, read_progress, read_record, results_root, write_record
 from xrayhpc.signals import Held
 
@@ -252,27 +252,18 @@ def dry_run(batches: dict[str, list[Decision]], profile: Profile, root: Path, co
             d.action, d.detail = "dry-run", f"would be task {batch.index(d) + 1} of {script}"
 
 
+COLOURS = {"submitted": "green", "done": "blue", "live": "yellow", "dry-run": "cyan", "failed": "red",
+           "held": "red", "interrupted": "red"}  # fmt: skip
+
+
 def summary(decisions: list[Decision], console: Console) -> None:
-    if not console.is_terminal:  # whole lines for logs and pipes: nothing cut to fit a width
-        width = max((len(d.exp.id) for d in decisions), default=0)
-        for d in decisions:
-            print(f"{d.exp.id.ljust(width)}  {d.action.ljust(9)}  {d.detail}".rstrip())
+    """What was done with each experiment; whole lines for logs and pipes, nothing cut to fit a width."""
+    header = ["experiment", "action", "detail"]
+    body = [[d.exp.id, d.action, d.detail] for d in decisions]
+    if not console.is_terminal:
+        print(aligned(header, body))
         return
-    colours = {
-        "submitted": "green",
-        "done": "blue",
-        "live": "yellow",
-        "dry-run": "cyan",
-        "failed": "red",
-        "held": "red",
-        "interrupted": "red",
-    }
-    table = Table(title=None, show_edge=False)
-    for column in ("experiment", "action", "detail"):
-        table.add_column(column)
-    for d in decisions:
-        table.add_row(Text(d.exp.id), Text(d.action, style=colours.get(d.action, "")), Text(d.detail))
-    console.print(table)
+    console.print(terminal(header, body, style=lambda column, cell: COLOURS.get(cell, "") if column == 1 else ""))
 
 
 def _parser() -> argparse.ArgumentParser:

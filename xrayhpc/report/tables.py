@@ -1,8 +1,7 @@
-"""Every table of the report as (header, rows) of text, and the one renderer for Markdown and HTML."""
+"""Every table of the report as (header, rows) of text; xrayhpc.render draws them."""
 
 from __future__ import annotations
 
-import html
 import math
 from typing import Any
 
@@ -163,21 +162,3 @@ def state_table(rows: list[Row]) -> tuple[list[str], list[list[str]]]:
         [r.id, r.state, f"{r.executor} {r.job}".strip(), f"{r.epoch}/{r.epochs}" if r.epochs else "", r.reason]
         for r in rows
     ]
-
-
-def markdown(header: list[str], body: list[list[str]], align: str = "") -> str:
-    """A Markdown table; `align` has one letter per column, `r` for right-aligned (default: left)."""
-
-    def esc(cell: str) -> str:
-        return cell.replace("|", "\\|")
-
-    rule = ["---:" if a == "r" else "---" for a in align.ljust(len(header), "l")]
-    lines = ["| " + " | ".join(header) + " |", "|" + "".join(f"{r}|" for r in rule)]
-    lines += ["| " + " | ".join(esc(c) for c in row) + " |" for row in body]
-    return "\n".join(lines)
-
-
-def html_table(header: list[str], body: list[list[str]]) -> str:
-    head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
-    rows = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>" for row in body)
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>"

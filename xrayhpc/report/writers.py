@@ -8,10 +8,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from rich.console import Console
-from rich.table import Table
 from rich.text import Text
 
-from xrayhpc.report.tables import html_table, markdown
+from xrayhpc.render import html_table, markdown, terminal
 
 
 @dataclass
@@ -104,9 +103,4 @@ def print_tables(sections: list[Section], skipped: list[str], warning: str, cons
         keep = [i for i, h in enumerate(header) if h in TERMINAL_COLUMNS]
         if not keep:  # the dataset audit: too wide for a terminal (python -m xrayhpc.audit prints it)
             continue
-        table = Table(title=s.title, show_edge=False)
-        for i in keep:
-            table.add_column(header[i], overflow="fold")
-        for row in body:
-            table.add_row(*(Text(row[i]) for i in keep))
-        console.print(table)
+        console.print(terminal([header[i] for i in keep], [[row[i] for i in keep] for row in body], s.title))

@@ -26,6 +26,7 @@ from PIL import Image
 
 from xrayhpc.errors import UserError, cli
 from xrayhpc.experiment import TASKS
+from xrayhpc.render import terminal
 from xrayhpc.schema import audit_tables, write_atomic
 from xrayhpc.study.data import UNREADABLE, cache_dir, discover, files_key
 from xrayhpc.study.device import slots
@@ -197,8 +198,6 @@ def main(argv: list[str] | None = None) -> int:
     import os
 
     from rich.console import Console
-    from rich.table import Table
-    from rich.text import Text
 
     parser = argparse.ArgumentParser(prog="python -m xrayhpc.audit", description=__doc__.split("\n")[0])
     parser.add_argument(
@@ -218,10 +217,5 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     console = Console(highlight=False, soft_wrap=not Console().is_terminal)
     for title, header, body in (table for task in result["tasks"].values() for table in audit_tables(task)):
-        table = Table(title=title, show_edge=False, title_justify="left")
-        for h in header:
-            table.add_column(h, overflow="fold")
-        for row in body:
-            table.add_row(*(Text(c) for c in row))
-        console.print(table)
+        console.print(terminal(header, body, title))
     return 0
