@@ -93,3 +93,15 @@ def test_every_command_module_starts_its_package_module() -> None:
     for name, package in COMMANDS.items():
         assert imports(PACKAGE / f"{name}.py") == {f"xrayhpc.{package}.{name}"}
         assert "def main" in (PACKAGE / package / f"{name}.py").read_text()
+
+
+def test_study_and_cluster_functions_are_short() -> None:
+    """One job per function: none over 60 lines in the study or the cluster side, but the job-script renderer."""
+    long = []
+    for path in [*(PACKAGE / "study").rglob("*.py"), *(PACKAGE / "cluster").rglob("*.py")]:
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef) and node.name != "render_job_script":
+                lines = node.end_lineno - node.lineno + 1
+                if lines > 60:
+                    long.append(f"{module_name(path)}.{node.name}: {lines} lines")
+    assert not long

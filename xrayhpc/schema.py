@@ -22,9 +22,10 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any, ClassVar
+from typing import IO, Any, ClassVar, TypeVar
 
 SCHEMA_VERSION = 1
+R = TypeVar("R")
 METRICS = "metrics.json"
 PROGRESS = "progress.json"
 LOG = "worker.log"
@@ -114,6 +115,14 @@ def _fields(cls: type, data: Any, path: Path) -> dict[str, Any]:
         if f.name in out and kind and not isinstance(out[f.name], kind):
             raise SchemaError(f"{path}: {f.name} is {type(out[f.name]).__name__}, not {str(f.type)}")
     return out
+
+
+def _read(cls: type[R], path: Path) -> R | None:
+    """The record in `path`, or None when it is absent, damaged or lacks a field (a reader moves on)."""
+    try:
+        return cls(**_fields(cls, read_json(path), path))
+    except SchemaError:
+        return None
 
 
 def _required(f: dataclasses.Field[Any]) -> bool:
@@ -213,11 +222,7 @@ class Progress:
 
 
 def read_progress(folder: Path) -> Progress | None:
-    path = Path(folder) / PROGRESS
-    try:
-        return Progress(**_fields(Progress, read_json(path), path))
-    except SchemaError:
-        return None
+    return _read(Progress, Path(folder) / PROGRESS)
 
 
 @dataclass(frozen=True)
@@ -248,11 +253,7 @@ class JobRecord:
 
 
 def read_record(folder: Path) -> JobRecord | None:
-    path = Path(folder) / JOB
-    try:
-        return JobRecord(**_fields(JobRecord, read_json(path), path))
-    except SchemaError:
-        return None
+    return _read(JobRecord, Path(folder) / JOB)
 
 
 def write_record(folder: Path, record: JobRecord) -> None:

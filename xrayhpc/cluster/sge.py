@@ -436,6 +436,7 @@ def _default_parameters() -> dict[str, tp.Any]:
 
 
 def _hms(minutes: float) -> str:
+    """Grid Engine's time value (sge_types(1): hh:mm:ss, hours zero-padded), for -l h_rt and s_rt."""
     seconds = int(round(minutes * 60))
     return f"{seconds // 3600:02d}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}"
 
