@@ -79,3 +79,16 @@ def test_comparison_runs_both_pipelines_and_tabulates(synthetic: Path, tmp_path:
     table = bench.worker_table(figures)
     assert "| MobileNet trained | template |" in table and "| MobileNet trained | ours |" in table
     assert "fast path" not in table  # no frozen run without augmentation: no fast-path line
+
+
+@pytest.mark.slow
+def test_head_step_stands_beside_its_bandwidth_floor(tmp_path: Path) -> None:
+    from xrayhpc.bench.head import PASSES, bench_head, head_table
+
+    figures = bench_head(3, tmp_path)
+    assert figures["bandwidth_gbs"] > 0 and set(figures["runs"]) == {"xla", "no-xla"}
+    for run in figures["runs"].values():
+        assert run["params"] == 7 * 7 * 512 * 256 + 256 + 257 and run["batch"] == 5  # the report's Task 1 head
+        assert run["floor_s"] == pytest.approx(PASSES * 4 * run["params"] / (figures["bandwidth_gbs"] * 1e9))
+        assert run["ratio"] == pytest.approx(run["median_s"] / run["floor_s"], rel=0.01)
+    assert "| xla | 6,423,041 | 5 |" in head_table(figures)

@@ -15,6 +15,7 @@ one qsub per experiment.
 report: time to build the report from 10 to 1000 result folders.
 neighbour: each phase of our worker alone and beside a second worker that trains.
 precision: bfloat16 against float32, where the CPU has bfloat16 units: speed, features, results.
+head: the head's training step, with and without XLA, against its memory-bandwidth floor.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ import time
 from pathlib import Path
 
 from xrayhpc.bench.dispatch import bench_dispatch, dispatch_table
+from xrayhpc.bench.head import bench_head, head_table
 from xrayhpc.bench.neighbour import bench_neighbour, neighbour_table
 from xrayhpc.bench.precision import bench_precision, precision_table
 from xrayhpc.bench.report_build import bench_report, report_table
@@ -37,13 +39,15 @@ from xrayhpc.errors import cli
 from xrayhpc.schema import write_atomic, write_json
 from xrayhpc.study.device import cpu_model
 
-PARTS = ("worker", "task2", "scaling", "dispatch", "report", "neighbour", "precision")
+PARTS = ("worker", "task2", "scaling", "dispatch", "report", "neighbour", "precision", "head")
 
 # Task 1 runs the report's 40 epochs; Task 2 (100 in the report) and the scaling runs take fewer, or
 # the template's Task 2 VGG16 alone would need hours here (~90 s an epoch on 2 cores).
 FULL_EPOCHS = {"worker": 40, "task2": 5, "scaling": 3, "neighbour": 40, "precision": 40}
 
 QUICK_EPOCHS = 2
+HEAD_STEPS = 840  # Task 1's 40 epochs of 21 batches
+QUICK_HEAD_STEPS = 100
 QUICK_FRACTION = 0.25
 
 
@@ -75,6 +79,7 @@ def main(argv: list[str] | None = None) -> int:
     epochs = dict(FULL_EPOCHS) if not args.quick else dict.fromkeys(FULL_EPOCHS, QUICK_EPOCHS)
     if args.epochs:
         epochs["worker"] = args.epochs
+    head_steps = QUICK_HEAD_STEPS if args.quick else HEAD_STEPS
     source, kind = find_data(args.data)
     command = "python -m xrayhpc.bench " + " ".join(argv if argv is not None else sys.argv[1:])
     start = time.perf_counter()
@@ -120,6 +125,7 @@ def main(argv: list[str] | None = None) -> int:
                 lambda tmp: bench_precision(data, epochs["precision"], tmp),
                 precision_table,
             ),
+            "head": ("Head training step against its floor", lambda tmp: bench_head(head_steps, tmp), head_table),
         }
         for name, (title, run, table) in parts.items():
             if args.only and name not in args.only:
