@@ -100,17 +100,10 @@ def augment(images: np.ndarray, seed: int, aug: Augmentation = TEMPLATE) -> np.n
     ).astype(np.float32)
 
 
-def augment_on_device(images: np.ndarray, seed: int, aug: Augmentation = TEMPLATE) -> Any:
-    """The same transforms as `augment`, drawn from the same seed, applied by TensorFlow where the
-    backend runs (a GPU job's GPU): one projective warp per image, then the channel shift and flips.
-
-    Bilinear sampling at the border differs from scipy's by a little (tests/test_augment.py bounds
-    it); everything drawn is the same. Returns a float32 tensor on the 0-255 scale.
-    """
-    import tensorflow as tf
-
-    h, w = images.shape[1:3]
-    ds = draws(len(images), h, w, seed, aug)
+def device_draws(n: int, h: int, w: int, seed: int, aug: Augmentation = TEMPLATE) -> tuple[np.ndarray, np.ndarray]:
+    """The draws of `draws`, as `warp` takes them: TensorFlow's 8-number transforms and, per image,
+    (channel shift, flip columns, flip rows)."""
+    ds = draws(n, h, w, seed, aug)
     # scipy maps output (row, col) to input by `matrix`; TensorFlow's transform maps output (x=col, y=row).
     transforms = np.array(
         [
@@ -120,32 +113,44 @@ def augment_on_device(images: np.ndarray, seed: int, aug: Augmentation = TEMPLAT
         dtype=np.float32,
     )
     extras = np.array([[d.channel_shift, d.flip_columns, d.flip_rows] for d in ds], dtype=np.float32)
-    return _warp(tf.constant(images), tf.constant(transforms), tf.constant(extras), float(aug.cval))
+    return transforms, extras
 
 
-def _warp(images: Any, transforms: Any, extras: Any, cval: float) -> Any:
-    return _compiled_warp()(images, transforms, extras, cval)
+def augment_on_device(images: np.ndarray, seed: int, aug: Augmentation = TEMPLATE) -> Any:
+    """The same transforms as `augment`, drawn from the same seed, applied by TensorFlow where the
+    backend runs (a GPU job's GPU): one projective warp per image, then the channel shift and flips.
+
+    Bilinear sampling at the border differs from scipy's by a little (tests/test_augment.py bounds
+    it); everything drawn is the same. Returns a float32 tensor on the 0-255 scale.
+    """
+    import tensorflow as tf
+
+    transforms, extras = device_draws(len(images), *images.shape[1:3], seed, aug)
+    return _compiled_warp()(tf.constant(images), tf.constant(transforms), tf.constant(extras), float(aug.cval))
+
+
+def warp(images: Any, transforms: Any, extras: Any, cval: float) -> Any:
+    """`augment_on_device`'s operations on tensors, to be traced inside a larger compiled function."""
+    import tensorflow as tf
+
+    x = tf.cast(images, tf.float32)
+    out = tf.raw_ops.ImageProjectiveTransformV3(
+        images=x,
+        transforms=transforms,
+        output_shape=tf.shape(x)[1:3],
+        fill_value=cval,
+        interpolation="BILINEAR",
+        fill_mode="CONSTANT",
+    )
+    low = tf.reduce_min(out, axis=[1, 2, 3], keepdims=True)
+    high = tf.reduce_max(out, axis=[1, 2, 3], keepdims=True)
+    out = tf.clip_by_value(out + extras[:, 0, None, None, None], low, high)
+    out = tf.where(extras[:, 1, None, None, None] > 0, tf.reverse(out, axis=[2]), out)
+    return tf.where(extras[:, 2, None, None, None] > 0, tf.reverse(out, axis=[1]), out)
 
 
 @functools.cache
 def _compiled_warp() -> Any:
     import tensorflow as tf
 
-    @tf.function(jit_compile=False, reduce_retracing=True)
-    def warp(images: Any, transforms: Any, extras: Any, cval: float) -> Any:
-        x = tf.cast(images, tf.float32)
-        out = tf.raw_ops.ImageProjectiveTransformV3(
-            images=x,
-            transforms=transforms,
-            output_shape=tf.shape(x)[1:3],
-            fill_value=cval,
-            interpolation="BILINEAR",
-            fill_mode="CONSTANT",
-        )
-        low = tf.reduce_min(out, axis=[1, 2, 3], keepdims=True)
-        high = tf.reduce_max(out, axis=[1, 2, 3], keepdims=True)
-        out = tf.clip_by_value(out + extras[:, 0, None, None, None], low, high)
-        out = tf.where(extras[:, 1, None, None, None] > 0, tf.reverse(out, axis=[2]), out)
-        return tf.where(extras[:, 2, None, None, None] > 0, tf.reverse(out, axis=[1]), out)
-
-    return warp
+    return tf.function(warp, jit_compile=False, reduce_retracing=True)

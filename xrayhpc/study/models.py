@@ -15,7 +15,6 @@ from xrayhpc.errors import UserError
 
 if TYPE_CHECKING:
     import keras
-    import numpy as np
 
 FEATURE_LAYER = "features"
 DOWNLOAD_TIMEOUT_S = 60
@@ -79,14 +78,16 @@ def build_backbone(name: str, image_size: int, weights: str, precision: str = "f
         socket.setdefaulttimeout(previous)
 
 
-def preprocess(name: str, mode: str, images: np.ndarray) -> np.ndarray:
-    """uint8 images -> the model's float input: the template's 1/255, or the backbone's own."""
+def preprocess(name: str, mode: str, images: Any) -> Any:
+    """uint8 images -> the model's float input: the template's 1/255, or the backbone's own. Also
+    takes a float32 tensor of images inside a compiled function (a GPU job's fused feature step)."""
     import numpy as np
 
+    x = images.astype(np.float32) if isinstance(images, np.ndarray) else images
     if mode == "rescale":
-        return images.astype(np.float32) / np.float32(255.0)
+        return x / np.float32(255.0)
     module = importlib.import_module(f"keras.applications.{BACKBONES[name].module}")
-    return module.preprocess_input(images.astype(np.float32))
+    return module.preprocess_input(x)
 
 
 def build_head(

@@ -18,7 +18,7 @@ import numpy as np
 
 from xrayhpc.experiment import Experiment
 from xrayhpc.signals import WARNING_SIGNALS, Held, handled
-from xrayhpc.study.augment import augment, augment_on_device
+from xrayhpc.study.augment import TEMPLATE, augment, augment_on_device, device_draws, warp
 from xrayhpc.study.checkpoint import Checkpoint, TrainState
 from xrayhpc.study.data import Dataset
 from xrayhpc.study.models import FEATURE_LAYER, build_backbone, build_head, preprocess
@@ -181,6 +181,9 @@ class Feed:
             self.val = (self.cached["val"], targets(data.val.labels, classes))
         if not exp.augment and "train" not in self.cached:
             self.cached["train"] = self.inputs(data.train.images)
+        self.fused = (
+            DeviceFeatures(exp, models, data.train.images) if exp.head_only and augments_on_device(exp) else None
+        )
 
     def inputs(self, images: np.ndarray) -> np.ndarray:
         if not self.exp.head_only:
@@ -196,12 +199,46 @@ class Feed:
             return self.cached["train"]
         start = time.perf_counter()
         seed = self.exp.seed * 100_003 + epoch
+        if self.fused:
+            out = self.fused(seed)
+            self.seconds["features"] += time.perf_counter() - start  # the transforms run inside
+            return out
         if augments_on_device(self.exp):
             images = np.asarray(augment_on_device(self.data.train.images, seed))
         else:
             images = augment(self.data.train.images, seed=seed)
         self.seconds["augment"] += time.perf_counter() - start
         return self.inputs(images)
+
+
+class DeviceFeatures:
+    """A frozen backbone's features of fresh transforms, for a GPU job: the training images go to the
+    device once, and each batch is one compiled call that warps, preprocesses and runs the backbone,
+    so only features come back to the host (not 224 px images there and back each epoch)."""
+
+    def __init__(self, exp: Experiment, models: Models, images: np.ndarray) -> None:
+        import tensorflow as tf
+
+        self.exp, self.images = exp, tf.constant(images)
+        backbone, cval = models.backbone, float(TEMPLATE.cval)
+
+        def features(batch: Any, transforms: Any, extras: Any) -> Any:
+            return backbone(
+                preprocess(exp.backbone, exp.preprocessing, warp(batch, transforms, extras, cval)), training=False
+            )
+
+        # without XLA: TensorFlow's projective warp has no XLA kernel (the backbone runs on cuDNN as it is)
+        self.step = tf.function(features, jit_compile=False, reduce_retracing=True)
+
+    def __call__(self, seed: int) -> np.ndarray:
+        n, h, w = self.images.shape[:3]
+        transforms, extras = device_draws(n, h, w, seed)
+        batch = -(-n // -(-n // BACKBONE_BATCH))  # equal batches: at most two shapes are compiled
+        out = [
+            self.step(self.images[i : i + batch], transforms[i : i + batch], extras[i : i + batch])
+            for i in range(0, n, batch)
+        ]
+        return np.concatenate([keras.ops.convert_to_numpy(o).astype(np.float32) for o in out])
 
 
 def augments_on_device(exp: Experiment) -> bool:
