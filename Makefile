@@ -16,10 +16,13 @@ help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
 
 # tensorflow-cpu (earlier installs) and tensorflow would overwrite each other's files: one goes first.
+# An old build's xrayhpc.egg-info here would shadow the installed entry points (the sge plugin) for
+# anything run from this folder: it goes too.
 define pip_install
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip uninstall -q -y tensorflow-cpu 2>/dev/null || true
+	rm -rf xrayhpc.egg-info
 	$(PY) -m pip install -q -e '.[$(EXTRAS)]'
 	@touch $(PY)
 endef
@@ -73,6 +76,6 @@ cluster-up: ## install Debian's gridengine and start a single-host test cluster 
 cluster-down: ## stop what cluster-up started
 	bash qsub/testcluster/down.sh
 
-clean: ## remove result folders (keeps results/README.md) and caches
-	find results -mindepth 1 -maxdepth 1 ! -name README.md -exec rm -rf {} +
+clean: ## remove result folders (keeps results/README.md and the committed results/bench/) and caches
+	find results -mindepth 1 -maxdepth 1 ! -name README.md ! -name bench -exec rm -rf {} +
 	rm -rf .pytest_cache

@@ -1,0 +1,22 @@
+"""What `make` targets do to a user's files."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from conftest import ROOT
+
+
+@pytest.mark.skipif(shutil.which("make") is None, reason="no make here")
+def test_clean_removes_results_but_keeps_the_committed_bench_figures(tmp_path: Path) -> None:
+    shutil.copy(ROOT / "Makefile", tmp_path / "Makefile")
+    for name in ("README.md", "bench/worker.md", "task1-vgg16-cpu/metrics.json", "report.md"):
+        (tmp_path / "results" / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / "results" / name).write_text("x")
+    subprocess.run(["make", "-s", "clean"], cwd=tmp_path, check=True, capture_output=True, timeout=60)
+    left = sorted(str(p.relative_to(tmp_path / "results")) for p in (tmp_path / "results").rglob("*"))
+    assert left == ["README.md", "bench", "bench/worker.md"]
