@@ -219,7 +219,9 @@ class DeviceFeatures:
     def __init__(self, exp: Experiment, models: Models, images: np.ndarray) -> None:
         import tensorflow as tf
 
-        self.exp, self.images = exp, tf.constant(images)
+        # tf.identity under the device copies the images there once (tf.constant stays in host memory)
+        with tf.device("/GPU:0" if tf.config.list_logical_devices("GPU") else "/CPU:0"):
+            self.images = tf.identity(images)
         backbone, cval = models.backbone, float(TEMPLATE.cval)
 
         def features(batch: Any, transforms: Any, extras: Any) -> Any:
