@@ -82,10 +82,10 @@ def test_comparison_runs_both_pipelines_and_tabulates(synthetic: Path, tmp_path:
 
 
 @pytest.mark.slow
-def test_head_step_stands_beside_its_bandwidth_floor(tmp_path: Path) -> None:
+def test_head_step_stands_beside_its_bandwidth_floor() -> None:
     from xrayhpc.bench.head import PASSES, bench_head, head_table
 
-    figures = bench_head(3, tmp_path)
+    figures = bench_head(3)
     assert figures["bandwidth_gbs"] > 0 and set(figures["runs"]) == {"xla", "no-xla"}
     for run in figures["runs"].values():
         assert run["params"] == 7 * 7 * 512 * 256 + 256 + 257 and run["batch"] == 5  # the report's Task 1 head

@@ -15,10 +15,13 @@ half-checked dict; `check_metrics` also says why a metrics.json was left out.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import os
 import tempfile
 import time
+import types
+import typing
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -110,11 +113,26 @@ def _fields(cls: type, data: Any, path: Path) -> dict[str, Any]:
     if missing:
         raise SchemaError(f"{path}: incomplete (no {', '.join(missing)})")
     out = {f.name: data[f.name] for f in dataclasses.fields(cls) if f.name in data}
-    for f in dataclasses.fields(cls):
-        kind = _KINDS.get(str(f.type))
-        if f.name in out and kind and not isinstance(out[f.name], kind):
-            raise SchemaError(f"{path}: {f.name} is {type(out[f.name]).__name__}, not {str(f.type)}")
+    for name, value in out.items():
+        if not isinstance(value, _kinds(cls)[name]):
+            raise SchemaError(f"{path}: {name} is {type(value).__name__}, not {cls.__dataclass_fields__[name].type}")
     return out
+
+
+@functools.cache
+def _kinds(cls: type) -> dict[str, tuple[type, ...]]:
+    """What each field's value may be in JSON, from its annotation: `dict[str, Any]` a dict, `str |
+    None` a str or null, a float an int or a float."""
+    return {name: _json_kinds(hint) for name, hint in typing.get_type_hints(cls).items()}
+
+
+def _json_kinds(hint: Any) -> tuple[type, ...]:
+    if typing.get_origin(hint) in (typing.Union, types.UnionType):
+        return tuple(k for arg in typing.get_args(hint) for k in _json_kinds(arg))
+    origin = typing.get_origin(hint) or hint
+    if origin is float:
+        return (int, float)
+    return (origin,) if isinstance(origin, type) else (object,)
 
 
 def _read(cls: type[R], path: Path) -> R | None:
@@ -127,12 +145,6 @@ def _read(cls: type[R], path: Path) -> R | None:
 
 def _required(f: dataclasses.Field[Any]) -> bool:
     return f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
-
-
-_KINDS: dict[str, type | tuple[type, ...]] = {
-    "str": str, "int": int, "float": (int, float), "dict[str, Any]": dict, "list[str]": list,
-    "list[dict[str, Any]]": list, "list[dict[str, str]]": list, "dict[str, dict[str, int]]": dict,
-}  # fmt: skip
 
 
 @dataclass(frozen=True)

@@ -125,7 +125,7 @@ def main(argv: list[str] | None = None) -> int:
                 lambda tmp: bench_precision(data, epochs["precision"], tmp),
                 precision_table,
             ),
-            "head": ("Head training step against its floor", lambda tmp: bench_head(head_steps, tmp), head_table),
+            "head": ("Head training step against its floor", lambda tmp: bench_head(head_steps), head_table),
         }
         for name, (title, run, table) in parts.items():
             if args.only and name not in args.only:

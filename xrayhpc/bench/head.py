@@ -64,7 +64,7 @@ def step_seconds(jit_compile: bool, steps: int) -> dict[str, Any]:
     return {"params": params, "batch": exp.batch_size, "median_s": float(np.median(times)), "best_s": min(times)}
 
 
-def bench_head(steps: int, workdir: Path) -> dict[str, Any]:
+def bench_head(steps: int) -> dict[str, Any]:
     """Step time with and without XLA beside the floor, in one run."""
     device.configure("cpu")
     device.start_backend()

@@ -61,23 +61,17 @@ def run(
         else {}
     )
     gen = ImageDataGenerator(rescale=1.0 / 255, validation_split=0.2, **transforms)
-    train = gen.flow_from_directory(
-        data / "train",
-        target_size=size,
-        batch_size=batch_size,
-        class_mode=mode,
-        subset="training",
-        shuffle=True,
-        seed=42,
-    )
-    val = gen.flow_from_directory(
-        data / "train",
-        target_size=size,
-        batch_size=batch_size,
-        class_mode=mode,
-        subset="validation",
-        shuffle=True,
-        seed=42,
+    train, val = (
+        gen.flow_from_directory(
+            data / "train",
+            target_size=size,
+            batch_size=batch_size,
+            class_mode=mode,
+            subset=subset,
+            shuffle=True,
+            seed=42,
+        )
+        for subset in ("training", "validation")
     )
     constructor = {"vgg16": keras.applications.VGG16, "mobilenet": keras.applications.MobileNet}[backbone]
     base = constructor(weights=None, include_top=False, input_shape=(*size, 3))

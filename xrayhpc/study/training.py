@@ -61,6 +61,11 @@ def build(exp: Experiment, classes: int) -> Models:
     return Models(backbone, head, full)
 
 
+def equal_batch(n: int, most: int) -> int:
+    """The size of equal batches of at most `most` that cover n items in the fewest batches."""
+    return -(-n // -(-n // most))
+
+
 def run_batched(model: keras.Model, x: np.ndarray, batch: int = BACKBONE_BATCH) -> np.ndarray:
     """Inference in fixed-size batches (predict() on small arrays stalls intermittently).
 
@@ -69,7 +74,7 @@ def run_batched(model: keras.Model, x: np.ndarray, batch: int = BACKBONE_BATCH) 
     n = len(x)
     if n == 0:
         return np.zeros((0, *model.output_shape[1:]), dtype=np.float32)
-    batch = -(-n // -(-n // batch))  # equal batches of at most `batch`: the least padding
+    batch = equal_batch(n, batch)  # the least padding
     out = []
     for i in range(0, n, batch):
         chunk = x[i : i + batch]
@@ -235,7 +240,7 @@ class DeviceFeatures:
     def __call__(self, seed: int) -> np.ndarray:
         n, h, w = self.images.shape[:3]
         transforms, extras = device_draws(n, h, w, seed)
-        batch = -(-n // -(-n // BACKBONE_BATCH))  # equal batches: at most two shapes are compiled
+        batch = equal_batch(n, BACKBONE_BATCH)  # at most two shapes are compiled
         out = [
             self.step(self.images[i : i + batch], transforms[i : i + batch], extras[i : i + batch])
             for i in range(0, n, batch)
