@@ -213,6 +213,21 @@ def test_warned_job_checkpoints_and_requeues_itself(tmp_path: Path) -> None:
     assert seen[job.job_id][-1] == "COMPLETED"
 
 
+def crash_in_native_code() -> None:
+    os.abort()
+
+
+def test_a_native_crash_leaves_the_python_stack_in_the_jobs_stderr(tmp_path: Path) -> None:
+    """A worker killed by a native fault (TensorFlow, a C extension) says where Python was when it died."""
+    cloudpickle.register_pickle_by_value(sys.modules[__name__])
+    executor = SgeExecutor(tmp_path / "%j")
+    executor.update_parameters(project="xrayhpc-test")
+    job = executor.submit(crash_in_native_code)
+    assert watch([job.job_id])[job.job_id][-1] == "FAILED"
+    err = job.paths.stderr.read_text()
+    assert "Fatal Python error: Aborted" in err and "in crash_in_native_code" in err, err
+
+
 def test_jobs_receive_the_profiles_variables_and_no_empty_ones(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """`env` passes what is set where qsub runs; an unset name is left out (qsub -v would make it empty)."""
     monkeypatch.setenv("XRAYHPC_TEST_PASSED", "a value, with a comma")
