@@ -107,6 +107,7 @@ def test_tables_carry_the_metrics_and_the_published_figures(hand_made: Path) -> 
     [gpu_row, cpu_row] = md_rows(md, "task1-vgg16")
     assert cpu_row[1] == "cpu" and cpu_row[2] == "155.0"
     assert gpu_row[2] == "124.0" and gpu_row[-2] == f"{155 / 124:.2f}x" and "Tesla V100" in gpu_row[-1]
+    assert (gpu_row[3], cpu_row[3]) == ("124", "155")  # the course's own times: the same settings
     assert "Ran on one device only: task2-mobilenet-cpu" in md
     assert (hand_made / "timing.png").is_file()
     # partial grid: listed with its state, not dropped

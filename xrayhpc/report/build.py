@@ -100,7 +100,8 @@ def timing_section(results: list[Result], chart: Path) -> Section:
     rows = timing_rows(pairs)
     has_chart = timing_png(rows, chart)
     text = (
-        "Experiments that ran on both devices with the same settings. Speedup = CPU total / GPU total."
+        "Experiments that ran on both devices with the same settings. Speedup = CPU total / GPU total. "
+        "Published: the course's own times where the run has the report's settings."
         if rows
         else "No experiment has run on both devices yet."
     )

@@ -35,6 +35,11 @@ def timing_png(rows: list[dict[str, Any]], path: Path) -> bool:
         bottom += values
     for xi, top, (row, device) in zip(x, bottom, bars, strict=True):
         ax.text(xi, top, f"{row[device]['total']:.0f} s total", ha="center", va="bottom", fontsize=8)
+    marked = [(xi, row["published"][device]) for xi, (row, device) in zip(x, bars, strict=True) if row.get("published")]
+    if marked:
+        ax.scatter(
+            *zip(*marked, strict=True), marker="_", s=500, color="black", zorder=3, label="published (same settings)"
+        )
     ax.margins(y=0.12)
     ax.set_xticks(x, [f"{row['experiment']}\n{device}" for row, device in bars], fontsize=8)
     ax.set_ylabel("wall time (s)")
