@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -92,3 +95,39 @@ def test_head_step_stands_beside_its_bandwidth_floor() -> None:
         assert run["floor_s"] == pytest.approx(PASSES * 4 * run["params"] / (figures["bandwidth_gbs"] * 1e9))
         assert run["ratio"] == pytest.approx(run["median_s"] / run["floor_s"], rel=0.01)
     assert "| xla | 6,423,041 | 5 |" in head_table(figures)
+
+
+def test_gpu_part_asked_for_without_a_gpu_is_refused_in_one_line(synthetic: Path, tmp_path: Path) -> None:
+    """A GPU hidden from the backend (as on a CPU node) stops the part before any run, saying why."""
+    out = subprocess.run(
+        [sys.executable, "-m", "xrayhpc.bench", "--only", "gpu", "--quick", "--data", str(synthetic)]
+        + ["--out", str(tmp_path / "out")],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "CUDA_VISIBLE_DEVICES": "-1"},
+        timeout=300,
+    )
+    assert out.returncode == 2, out.stderr
+    [line] = out.stderr.splitlines()
+    assert line.startswith('error: bench part gpu: device = "gpu" but the ') and "sees no GPU" in line
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.slow
+def test_gpu_part_times_each_case_and_sets_task1_beside_the_published_times(synthetic: Path, tmp_path: Path) -> None:
+    """The part's whole path, with the CPU standing in for the GPU (none here)."""
+    from xrayhpc.bench.gpu import bench_gpu, gpu_cases, gpu_table
+
+    figures = bench_gpu(gpu_cases(synthetic, 1, 1, "cpu", image_size=64), tmp_path, device="cpu")
+    assert figures["device"].startswith("cpu: ")
+    runs = figures["runs"]
+    assert list(runs) == ["Task 1, augmentation off", "Task 1, augmentation on", "Task 2, MobileNet trained"]
+    assert [r["augment"] for r in runs.values()] == [False, True, True]  # Task 2 as the report runs it
+    for run in runs.values():
+        assert run["device_used"] == figures["device"] and run["wall_s"] > run["phases"]["train"] > 0
+    assert runs["Task 2, MobileNet trained"]["images"] == {"train": 32, "val": 8, "test": 12}
+    table = gpu_table(figures)
+    assert "| Task 1, augmentation on | 1 |" in table and "GPU 124 s, CPU 155 s" in table
+    assert "1 of 40 epochs (quick), not set against the published time" in table
+    runs["Task 1, augmentation on"].update(epochs=40, wall_s=12.4)
+    assert "12.4 s, 10.0x faster than the published GPU time; target under 20 s: met." in gpu_table(figures)

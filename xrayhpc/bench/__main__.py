@@ -16,6 +16,8 @@ report: time to build the report from 10 to 1000 result folders.
 neighbour: each phase of our worker alone and beside a second worker that trains.
 precision: bfloat16 against float32, where the CPU has bfloat16 units: speed, features, results.
 head: the head's training step, with and without XLA, against its memory-bandwidth floor.
+gpu: Task 1 (augmentation off and on) and Task 2's trained MobileNet on this machine's GPU, per
+phase, beside the course's published Task 1 times; skipped, saying why, where no GPU is visible.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ import time
 from pathlib import Path
 
 from xrayhpc.bench.dispatch import bench_dispatch, dispatch_table
+from xrayhpc.bench.gpu import NoGpu, bench_gpu, gpu_cases, gpu_table
 from xrayhpc.bench.head import bench_head, head_table
 from xrayhpc.bench.neighbour import bench_neighbour, neighbour_table
 from xrayhpc.bench.precision import bench_precision, precision_table
@@ -39,11 +42,11 @@ from xrayhpc.errors import cli
 from xrayhpc.schema import write_atomic, write_json
 from xrayhpc.study.device import cpu_model
 
-PARTS = ("worker", "task2", "scaling", "dispatch", "report", "neighbour", "precision", "head")
+PARTS = ("worker", "task2", "scaling", "dispatch", "report", "neighbour", "precision", "head", "gpu")
 
 # Task 1 runs the report's 40 epochs; Task 2 (100 in the report) and the scaling runs take fewer, or
 # the template's Task 2 VGG16 alone would need hours here (~90 s an epoch on 2 cores).
-FULL_EPOCHS = {"worker": 40, "task2": 5, "scaling": 3, "neighbour": 40, "precision": 40}
+FULL_EPOCHS = {"worker": 40, "task2": 5, "scaling": 3, "neighbour": 40, "precision": 40, "gpu": 40}
 
 QUICK_EPOCHS = 2
 HEAD_STEPS = 840  # Task 1's 40 epochs of 21 batches
@@ -126,13 +129,24 @@ def main(argv: list[str] | None = None) -> int:
                 precision_table,
             ),
             "head": ("Head training step against its floor", lambda tmp: bench_head(head_steps), head_table),
+            "gpu": (
+                "Our worker on a GPU",
+                lambda tmp: bench_gpu(gpu_cases(data, epochs["gpu"], QUICK_EPOCHS if args.quick else None, "gpu"), tmp),
+                gpu_table,
+            ),
         }
         for name, (title, run, table) in parts.items():
             if args.only and name not in args.only:
                 continue
             t = time.perf_counter()
             with tempfile.TemporaryDirectory(prefix=f"xrayhpc-bench-{name}-") as tmp:
-                figures = run(Path(tmp))
+                try:
+                    figures = run(Path(tmp))
+                except NoGpu as err:
+                    if args.only:
+                        raise
+                    print(f"bench: skipped: {err}", flush=True)
+                    continue
             took = round(time.perf_counter() - t, 1)
             write_json(args.out / f"{name}.json", {**header, "took_s": took, **figures})
             text = (

@@ -17,13 +17,14 @@ REPORT_GRID = ROOT / "jobs" / "report.toml"
 
 
 def report_experiment(task: str, backbone: str, data: Path, **settings: Any) -> Experiment:
-    """The report grid's experiment for (task, backbone), on the CPU, without ImageNet weights."""
+    """The report grid's experiment for (task, backbone), without ImageNet weights, on the CPU unless
+    `settings` names the device."""
     exp = next(
         e
         for e in load_grid(REPORT_GRID, {"weights": "none", "data": str(data)})
         if e.task == task and e.backbone == backbone
     )
-    return dataclasses.replace(exp, device="cpu", **settings)
+    return dataclasses.replace(exp, **{"device": "cpu", **settings})
 
 
 def template_args(exp: Experiment, out: Path) -> list[str]:
