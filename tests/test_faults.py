@@ -34,6 +34,12 @@ def curves(metrics: dict) -> list[dict[str, float]]:
     return [{k: v for k, v in h.items() if k != "seconds"} for h in metrics.history]
 
 
+def job_logs(log: str) -> str:
+    """The tails of a job's stdout and stderr, for an assertion's message (a crash's stack is there)."""
+    out = Path(log)
+    return "\n".join(f"{f}:\n{f.read_text()[-4000:]}" for f in (out, out.with_suffix(".err")) if f.is_file())
+
+
 def pending(pid: int, signum: int) -> bool:
     """The signal waits for the process (sent while it was stopped): /proc's pending-signal masks."""
     try:
@@ -66,7 +72,7 @@ def test_warned_job_saves_requeues_and_ends_like_an_uninterrupted_run(tmp_path: 
         os.kill(pid, signal.SIGCONT)
     record = read_record(results / EID)
     seen = watch([record.job_id], timeout=400)
-    assert seen[record.job_id][-1] == "COMPLETED", seen
+    assert seen[record.job_id][-1] == "COMPLETED", (seen, job_logs(record.log))
     metrics = read_metrics(results / EID)
     assert metrics is not None and metrics.runs >= 2 and metrics.resumed_from > 0
     log = (results / EID / "worker.log").read_text()
