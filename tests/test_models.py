@@ -69,3 +69,32 @@ def test_missing_imagenet_weights_name_the_file_and_the_folder(monkeypatch: pyte
     assert "mobilenet_1_0_224_tf_no_top.h5" in message
     assert str(keras_models_dir()) in message
     assert 'weights = "none"' in message
+
+
+@pytest.mark.parametrize("classes", [2, 4])
+def test_the_compiled_head_steps_train_exactly_as_keras_fit(classes: int) -> None:
+    """The head-only path's own epoch loop gives fit()'s history and weights: the same batches (a
+    shorter last one included), dropout masks, optimizer state and batch-weighted metrics."""
+    import keras
+
+    from xrayhpc.study.training import HeadSteps
+
+    def head() -> keras.Model:
+        keras.utils.set_random_seed(0)
+        model = build_head((3, 3, 8), (16, 16), (0.5, 0.25), classes, 0)
+        loss = "binary_crossentropy" if classes == 2 else "categorical_crossentropy"
+        model.compile(optimizer=keras.optimizers.Adam(1e-3), loss=loss, metrics=["accuracy"], jit_compile=True)
+        return model
+
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((23, 3, 3, 8)).astype(np.float32)
+    labels = rng.integers(0, classes, 23)
+    y = labels.reshape(-1, 1).astype(np.float32) if classes == 2 else np.eye(classes, dtype=np.float32)[labels]
+    by_fit, by_steps = head(), head()
+    steps = HeadSteps(by_steps, jit_compile=True)
+    for _ in range(3):
+        fitted = by_fit.fit(x, y, batch_size=5, epochs=1, shuffle=False, validation_data=(x[:7], y[:7]), verbose=0)
+        record = steps.epoch(x, y, 5, (x[:7], y[:7]))
+        assert record == pytest.approx({k: v[-1] for k, v in fitted.history.items()}, rel=1e-6)
+    for a, b in zip(by_fit.get_weights(), by_steps.get_weights(), strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
