@@ -256,3 +256,24 @@ def test_an_incomplete_metrics_file_is_named_and_left_out(tmp_path: Path) -> Non
     from xrayhpc.cluster.state import collect
 
     assert [r.state for r in collect(root)[0]] == ["not submitted"]  # status reads it the same way
+
+
+def test_the_terminal_leaves_out_only_the_columns_marked_for_the_files() -> None:
+    """Every usage column reaches the terminal; the timing table's detail and the audit stay in the files."""
+    from rich.console import Console
+
+    from xrayhpc.cluster.state import USAGE
+    from xrayhpc.report.tables import FileOnly, timing_table, usage_table
+    from xrayhpc.report.writers import Section, print_tables
+
+    console = Console(record=True, width=300)
+    sections = [
+        Section("What the jobs used", "", usage_table([])),
+        Section("GPU versus CPU", "", timing_table([])),
+        Section("Dataset audit, two/", "", ([FileOnly("file"), FileOnly("bits apart")], [["a.png", "3"]])),
+    ]
+    print_tables(sections, [], "", console)
+    shown = console.export_text()
+    assert all(column in shown for column in USAGE)
+    assert "published s" in shown and "train s" in shown and "hardware" not in shown and "tsne s" not in shown
+    assert "Dataset audit" not in shown and "a.png" not in shown

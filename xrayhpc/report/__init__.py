@@ -9,7 +9,7 @@ one line and left out. Reads result folders and asks the cluster side only for l
     stats      intervals: Wilson for one run, t over seeds, paired differences
     controls   random-weight and file-facts controls, and each task's sentence
     compare    what stands beside what: published figures (like for like), seeds, devices
-    tables     every table as text, and the one Markdown and HTML renderer
+    tables     every table as text, its wide columns marked for the files only
     charts     accuracy with its interval, time per phase on each device
     writers    Markdown, self-contained HTML, the terminal
     build      the sections, once for every format

@@ -10,7 +10,15 @@ from xrayhpc.report.charts import CHART_PAIRS, accuracy_png, timing_png
 from xrayhpc.report.compare import Group, arms, comparison_rows, device_pairs, paired_rows, seed_groups, timing_rows
 from xrayhpc.report.controls import sentence
 from xrayhpc.report.results import Result, load_results
-from xrayhpc.report.tables import comparison_table, group_table, paired_table, state_table, timing_table, usage_table
+from xrayhpc.report.tables import (
+    FileOnly,
+    comparison_table,
+    group_table,
+    paired_table,
+    state_table,
+    timing_table,
+    usage_table,
+)
 from xrayhpc.report.writers import Section
 from xrayhpc.schema import AUDIT, audit_tables, read_json
 
@@ -136,5 +144,6 @@ def audit_sections(results: list[Result]) -> list[Section]:
                 f"{audit['colour_levels']:g} levels, sizes; duplicates by identical bytes or perceptual hashes."
             )
             for i, (title, header, body) in enumerate(audit_tables(audit)):
-                out.append(Section(f"Dataset audit, {title}", "" if i else text, (header, body)))
+                table = ([FileOnly(h) for h in header], body)  # python -m xrayhpc.audit prints it on a terminal
+                out.append(Section(f"Dataset audit, {title}", "" if i else text, table))
     return out

@@ -11,6 +11,7 @@ from rich.console import Console
 from rich.text import Text
 
 from xrayhpc.render import html_table, markdown, terminal
+from xrayhpc.report.tables import FileOnly
 
 
 @dataclass
@@ -63,36 +64,6 @@ def to_html(sections: list[Section], skipped: list[str]) -> str:
     )
 
 
-# the terminal gets the columns that decide; the files have them all
-TERMINAL_COLUMNS = {
-    "experiment",
-    "role",
-    "device",
-    "test acc (95% CI)",
-    "test loss",
-    "macro F1",
-    "ROC-AUC",
-    "epochs",
-    "best",
-    "Δ acc / loss",
-    "state",
-    "job",
-    "epoch",
-    "reason",
-    "total s",
-    "train s",
-    "s/epoch",
-    "speedup",
-    "configuration",
-    "n",
-    "test acc mean ± sd",
-    "95% CI of mean",
-    "comparison",
-    "Δ test acc mean ± sd",
-    "95% CI (paired)",
-}
-
-
 def print_tables(sections: list[Section], skipped: list[str], warning: str, console: Console) -> None:
     for line in ([warning] if warning else []) + skipped:
         console.print(Text(f"warning: {line}", style="yellow"))
@@ -100,7 +71,7 @@ def print_tables(sections: list[Section], skipped: list[str], warning: str, cons
         if not s.table:
             continue
         header, body = s.table
-        keep = [i for i, h in enumerate(header) if h in TERMINAL_COLUMNS]
-        if not keep:  # the dataset audit: too wide for a terminal (python -m xrayhpc.audit prints it)
+        keep = [i for i, h in enumerate(header) if not isinstance(h, FileOnly)]
+        if not keep:  # the dataset audit
             continue
         console.print(terminal([header[i] for i in keep], [[row[i] for i in keep] for row in body], s.title))
