@@ -185,6 +185,11 @@ class Metrics:
             raise SchemaError(f"{path}: incomplete (no {', '.join(missing)})")
         return cls(**fields)
 
+    @property
+    def images(self) -> dict[str, int]:
+        """Images per split, all classes together."""
+        return {split: sum(per_class.values()) for split, per_class in self.counts.items()}
+
     def to_json(self) -> dict[str, Any]:
         return {"schema_version": self.schema_version, **dataclasses.asdict(self)}
 

@@ -72,7 +72,7 @@ def bench_gpu(cases: dict[str, Experiment], workdir: Path, device: str = "gpu") 
             "experiment": exp.id,
             "epochs": exp.epochs,
             "augment": exp.augment,
-            "images": {split: sum(c.values()) for split, c in metrics.counts.items()},
+            "images": metrics.images,
             **run,
             "phases": metrics.timing,
             "accuracy": metrics.test["accuracy"],

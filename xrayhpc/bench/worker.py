@@ -99,7 +99,7 @@ def compare(cases: dict[str, Experiment], workdir: Path) -> dict[str, Any]:
         keras.backend.clear_session()
         print(f"bench: {label}: our worker, {exp.epochs} epochs ...", flush=True)
         ours, metrics = run_worker(exp, workdir, str(n))
-        counts = {split: sum(c.values()) for split, c in metrics.counts.items()}
+        counts = metrics.images
         ours.update(
             phases=metrics.timing,
             accuracy=metrics.test["accuracy"],
@@ -234,7 +234,7 @@ def bench_scaling(data: Path, epochs: int, workdir: Path, factors: tuple[int, ..
         exp = report_experiment("binary", "vgg16", view, epochs=epochs, augment=False)
         print(f"bench: scaling x{k} ...", flush=True)
         run, metrics = run_worker(exp, workdir, f"x{k}")
-        run.update(images=sum(sum(c.values()) for c in metrics.counts.values()), phases=metrics.timing)
+        run.update(images=sum(metrics.images.values()), phases=metrics.timing)
         out["factors"][str(k)] = run
     return out
 
