@@ -40,11 +40,9 @@ class Usage:
     def hint(self) -> str:
         """A suggestion when the job asked for far more than it used, else an empty string."""
         hints = []
+        busy = self.cpu_s / max(self.wall_s, 1e-9)  # cores kept busy on average
         if self.slots > 1 and self.cpu_efficiency < 0.5:
-            busy = max(1, round(self.cpu_s / max(self.wall_s, 1e-9)))
-            hints.append(
-                f"kept {self.cpu_s / max(self.wall_s, 1e-9):.1f} of {self.slots} cores busy: cores = {busy} would do"
-            )
+            hints.append(f"kept {busy:.1f} of {self.slots} cores busy: cores = {max(1, round(busy))} would do")
         if self.h_rt_s and self.wall_s < 0.25 * self.h_rt_s:
             hints.append(f"ran {self.wall_s / self.h_rt_s:.0%} of its h_rt: a shorter `time` queues sooner")
         return "; ".join(hints)
