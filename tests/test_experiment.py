@@ -83,7 +83,7 @@ def test_fingerprint_is_stable_and_follows_every_setting() -> None:
         ),
         (
             "[[experiment]]\ntask='binary'\nbackbone='vgg16'\ndevice='cpu'\nepochs=0\n",
-            "`epochs` = 0 is not allowed; it must be at least 1",
+            "`epochs` = 0 is not allowed; it must be from 1 to 100000",
         ),
         (
             "[[experiment]]\ntask='binary'\nbackbone='vgg16'\ndevice='cpu'\nbatch_size=0\n",
@@ -155,7 +155,9 @@ def test_select_by_pattern() -> None:
 @pytest.mark.parametrize("tag", ["../../../tmp/escaped", "a/b", "with space", "$(touch x)", "`id`", "-dash", ".hidden"])
 def test_unsafe_tags_are_refused_in_one_line(tmp_path: Path, tag: str) -> None:
     path = grid(tmp_path, f'[[experiment]]\ntask = "binary"\nbackbone = "vgg16"\ndevice = "cpu"\ntag = "{tag}"\n')
-    with pytest.raises(UserError, match=r"`tag` = .* is not allowed; it names a folder and a job: use letters, digits"):
+    with pytest.raises(
+        UserError, match=r"`tag` = .* is not allowed; it names a folder and a job: use at most 64 of letters, digits"
+    ):
         load_grid(path)
 
 

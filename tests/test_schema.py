@@ -38,7 +38,7 @@ def test_a_section_of_the_wrong_kind_is_named_not_a_crash_later(tmp_path: Path) 
     data = synthetic_result(tmp_path, exp, 40.0, 16, 18).to_json()
     write_json(tmp_path / exp.id / "metrics.json", {**data, "test": [0.9]})
     metrics, why = check_metrics(tmp_path / exp.id)
-    assert metrics is None and why.endswith("metrics.json: test is list, not dict[str, Any], left out")
+    assert metrics is None and why.endswith("metrics.json: test is list, not dict, left out")
 
 
 def test_a_progress_file_without_what_status_needs_is_not_taken_as_running(tmp_path: Path) -> None:

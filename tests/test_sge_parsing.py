@@ -109,15 +109,17 @@ def test_scheduler_output_paths(tmp_path: Path) -> None:
 
 
 def test_slurm_gets_the_same_request(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    """No Slurm here: submitit's own Slurm executor renders the script from the profile's request."""
+    """No Slurm here: submitit's own Slurm executor renders the script from the profile's request,
+    and its jobs start through our checked entry point, not submitit's `_submit`."""
     from submitit.slurm.slurm import SlurmExecutor
 
     from xrayhpc.cluster.profile import load_profile
+    from xrayhpc.cluster.submit import cluster_executor
 
     monkeypatch.setattr(SlurmExecutor, "affinity", classmethod(lambda cls: 2))
-    ex = submitit.AutoExecutor(tmp_path, cluster="slurm")
-    ex.update_parameters(**load_profile("scc", "ms542").slurm("gpu"))
-    text = ex._executor._make_submission_file_text("python -m x", "uid")
+    ex = cluster_executor("slurm", "gpu", load_profile("scc", "ms542"), tmp_path / "%j", "xrayhpc-gpu")
+    text = ex._make_submission_file_text(ex._submitit_command_str, "uid")
+    assert "-m xrayhpc.cluster.jobstart" in text and "submitit.core._submit" not in text
     for line in (
         "#SBATCH --gpus-per-node=1",
         "#SBATCH --cpus-per-task=4",

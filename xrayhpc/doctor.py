@@ -31,6 +31,7 @@ from xrayhpc.cluster.profile import Profile, load_profile, missing_project
 from xrayhpc.cluster.sge import passed_variables
 from xrayhpc.errors import UserError, cli
 from xrayhpc.experiment import Experiment, load_grid, parse_overrides, select
+from xrayhpc.safefiles import private_folder
 from xrayhpc.schema import results_root
 from xrayhpc.study import device
 from xrayhpc.study.data import discover
@@ -244,6 +245,7 @@ def on_node(
     say: Any,
 ) -> list[Finding]:
     """The same checks inside a short job that asks the profile's request for `node` (cpu or gpu)."""
+    from xrayhpc.cluster import jobstart
     from xrayhpc.cluster.submit import cluster_executor
 
     if kind not in ("sge", "slurm"):
@@ -251,7 +253,8 @@ def on_node(
     mine = [e for e in experiments if e.device == node]
     if not mine:
         raise UserError(f'{grid}: no experiment has device = "{node}"; nothing to check on such a node')
-    executor = cluster_executor(kind, node, profile, root / ".doctor" / "%j", f"xrayhpc-doctor-{node}")
+    folder = private_folder(root / ".doctor") / "%j"  # the answer comes back as a pickle: ours alone
+    executor = cluster_executor(kind, node, profile, folder, f"xrayhpc-doctor-{node}")
     executor.update_parameters(**({"time": 10} if kind == "sge" else {"timeout_min": 10}))
     job = executor.submit(on_this_host, mine, grid, node)
     say(f"job {job.job_id} sent with the profile's {node} request; waiting for its answer (up to {wait_s:g} s)")
@@ -265,7 +268,7 @@ def on_node(
             )
         time.sleep(1)
     try:
-        return [Finding(None, "node", f"answered by job {job.job_id}"), *job.result()]
+        return [Finding(None, "node", f"answered by job {job.job_id}"), *jobstart.result(job, folder)]
     except Exception as err:  # the job itself failed: its own words
         raise UserError(
             f"job {job.job_id} failed: {str(err).strip().splitlines()[-1][:300]} (log: {job.paths.stdout})"

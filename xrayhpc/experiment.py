@@ -11,6 +11,7 @@ import dataclasses
 import hashlib
 import itertools
 import json
+import math
 import os
 import re
 import tomllib
@@ -42,6 +43,13 @@ RUN_ONLY = ("save_every_s",)
 # shell characters can get through.
 SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]*")
 SAFE_CHARACTERS = "letters, digits and . _ + - (not first)"
+# Bounds at the door: far beyond any sensible run, and each named in the refusal.
+BOUNDS = {"epochs": (1, 100_000), "batch_size": (1, 65_536), "image_size": (1, 4096), "seed": (0, 2**32 - 1),
+          "learning_rate": (0, 10), "save_every_s": (0, 7 * 24 * 3600)}  # fmt: skip
+MAX_LEARNING_RATE = BOUNDS["learning_rate"][1]
+MAX_HEAD_LAYERS, MAX_UNITS = 16, 65_536
+MAX_TAG = 64
+MAX_ID = 200  # a file name holds 255 bytes; submitit and Grid Engine add their own parts to a job's
 
 
 @dataclass(frozen=True)
@@ -126,9 +134,22 @@ class Experiment:
         return hashlib.sha256(blob).hexdigest()[:12]
 
     @classmethod
-    def from_settings(cls, settings: dict[str, Any], source: str = "spec") -> Experiment:
-        """Build from a dict such as metrics.json's `experiment` or a JSON spec, validated."""
-        return _build(dict(settings), source, "", data_default=str(settings.get("data", "data")))
+    def from_settings(cls, settings: dict[str, Any], source: str = "spec", files: bool = True) -> Experiment:
+        """Build from a dict such as metrics.json's `experiment` or a JSON spec, validated.
+
+        Its `id` and `fingerprint`, as metrics.json holds them, are checked, not taken as settings: the
+        id keeps its varying suffix (`task1-vgg16-gpu-seed3`), so the run writes to that same folder.
+        `files=False` skips checks of files the settings name (a finished run's weights file may be gone).
+        """
+        values = {k: v for k, v in settings.items() if k not in ("id", "fingerprint")}
+        exp = _build(values, source, "", data_default=str(settings.get("data", "data")), files=files)
+        given = settings.get("id", exp.id)
+        if not isinstance(given, str) or not (given == exp.id or given.startswith(f"{exp.id}-")):
+            raise UserError(f"{source}: `id` = {given!r} does not match its settings (it would be {exp.id!r})")
+        suffix = given[len(exp.id) + 1 :]
+        if suffix and not SAFE_NAME.fullmatch(suffix):
+            raise UserError(f"{source}: `id` = {given!r}: its suffix may hold only {SAFE_CHARACTERS}")
+        return dataclasses.replace(exp, id_suffix=suffix)
 
 
 FIELDS = {f.name: f for f in dataclasses.fields(Experiment) if f.name != "id_suffix"}
@@ -148,6 +169,8 @@ def _kind(name: str) -> str:
 def _coerce(name: str, value: Any, where: str) -> Any:
     kind = FIELDS[name].type
     bad = UserError(f"{where}: `{name}` must be {_kind(name)}, got {value!r}")
+    if isinstance(value, float) and not math.isfinite(value):
+        raise UserError(f"{where}: `{name}` = {value!r} is not a finite number")
     if kind == "bool":
         if not isinstance(value, bool):
             raise bad
@@ -167,10 +190,12 @@ def _coerce(name: str, value: Any, where: str) -> Any:
     item = int if kind == "tuple[int, ...]" else (int, float)
     if not isinstance(value, list | tuple) or not all(isinstance(v, item) and not isinstance(v, bool) for v in value):
         raise bad
+    if not all(math.isfinite(v) for v in value):
+        raise UserError(f"{where}: `{name}` = {value!r}: every number must be finite")
     return tuple(value) if item is int else tuple(float(v) for v in value)
 
 
-def _check(exp: Experiment, where: str) -> None:
+def _check(exp: Experiment, where: str, files: bool = True) -> None:
     """Impossible values, each named with what is allowed."""
 
     def fail(key: str, allowed: str) -> None:
@@ -184,18 +209,16 @@ def _check(exp: Experiment, where: str) -> None:
         fail("device", f"use one of {', '.join(DEVICES)}")
     if exp.backbone in BASELINES and exp.device != "cpu":
         fail("device", 'the metadata baseline is a scikit-learn model and runs on the CPU: use "cpu"')
-    for key in ("epochs", "batch_size"):
-        if getattr(exp, key) < 1:
-            fail(key, "it must be at least 1")
+    for key, (low, high) in BOUNDS.items():
+        if not low <= getattr(exp, key) <= high:
+            fail(key, f"it must be from {low:g} to {high:g}")
     if exp.learning_rate <= 0:
-        fail("learning_rate", "it must be greater than 0")
-    if exp.save_every_s < 0:
-        fail("save_every_s", "give the seconds between checkpoints, 0 to save at every epoch")
+        fail("learning_rate", f"it must be greater than 0 and at most {MAX_LEARNING_RATE:g}")
     smallest = BACKBONES[exp.backbone].min_size if exp.backbone in BACKBONES else 1
     if exp.image_size < smallest:
         fail("image_size", f"{exp.backbone} needs at least {smallest}")
-    if not exp.head_units or min(exp.head_units) < 1:
-        fail("head_units", "give one or more layer widths, each at least 1")
+    if not 1 <= len(exp.head_units) <= MAX_HEAD_LAYERS or not all(1 <= u <= MAX_UNITS for u in exp.head_units):
+        fail("head_units", f"give 1 to {MAX_HEAD_LAYERS} layer widths, each from 1 to {MAX_UNITS}")
     if len(exp.dropouts) != len(exp.head_units):
         fail("dropouts", f"give one rate per head layer ({len(exp.head_units)})")
     if any(not 0 <= d < 1 for d in exp.dropouts):
@@ -216,13 +239,15 @@ def _check(exp: Experiment, where: str) -> None:
         fail("validation_split", "it must be in [0, 1)")
     if exp.validation_split == 0 and exp.checkpoint != "last":
         fail("checkpoint", 'a best-validation checkpoint needs validation_split > 0; use "last"')
-    if exp.weights not in ("imagenet", "none") and not Path(exp.weights).is_file():
+    if files and exp.weights not in ("imagenet", "none") and not Path(exp.weights).is_file():
         fail("weights", 'use "imagenet", "none" or the path of an existing weights file')
-    if exp.tag and not SAFE_NAME.fullmatch(exp.tag):
-        fail("tag", f"it names a folder and a job: use {SAFE_CHARACTERS}")
+    if exp.tag and not (SAFE_NAME.fullmatch(exp.tag) and len(exp.tag) <= MAX_TAG):
+        fail("tag", f"it names a folder and a job: use at most {MAX_TAG} of {SAFE_CHARACTERS}")
+    if "\x00" in exp.data or "\n" in exp.data:
+        fail("data", "a path without NUL or newline characters")
 
 
-def _build(values: dict[str, Any], where: str, suffix: str, data_default: str) -> Experiment:
+def _build(values: dict[str, Any], where: str, suffix: str, data_default: str, files: bool = True) -> Experiment:
     unknown = sorted(set(values) - set(FIELDS))
     if unknown:
         raise UserError(f"{where}: unknown key `{unknown[0]}`; the keys are: {', '.join(FIELDS)}")
@@ -232,7 +257,12 @@ def _build(values: dict[str, Any], where: str, suffix: str, data_default: str) -
     values.setdefault("data", data_default)
     typed = {k: _coerce(k, v, where) for k, v in values.items()}
     exp = Experiment(**typed, id_suffix=suffix)
-    _check(exp, where)
+    _check(exp, where, files)
+    if len(exp.id) > MAX_ID:
+        raise UserError(
+            f"{where}: id `{exp.id[:60]}...` has {len(exp.id)} characters; it names a folder and a job, "
+            f"so at most {MAX_ID}: shorten `tag` or vary fewer settings in one table"
+        )
     return exp
 
 
@@ -299,19 +329,19 @@ def load_grid(path: Path, overrides: dict[str, Any] | None = None, data: str | N
         known = ", ".join(sitefiles.names("jobs", ".toml"))
         raise UserError(f"{path}: no such grid file; give a file, or one of the grids in jobs/ ({known})")
     path = found
-    text = path.read_text()
-    try:
-        doc = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as err:
-        raise UserError(f"{path}: not valid TOML: {err}") from None
+    doc = sitefiles.read_toml(path)
     allowed_top = {"data", "defaults", "experiment"}
     unknown = sorted(set(doc) - allowed_top)
     if unknown:
         raise UserError(f"{path}: unknown top-level key `{unknown[0]}`; use `data`, [defaults] and [[experiment]]")
     tables = doc.get("experiment", [])
-    if not isinstance(tables, list) or not tables:
+    if not isinstance(tables, list) or not tables or not all(isinstance(t, dict) for t in tables):
         raise UserError(f"{path}: no [[experiment]] tables; add at least one")
     defaults = doc.get("defaults", {})
+    if not isinstance(defaults, dict):
+        raise UserError(f"{path}: `defaults` must be a table ([defaults]), got {defaults!r}")
+    if not isinstance(doc.get("data", ""), str):
+        raise UserError(f"{path}: `data` must be a path in quotes, got {doc['data']!r}")
     root = data_root(doc.get("data"), path.parent, data)
     experiments: list[Experiment] = []
     seen: dict[str, str] = {}

@@ -17,15 +17,16 @@ from __future__ import annotations
 import dataclasses
 import functools
 import json
+import math
 import os
-import tempfile
 import time
 import types
 import typing
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any, ClassVar, TypeVar
+from typing import Any, ClassVar, TypeVar
+
+from xrayhpc.safefiles import UnsafeFile, is_folder, is_regular, read_bytes, write_atomic
 
 SCHEMA_VERSION = 1
 R = TypeVar("R")
@@ -43,80 +44,88 @@ def results_root(given: str | Path | None = None) -> Path:
     return Path(given or os.environ.get("XRAYHPC_RESULTS") or "results").resolve()
 
 
-def umask() -> int:
-    """The process's umask, read without changing it (/proc), else by setting and restoring it."""
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("Umask:"):
-                return int(line.split()[1], 8)
-    except OSError:
-        pass
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
-
-
-def write_atomic(path: Path, write: Callable[[IO[bytes]], Any]) -> None:
-    """Write through `write(file)` to a temporary name beside `path`, then rename over it.
-
-    The file gets the permissions any new file gets under the user's umask (group-readable under
-    umask 002, as on a shared /projectnb), not the temporary file's private 0600.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        os.fchmod(fd, 0o666 & ~umask())
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def write_json(path: Path, data: Any) -> None:
     text = json.dumps(data, indent=2, sort_keys=False, default=str) + "\n"
     write_atomic(path, lambda f: f.write(text.encode()))
 
 
 def read_json(path: Path) -> Any | None:
-    """The parsed file, or None when it is absent or damaged."""
+    """The parsed file, or None when it is absent, damaged, a link, too large or nested too deep."""
+    return parse_json(path)[0]
+
+
+def parse_json(path: Path) -> tuple[Any | None, str]:
+    """(the parsed file, "") or (None, why): "" when it is absent, else one line naming it."""
     try:
-        return json.loads(Path(path).read_text())
-    except (OSError, ValueError):
-        return None
+        return json.loads(read_bytes(path)), ""
+    except FileNotFoundError:
+        return None, ""
+    except UnsafeFile as err:
+        return None, str(err)
+    except OSError as err:
+        return None, f"{path}: cannot be read ({err.strerror or err})"
+    except (ValueError, RecursionError):
+        return None, f"{path}: damaged (not readable JSON)"
 
 
 def experiment_folders(root: Path) -> list[Path]:
-    """Every folder under the results root that a worker or the dispatcher wrote."""
-    if not root.is_dir():
+    """Every folder under the results root that a worker or the dispatcher wrote (links left out: see
+    `planted_links`)."""
+    if not is_folder(root):
         return []
     return sorted(
         p
         for p in root.iterdir()
-        if p.is_dir() and not p.name.startswith(".") and any((p / f).exists() for f in (METRICS, PROGRESS, JOB))
+        if is_folder(p) and not p.name.startswith(".") and any(is_regular(p / f) for f in (METRICS, PROGRESS, JOB))
     )
+
+
+def planted_links(root: Path) -> list[str]:
+    """One line for each link among the result folders: never followed, named so a person looks."""
+    if not is_folder(root):
+        return []
+    return [
+        f"{p}: is a symbolic link; left alone (xrayhpc never follows links under the results root)"
+        for p in sorted(root.iterdir())
+        if p.is_symlink() and not p.name.startswith(".")
+    ]
 
 
 class SchemaError(ValueError):
     """A record file that is there but cannot be read as this version's record."""
 
 
+class NewerSchema(SchemaError):
+    """A metrics.json that a newer xrayhpc wrote: a finished run this version cannot read."""
+
+
+# Numbers read from a file are checked before anything uses them: finite, and within these bounds
+# (a pid is a pid; a time is a time). A field not named here takes NUMBER.
+NUMBER = (0, 2**53)
+RANGES = {"pid": (1, 2**22), "attempt": (1, 10**6), "run": (1, 10**6), "requeues": (0, 10**6)}
+
+
 def _fields(cls: type, data: Any, path: Path) -> dict[str, Any]:
     """The record's fields from a parsed file: every field without a default present, with its type."""
     if not isinstance(data, dict):
-        raise SchemaError(f"{path}: damaged (not readable JSON)")
+        raise SchemaError(f"{path}: damaged (not a JSON object)")
     missing = [f.name for f in dataclasses.fields(cls) if f.name not in data and _required(f)]
     if missing:
         raise SchemaError(f"{path}: incomplete (no {', '.join(missing)})")
     out = {f.name: data[f.name] for f in dataclasses.fields(cls) if f.name in data}
     for name, value in out.items():
-        if not isinstance(value, _kinds(cls)[name]):
-            raise SchemaError(f"{path}: {name} is {type(value).__name__}, not {cls.__dataclass_fields__[name].type}")
+        _check_value(f"{path}: {name}", value, _kinds(cls)[name], RANGES.get(name, NUMBER))
     return out
+
+
+def _check_value(where: str, value: Any, kinds: tuple[type, ...], bounds: tuple[float, float] = NUMBER) -> None:
+    """`value` is of one of `kinds` (JSON's: a bool is no number) and, if a number, finite within `bounds`."""
+    number = isinstance(value, int | float) and not isinstance(value, bool)
+    if not isinstance(value, kinds) or (isinstance(value, bool) and bool not in kinds):
+        names = " or ".join("null" if k is type(None) else k.__name__ for k in kinds)
+        raise SchemaError(f"{where} is {type(value).__name__}, not {names}")
+    if number and not (math.isfinite(value) and bounds[0] <= value <= bounds[1]):
+        raise SchemaError(f"{where} = {value!r} is out of range ({bounds[0]} to {bounds[1]})")
 
 
 @functools.cache
@@ -127,6 +136,8 @@ def _kinds(cls: type) -> dict[str, tuple[type, ...]]:
 
 
 def _json_kinds(hint: Any) -> tuple[type, ...]:
+    if hint is None:
+        return (type(None),)
     if typing.get_origin(hint) in (typing.Union, types.UnionType):
         return tuple(k for arg in typing.get_args(hint) for k in _json_kinds(arg))
     origin = typing.get_origin(hint) or hint
@@ -135,12 +146,20 @@ def _json_kinds(hint: Any) -> tuple[type, ...]:
     return (origin,) if isinstance(origin, type) else (object,)
 
 
+def check(cls: type[R], path: Path) -> tuple[R | None, str]:
+    """(the record, "") or (None, why): why is "" when the file is absent, else one line naming it."""
+    data, problem = parse_json(path)
+    if data is None:
+        return None, problem
+    try:
+        return cls(**_fields(cls, data, path)), ""
+    except SchemaError as err:
+        return None, str(err)
+
+
 def _read(cls: type[R], path: Path) -> R | None:
     """The record in `path`, or None when it is absent, damaged or lacks a field (a reader moves on)."""
-    try:
-        return cls(**_fields(cls, read_json(path), path))
-    except SchemaError:
-        return None
+    return check(cls, path)[0]
 
 
 def _required(f: dataclasses.Field[Any]) -> bool:
@@ -172,17 +191,41 @@ class Metrics:
     tsne: str | None = None  # why there is no t-SNE, where there is none
     schema_version: int = SCHEMA_VERSION
 
-    REQUIRED: ClassVar = {"test": ("accuracy", "count", "correct"), "experiment": ("task", "fingerprint"),
-                          "timing": ("total",), "environment": ("host",)}  # fmt: skip
+    # The inner keys that readers use, with what each may be: every one of REQUIRED must be there;
+    # the others, written by some versions, may be absent.
+    INNER: ClassVar = {
+        "test": {"accuracy": float, "count": int, "correct": int, "loss": float | None, "roc_auc": float | None,
+                 "per_class": dict, "predictions": list, "confusion": list},
+        "timing": {"total": float, **dict.fromkeys(PHASES, float), "seconds_per_epoch": float,
+                   "train_images_per_second": float},
+        "environment": {"host": str, "device_used": str, "gpu_name": str | None, "cpu_model": str | None,
+                        "slots": int | None, "cpu_count": int | None},
+    }  # fmt: skip
+    REQUIRED: ClassVar = {"test": ("accuracy", "count", "correct"), "timing": ("total",), "environment": ("host",)}
 
     @classmethod
     def from_json(cls, data: Any, path: Path) -> Metrics:
-        if isinstance(data, dict) and data.get("schema_version") != SCHEMA_VERSION:
-            raise SchemaError(f"{path}: schema_version {data.get('schema_version')!r} is not {SCHEMA_VERSION}")
+        """Checked whole: its version, each field's kind, the inner keys readers use and the settings."""
+        version = data.get("schema_version") if isinstance(data, dict) else None
+        if isinstance(version, int) and not isinstance(version, bool) and version > SCHEMA_VERSION:
+            raise NewerSchema(
+                f"{path}: written by a newer xrayhpc (schema version {version}; this one reads {SCHEMA_VERSION}): "
+                "upgrade to read it"
+            )
+        if version != SCHEMA_VERSION:
+            raise SchemaError(f"{path}: schema_version {version!r} is not one this xrayhpc reads ({SCHEMA_VERSION})")
         fields = _fields(cls, data, path)
-        missing = [f"{s}.{k}" for s, keys in cls.REQUIRED.items() for k in keys if k not in fields[s]]
-        if missing:
-            raise SchemaError(f"{path}: incomplete (no {', '.join(missing)})")
+        for section, keys in cls.INNER.items():
+            missing = [k for k in cls.REQUIRED.get(section, ()) if k not in fields[section]]
+            if missing:
+                raise SchemaError(f"{path}: incomplete (no {', '.join(f'{section}.{k}' for k in missing)})")
+            for key, kind in keys.items():
+                if key in fields[section]:
+                    _check_value(f"{path}: {section}.{key}", fields[section][key], _json_kinds(kind))
+        test = fields["test"]
+        if test["accuracy"] > 1 or test["correct"] > test["count"]:
+            raise SchemaError(f"{path}: test.accuracy or test.correct is out of range")
+        _check_settings(fields["experiment"], path)
         return cls(**fields)
 
     @property
@@ -197,19 +240,47 @@ class Metrics:
         write_json(Path(folder) / METRICS, self.to_json())
 
 
+def _check_settings(settings: dict[str, Any], path: Path) -> None:
+    """The `experiment` section is a valid experiment, with its fingerprint (files it names may be gone)."""
+    from xrayhpc.errors import UserError
+    from xrayhpc.experiment import Experiment
+
+    if not isinstance(settings.get("fingerprint"), str):
+        raise SchemaError(f"{path}: incomplete (no experiment.fingerprint)")
+    try:
+        Experiment.from_settings(settings, f"{path}: experiment", files=False)
+    except UserError as err:
+        raise SchemaError(str(err)) from None
+
+
+@dataclass(frozen=True)
+class MetricsFile:
+    """What a folder's metrics.json holds: a record, or why not ("" when there is none)."""
+
+    record: Metrics | None
+    problem: str = ""
+    newer: bool = False  # a newer xrayhpc wrote it: a finished run, never to be rerun
+
+
+def inspect_metrics(folder: Path) -> MetricsFile:
+    path = Path(folder) / METRICS
+    data, problem = parse_json(path)
+    if data is None:
+        return MetricsFile(None, problem)
+    try:
+        return MetricsFile(Metrics.from_json(data, path))
+    except SchemaError as err:
+        return MetricsFile(None, str(err), isinstance(err, NewerSchema))
+
+
 def check_metrics(folder: Path) -> tuple[Metrics | None, str]:
     """(the record, "") when metrics.json is complete and of this schema; else (None, why), "" when there is none."""
-    path = Path(folder) / METRICS
-    if not path.exists():
-        return None, ""
-    try:
-        return Metrics.from_json(read_json(path), path), ""
-    except SchemaError as err:
-        return None, f"{err}, left out"
+    found = inspect_metrics(folder)
+    return found.record, f"{found.problem}, left out" if found.problem else ""
 
 
 def read_metrics(folder: Path) -> Metrics | None:
-    return check_metrics(folder)[0]
+    return inspect_metrics(folder).record
 
 
 @dataclass(frozen=True)

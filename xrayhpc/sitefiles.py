@@ -7,8 +7,12 @@ directory overrides a packaged file of the same name, so a site can keep its own
 
 from __future__ import annotations
 
+import tomllib
 from importlib import resources
 from pathlib import Path
+from typing import Any
+
+from xrayhpc.errors import UserError
 
 PACKAGES = {"qsub": "xrayhpc.qsub", "jobs": "xrayhpc.grids"}
 
@@ -42,3 +46,15 @@ def names(folder: str, suffix: str) -> list[str]:
 def packaged(folder: str, name: str) -> Path:
     """The copy shipped with the package, never a local override (the report's own settings)."""
     return Path(str(resources.files(PACKAGES[folder]))) / name
+
+
+def read_toml(path: Path) -> dict[str, Any]:
+    """A grid or profile file, or one line naming it and what is wrong."""
+    try:
+        return tomllib.loads(path.read_bytes().decode("utf-8"))
+    except UnicodeDecodeError as err:
+        raise UserError(f"{path}: not UTF-8 text (byte {err.start}); save it as UTF-8") from None
+    except tomllib.TOMLDecodeError as err:
+        raise UserError(f"{path}: not valid TOML: {err}") from None
+    except OSError as err:
+        raise UserError(f"{path}: cannot be read: {err.strerror or err}") from None

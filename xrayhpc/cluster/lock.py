@@ -7,14 +7,17 @@ the one that waits.
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import os
 import socket
+import stat
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from xrayhpc import safefiles
 from xrayhpc.errors import UserError
 
 NAME = ".submit.lock"
@@ -25,7 +28,7 @@ def results_lock(root: Path, wait_s: float, say: Callable[[str], None]) -> Itera
     """Hold the lock for the block; wait up to `wait_s` for another holder, then give up in one line."""
     root.mkdir(parents=True, exist_ok=True)
     path = root / NAME
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o664)
+    fd = _open(path)
     try:
         if not _try(fd):
             holder = _holder(path)
@@ -45,6 +48,23 @@ def results_lock(root: Path, wait_s: float, say: Callable[[str], None]) -> Itera
         os.close(fd)  # closing releases the lock
 
 
+def _open(path: Path) -> int:
+    """The lock file, never through a link (a planted link to your thesis would be truncated) and
+    only a plain file of one name (not a hard link to another)."""
+    with safefiles.folder(path.parent) as folder:
+        try:
+            fd = os.open(path.name, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o666, dir_fd=folder)
+        except OSError as err:
+            if err.errno == errno.ELOOP:
+                raise UserError(f"{path}: is a symbolic link; it is left alone: remove it, then submit again") from None
+            raise
+    info = os.fstat(fd)
+    if not stat.S_ISREG(info.st_mode) or info.st_nlink != 1:
+        os.close(fd)
+        raise UserError(f"{path}: is not a plain file of its own (a hard link?); it is left alone: remove it")
+    return fd
+
+
 def _try(fd: int) -> bool:
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -55,6 +75,6 @@ def _try(fd: int) -> bool:
 
 def _holder(path: Path) -> str:
     try:
-        return path.read_text().strip() or "holder unknown"
-    except OSError:
+        return safefiles.read_text(path, 200).strip().splitlines()[0][:120] or "holder unknown"
+    except (OSError, IndexError):
         return "holder unknown"

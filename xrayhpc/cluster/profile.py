@@ -8,8 +8,9 @@ a `qsub/NAME.toml` in the working directory overrides the packaged one.
 
 from __future__ import annotations
 
+import math
 import os
-import tomllib
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -36,6 +37,26 @@ SITE_KEYS = {
 # only when asked (-v), so these go with every job unless a profile lists its own.
 DEFAULT_ENV = ["KERAS_HOME", "KERAS_BACKEND", "XRAYHPC_CACHE"]
 DEVICE_KEYS = {"cores": int, "gpus": int, "gpu_c": float, "gpu_type": str, "gpu_memory": str, "mem_per_core": str}
+# What each value that lands in a `#$` line may hold: one qsub option each, nothing a shell or
+# qsub would read as more (no spaces, newlines, quotes or `$`).
+NAME = r"[A-Za-z0-9][A-Za-z0-9_.-]*"
+TEXT_RULES = {
+    "project": (NAME, "letters, digits and _ . - (not first)"),
+    "queue": (
+        r"[A-Za-z0-9][A-Za-z0-9_.@*,-]*",
+        "a queue name such as gpu.q or gpu.q@host (letters, digits, _ . @ * , -)",
+    ),
+    "partition": (r"[A-Za-z0-9][A-Za-z0-9_.,-]*", "a partition name or a comma-separated list"),
+    "mail": (r"[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+(,[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+)*", "an address such as you@bu.edu"),
+    "mail_events": (r"[beasn]+", "letters of b e a s n (begin, end, abort, suspend, none)"),
+    "gpu_type": (r"[A-Za-z0-9][A-Za-z0-9_.|*-]*", 'a GPU model or several, such as "A100" or "A6000|A40|L40S"'),
+    "gpu_memory": (r"\d+(\.\d+)?[KMGT]?", 'an amount such as "16G"'),
+    "mem_per_core": (r"\d+(\.\d+)?[KMGT]?", 'an amount such as "4G"'),
+}
+# Numbers: the lowest and highest value each may take.
+NUMBER_RULES = {"cores": (1, 1024), "gpus": (0, 64), "gpu_c": (1.0, 20.0), "array_parallelism": (1, 100_000),
+                "signal_delay_s": (0, 48 * 3600)}  # fmt: skip
+CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
 @dataclass(frozen=True)
@@ -46,8 +67,7 @@ class Profile:
 
     @property
     def minutes(self) -> float:
-        h, m, s = (int(x) for x in self.site.get("time", "01:00:00").split(":"))
-        return h * 60 + m + s / 60
+        return _read_time(self.site.get("time", "01:00:00"), str(self.path))
 
     def sge(self, device: str) -> dict[str, Any]:
         """Keyword options for SgeExecutor.update_parameters for jobs of this device."""
@@ -71,20 +91,20 @@ class Profile:
         return params
 
     def slurm(self, device: str) -> dict[str, Any]:
-        """The same request for submitit's Slurm executor."""
+        """The same request for submitit's Slurm executor, in its own parameter names."""
         resources = self.devices.get(device, {})
         params: dict[str, Any] = {
-            "timeout_min": int(self.minutes),
+            "time": max(1, int(self.minutes)),
             "cpus_per_task": resources.get("cores", 1),
-            "slurm_setup": list(self.site.get("setup", [])),
-            "slurm_array_parallelism": self.site.get("array_parallelism", 256),
+            "setup": list(self.site.get("setup", [])),
+            "array_parallelism": self.site.get("array_parallelism", 256),
         }
         if device == "gpu":
             params["gpus_per_node"] = resources.get("gpus", 1)
         if self.site.get("partition"):
-            params["slurm_partition"] = self.site["partition"]
+            params["partition"] = self.site["partition"]
         if self.site.get("project"):
-            params["slurm_account"] = self.site["project"]
+            params["account"] = self.site["project"]
         return params
 
     def with_project(self, project: str) -> Profile:
@@ -102,7 +122,43 @@ def _check(values: dict[str, Any], allowed: dict[str, type], where: str) -> dict
             ok = True
         if not ok:
             raise UserError(f"{where}: `{key}` must be a {kind.__name__}, got {value!r}")
+        _check_value(key, value, where)
     return values
+
+
+def _check_value(key: str, value: Any, where: str) -> None:
+    """Each value as it will land in the job script: one clean option, a sane number, whole lines."""
+    if key in TEXT_RULES:
+        check_text(key, value, where)
+    elif key in NUMBER_RULES:
+        low, high = NUMBER_RULES[key]
+        if not (math.isfinite(value) and low <= value <= high):
+            raise UserError(f"{where}: `{key}` = {value!r} is not allowed; give a number from {low:g} to {high:g}")
+    elif isinstance(value, list):
+        for line in value:
+            if not isinstance(line, str) or CONTROL.search(line):
+                raise UserError(
+                    f"{where}: `{key}` holds {line!r}; give each as one line of text (no newline or control character)"
+                )
+
+
+def check_text(key: str, value: str, where: str) -> str:
+    """A value of TEXT_RULES, or one line saying what it may hold."""
+    pattern, allowed = TEXT_RULES[key]
+    if value and not re.fullmatch(pattern, value):
+        raise UserError(f"{where}: `{key}` = {value!r} is not allowed; use {allowed}")
+    return value
+
+
+def _read_time(text: str, where: str) -> float:
+    """HH:MM:SS -> minutes, above zero."""
+    parts = text.split(":")
+    if len(parts) != 3 or not all(x.isdigit() for x in parts) or int(parts[1]) > 59 or int(parts[2]) > 59:
+        raise UserError(f"{where}: `time` = {text!r} must be HH:MM:SS (minutes and seconds up to 59)")
+    h, m, s = (int(x) for x in parts)
+    if h * 3600 + m * 60 + s == 0:
+        raise UserError(f"{where}: `time` = {text!r} must be more than zero")
+    return h * 60 + m + s / 60
 
 
 def load_profile(name: str | Path | None = None, project: str | None = None) -> Profile:
@@ -116,23 +172,23 @@ def load_profile(name: str | Path | None = None, project: str | None = None) -> 
     if path is None:
         known = ", ".join(sitefiles.names("qsub", ".toml"))
         raise UserError(f"{name}: no such profile; give a file, or one of the profiles in qsub/ ({known})")
-    try:
-        doc = tomllib.loads(path.read_text())
-    except tomllib.TOMLDecodeError as err:
-        raise UserError(f"{path}: not valid TOML: {err}") from None
+    doc = sitefiles.read_toml(path)
     devices = {d: doc.pop(d, {}) for d in ("cpu", "gpu")}
     site = _check(doc, SITE_KEYS, str(path))
     for device, values in devices.items():
+        if not isinstance(values, dict):
+            raise UserError(f"{path}: `{device}` must be a table ([{device}])")
         _check(values, DEVICE_KEYS, f"{path} [{device}]")
     bad = [v for v in site.get("env", []) if not (isinstance(v, str) and v.isidentifier())]
     if bad:
         raise UserError(f"{path}: `env` lists {bad[0]!r}; give the names of environment variables to pass to the job")
-    chosen = project or os.environ.get("XRAYHPC_PROJECT")
-    if chosen:
-        site["project"] = chosen
-    time = site.get("time", "01:00:00")
-    if len(time.split(":")) != 3 or not all(x.isdigit() for x in time.split(":")):
-        raise UserError(f"{path}: `time` = {time!r} must be HH:MM:SS")
+    if project:
+        site["project"] = check_text("project", project, "--project")
+    elif os.environ.get("XRAYHPC_PROJECT"):
+        site["project"] = check_text("project", os.environ["XRAYHPC_PROJECT"], "XRAYHPC_PROJECT")
+    minutes = _read_time(site.get("time", "01:00:00"), str(path))
+    if site.get("signal_delay_s", 0) >= minutes * 60:
+        raise UserError(f"{path}: `signal_delay_s` = {site['signal_delay_s']} must be shorter than `time`")
     return Profile(path, site, devices)
 
 

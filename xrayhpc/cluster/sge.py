@@ -26,6 +26,7 @@ from string import Template
 from submitit.core import core, job_environment, utils
 
 from xrayhpc import sitefiles
+from xrayhpc.cluster import jobstart
 
 TEMPLATE = "job.sh.template"
 # A job that left qstat may take a few seconds to reach the accounting file.
@@ -356,7 +357,7 @@ class SgeExecutor(core.PicklingExecutor):
 
     @property
     def _submitit_command_str(self) -> str:
-        return " ".join([self.python, "-u -m submitit.core._submit", shlex.quote(str(self.folder))])
+        return jobstart.command(self.python, self.folder)
 
     def script(self, count: int = 1) -> str:
         """The exact job script a submission of `count` jobs sends (what a dry run prints)."""

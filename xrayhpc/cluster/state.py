@@ -15,11 +15,23 @@ from pathlib import Path
 from typing import Any
 
 from xrayhpc.cluster.sge import LIVE, SgeExecutor, SgeInfoWatcher, acct_bytes, acct_seconds, requested_seconds
-from xrayhpc.schema import LOG, JobRecord, Progress, experiment_folders, read_metrics, read_progress, read_record
+from xrayhpc.schema import (
+    JOB,
+    LOG,
+    PROGRESS,
+    JobRecord,
+    Progress,
+    check,
+    experiment_folders,
+    inspect_metrics,
+    planted_links,
+    read_record,
+)
 
-STATES = ("done", "running", "queued", "failed", "error", "deleted", "lost", "not submitted")
-ENDED = ("done", "failed", "deleted", "lost", "not submitted")
+STATES = ("done", "running", "queued", "failed", "error", "deleted", "lost", "unreadable", "not submitted")
+ENDED = ("done", "failed", "deleted", "lost", "unreadable", "not submitted")
 FAILURES = ("failed", "error", "deleted", "lost")
+NEWER = "written by a newer xrayhpc: upgrade to read it"
 
 
 @dataclass(frozen=True)
@@ -168,9 +180,19 @@ def _failure_reason(info: dict[str, str], progress: Progress | None) -> tuple[st
 def reconcile(
     folder: Path, fingerprint: str | None, record: JobRecord | None, info: dict[str, str] | None, now: float
 ) -> Row:
-    """The one place where files, record and scheduler become a state."""
-    metrics = read_metrics(folder)
-    progress = read_progress(folder)
+    """The one place where files, record and scheduler become a state.
+
+    A file that is there but cannot be read (damaged, mistyped, out of range, a link) makes the row
+    `unreadable`, naming the file and why, unless the scheduler says the job is still live: such an
+    experiment is never resubmitted on its own (submit holds it until --retry or --force).
+    """
+    found = inspect_metrics(folder)
+    metrics = found.record
+    progress, unreadable = check(Progress, folder / PROGRESS)
+    if record is None:
+        unreadable = unreadable or check(JobRecord, folder / JOB)[1]
+    if not found.newer:
+        unreadable = found.problem or unreadable
     if progress and fingerprint and progress.fingerprint not in ("", fingerprint):
         progress = None
     if record and fingerprint and record.fingerprint != fingerprint:
@@ -185,6 +207,9 @@ def reconcile(
         row.epoch = row.epochs = metrics.epochs_run
         row.host = metrics.environment["host"]
         return row
+    if found.newer:
+        row.state, row.reason = "done", NEWER
+        return row
     if progress and progress.state == "running":
         row.elapsed_s = now - progress.started
         done_here = row.epoch - progress.resumed_from
@@ -194,6 +219,8 @@ def reconcile(
         row.state, row.reason = _scheduler_state(info, progress)
     else:
         row.state, row.reason = _files_state(record, progress)
+    if unreadable and row.state not in ("queued", "running", "error"):
+        row.state, row.reason = "unreadable", unreadable
     row.cause = _cause(row, progress)
     return row
 
@@ -261,4 +288,6 @@ def collect(root: Path, expected: dict[str, str] | None = None) -> tuple[list[Ro
     infos, warning = scheduler_states(records)
     now = time.time()
     rows = [reconcile(f, fingerprints.get(f.name), records.get(f.name), infos.get(f.name), now) for f in folders]
+    if expected is None:
+        warning = "; ".join([warning, *planted_links(root)] if warning else planted_links(root))
     return rows, warning

@@ -1,13 +1,14 @@
 """Where every job stands: `python -m xrayhpc.status`, `make status`.
 
-    python -m xrayhpc.status [--grid jobs/report.toml] [--only PATTERN] [--state STATE]
+    python -m xrayhpc.status [--grid jobs/report.toml] [--data DIR] [--only PATTERN] [--state STATE]
                              [--watch] [--json] [--results DIR]
 
 One row per experiment: job, state, epoch k of N, elapsed and remaining time, host, test accuracy
 once done, and for a failure the reason and the log. `--state done` adds what each job used (Grid
 Engine's accounting: wall clock, CPU time, memory, CPU use against the slots, h_rt) with a hint
-where it asked for far more. One scheduler refresh per table, however many
-jobs. Exit status 1 when anything failed, was deleted or is lost.
+where it asked for far more. A result file that cannot be read shows as `unreadable`, naming the
+file and why. One scheduler refresh per table, however many jobs. Exit status 1 when anything
+failed, was deleted, is lost or unreadable.
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ COLOURS = {
     "error": "red",
     "deleted": "magenta",
     "lost": "red",
+    "unreadable": "red",
     "not submitted": "dim",
 }
 
@@ -129,12 +131,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--interval", type=float, default=10.0, help="seconds between refreshes with --watch")
     parser.add_argument("--json", action="store_true", help="the rows as JSON, for scripts")
     parser.add_argument("--results", help="results root (default: $XRAYHPC_RESULTS or ./results)")
+    parser.add_argument(
+        "--data", help="data root holding two/ and all/, as given to submit (default: $XRAYHPC_DATA, the grid's)"
+    )
     args = parser.parse_args(argv)
     root = results_root(args.results)
     expected = None
     if args.grid:
         expected = {
-            e.id: e.fingerprint for e in select(load_grid(Path(args.grid), parse_overrides(args.set)), args.only)
+            e.id: e.fingerprint
+            for e in select(load_grid(Path(args.grid), parse_overrides(args.set), args.data), args.only)
         }
     elif not root.is_dir():
         raise UserError(f"{root}: no results folder yet; submit something first (make submit-all) or pass --results")
@@ -170,4 +176,4 @@ def main(argv: list[str] | None = None) -> int:
         console.print(table(rows, warning, used))
     else:
         print(plain(rows, warning, used))
-    return 1 if any(r.state in FAILURES for r in rows) else 0
+    return 1 if any(r.state in (*FAILURES, "unreadable") for r in rows) else 0

@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import io
+import os
 import shutil
 import signal
 import subprocess
@@ -26,6 +27,7 @@ from typing import Any
 from rich.console import Console
 from rich.text import Text
 
+from xrayhpc.cluster import jobstart
 from xrayhpc.cluster.lock import results_lock
 from xrayhpc.cluster.profile import Profile, load_profile, missing_project
 from xrayhpc.cluster.requeue import ExperimentJob
@@ -34,6 +36,7 @@ from xrayhpc.cluster.state import FAILURES, Row, collect, pid_alive
 from xrayhpc.errors import UserError, cli
 from xrayhpc.experiment import Experiment, load_grid, parse_overrides, select
 from xrayhpc.render import aligned, terminal
+from xrayhpc.safefiles import is_folder, private_folder, write_text
 from xrayhpc.schema import JobRecord, read_progress, read_record, results_root, write_record
 from xrayhpc.signals import Held
 
@@ -72,7 +75,10 @@ def plan(
     """What to do with each experiment, from the same reconciled state that `xrayhpc.cluster.status` shows."""
     rows, warning = collect(root, {e.id: e.fingerprint for e in experiments})
     return [
-        Decision(exp, *decide(row, force, max_attempts, retry)) for exp, row in zip(experiments, rows, strict=True)
+        Decision(exp, *decide(row, force, max_attempts, retry))
+        if is_folder(root / exp.id) or not os.path.lexists(root / exp.id)
+        else Decision(exp, "held", f"{root / exp.id}: is not a folder (a link?); left alone: remove it to run this")
+        for exp, row in zip(experiments, rows, strict=True)
     ], warning
 
 
@@ -83,7 +89,13 @@ def decide(row: Row, force: bool, max_attempts: int, retry: bool) -> tuple[str, 
     if row.state == "error":
         return "live", f"job {row.job} is in SGE's error state: see `qstat -j`, then qdel it to resubmit"
     if row.state == "done":
-        return ("submit", "--force") if force else ("done", "complete result with this fingerprint")
+        if force:
+            return "submit", "--force"
+        return "done", row.reason or "complete result with this fingerprint"
+    if row.state == "unreadable":
+        if force or retry:
+            return "submit", f"{'--force' if force else '--retry'} over: {row.reason}"
+        return "held", f"not sent: {row.reason}; fix or remove it, then pass --retry"
     if row.state not in FAILURES:
         return "submit", ""
     if retry:
@@ -108,8 +120,9 @@ def groups(decisions: list[Decision]) -> dict[str, list[Decision]]:
 
 
 def job_folder(root: Path) -> Path:
-    """submitit's pickles and logs, one folder per job, beside the result folders."""
-    return root / ".jobs" / "%j"
+    """submitit's pickles and logs, one folder per job, in this user's private folder beside the
+    result folders (`.jobs/<user>/`, 0700: a pickle runs code, so nobody else may write one there)."""
+    return private_folder(root / ".jobs") / "%j"
 
 
 def _attempt(folder: Path, fingerprint: str) -> int:
@@ -150,10 +163,8 @@ def cluster_executor(kind: str, device: str, profile: Profile, folder: Path, nam
         executor = SgeExecutor(folder)
         executor.update_parameters(**profile.sge(device), job_name=name)
         return executor
-    import submitit
-
-    executor = submitit.AutoExecutor(folder, cluster="slurm")
-    executor.update_parameters(**profile.slurm(device), name=name)
+    executor = jobstart.CheckedSlurmExecutor(folder)
+    executor.update_parameters(**profile.slurm(device), job_name=name)
     return executor
 
 
@@ -187,16 +198,14 @@ def _record(batch: list[Decision], jobs: list[Any], executor: str, root: Path) -
 
 def run_local(batch: list[Decision], root: Path, console: Console) -> None:
     """One at a time on this machine, through submitit's local executor (training wants every core)."""
-    import submitit
-
-    executor = submitit.LocalExecutor(job_folder(root))
+    folder = job_folder(root)
+    executor = jobstart.LocalExecutor(folder)
     executor.update_parameters(timeout_min=24 * 60)
     for d in batch:
-        folder = root / d.exp.id
         with Held([signal.SIGINT]):
             job = executor.submit(ExperimentJob(), d.exp, str(root))
             write_record(
-                folder,
+                root / d.exp.id,
                 JobRecord(
                     "local",
                     str(job.job_id),
@@ -207,18 +216,23 @@ def run_local(batch: list[Decision], root: Path, console: Console) -> None:
                     _attempt(folder, d.exp.fingerprint),
                 ),
             )
-        console.print(f"running {d.exp.id} here (pid {job.job_id}); log: {folder / 'worker.log'}", markup=False)
-        try:
-            job.result()
-            d.settle("submitted", f"done: {folder}")
-        except KeyboardInterrupt:
-            job.cancel()  # the worker notes where it stopped; its checkpoint stays for the next run
-            _wait_for(job, folder)
-            d.settle("interrupted", _worker_error(folder) or "interrupted")
-            raise
-        except Exception as err:  # say the worker's own error, which it left in progress.json
-            reason = _worker_error(folder) or str(err).strip().splitlines()[-1]
-            d.settle("failed", f"{reason}  [log: {folder / 'worker.log'}]")
+        _wait_local(job, d, folder, root / d.exp.id, console)
+
+
+def _wait_local(job: Any, d: Decision, jobs: Path, folder: Path, console: Console) -> None:
+    """Until the local job ends; its outcome in the decision, the worker's own error where it left one."""
+    console.print(f"running {d.exp.id} here (pid {job.job_id}); log: {folder / 'worker.log'}", markup=False)
+    try:
+        jobstart.result(job, jobs)
+        d.settle("submitted", f"done: {folder}")
+    except KeyboardInterrupt:
+        job.cancel()  # the worker notes where it stopped; its checkpoint stays for the next run
+        _wait_for(job, folder)
+        d.settle("interrupted", _worker_error(folder) or "interrupted")
+        raise
+    except Exception as err:  # say the worker's own error, which it left in progress.json
+        reason = _worker_error(folder) or (str(err).strip().splitlines() or [type(err).__name__])[-1]
+        d.settle("failed", f"{reason}  [log: {folder / 'worker.log'}]")
 
 
 def _worker_error(folder: Path) -> str | None:
@@ -242,14 +256,14 @@ def dry_run(batches: dict[str, list[Decision]], profile: Profile, root: Path, co
     out.mkdir(parents=True, exist_ok=True)
     for device, batch in batches.items():
         executor = cluster_executor("sge", device, profile, job_folder(root), f"xrayhpc-{device}")
-        script = out / f"{device}.sh"
-        script.write_text(executor.script(len(batch)))
+        script, text = out / f"{device}.sh", executor.script(len(batch))
+        write_text(script, text)
         console.rule(f"{device}: {len(batch)} experiment(s) as one {'array ' if len(batch) > 1 else ''}job")
-        print(script.read_text(), end="", flush=True)
+        print(text, end="", flush=True)
         print("# tasks: " + ", ".join(f"{i + 1}={d.exp.id}" for i, d in enumerate(batch)))
         print("$ " + " ".join(submit_command(script)), flush=True)
-        for d in batch:
-            d.action, d.detail = "dry-run", f"would be task {batch.index(d) + 1} of {script}"
+        for task, d in enumerate(batch, start=1):
+            d.settle("dry-run", f"would be task {task} of {script}")
 
 
 COLOURS = {"submitted": "green", "done": "blue", "live": "yellow", "dry-run": "cyan", "failed": "red",

@@ -13,6 +13,8 @@ from types import TracebackType
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
+from xrayhpc.safefiles import open_append
+
 
 class RunLog:
     def __init__(self, path: Path | None, title: str, tty: bool | None = None) -> None:
@@ -26,8 +28,7 @@ class RunLog:
 
     def __enter__(self) -> RunLog:
         if self.path:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._file = open(self.path, "a", buffering=1)
+            self._file = open_append(self.path)
         if self.tty:
             self._progress = Progress(
                 TextColumn("[bold]{task.description}"),

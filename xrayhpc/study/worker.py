@@ -24,6 +24,7 @@ import numpy as np
 
 from xrayhpc.errors import UserError, cli
 from xrayhpc.experiment import Experiment, load_grid, parse_overrides, select
+from xrayhpc.safefiles import is_folder, read_text
 from xrayhpc.schema import AUDIT, LOG, Metrics, Progress, results_root, write_json
 from xrayhpc.signals import Held
 from xrayhpc.study import device
@@ -105,6 +106,8 @@ def run_experiment(exp: Experiment, results: str | Path | None = None, tty: bool
     device.configure(exp.device)
     folder = results_root(results) / exp.id
     folder.mkdir(parents=True, exist_ok=True)
+    if not is_folder(folder):
+        raise UserError(f"{folder}: is a symbolic link, not a result folder; it is left alone (remove it to run)")
     progress = ProgressFile(folder, exp)
     progress.write("running", "starting")
     with RunLog(folder / LOG, exp.id, tty) as log:
@@ -336,9 +339,11 @@ def _run_metadata(run: Run) -> Path:
 def _experiments(args: argparse.Namespace) -> list[Experiment]:
     if args.spec:
         try:
-            settings = json.loads(Path(args.spec).read_text())
-        except (OSError, ValueError) as err:
+            settings = json.loads(read_text(Path(args.spec).resolve()))  # the file you named, where it leads
+        except (OSError, ValueError, RecursionError) as err:
             raise UserError(f"{args.spec}: cannot read the JSON spec: {err}") from None
+        if not isinstance(settings, dict):
+            raise UserError(f"{args.spec}: give one experiment as a JSON object (a metrics.json's `experiment`)")
         return [Experiment.from_settings(settings, args.spec)]
     experiments = select(load_grid(Path(args.grid), parse_overrides(args.set), args.data), args.id or args.only)
     if not experiments:
