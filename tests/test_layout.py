@@ -10,7 +10,7 @@ import pytest
 from conftest import ROOT
 
 PACKAGE = ROOT / "xrayhpc"
-SHARED = {"xrayhpc.errors", "xrayhpc.experiment", "xrayhpc.backbones", "xrayhpc.schema", "xrayhpc.signals", "xrayhpc.safefiles",
+SHARED = {"xrayhpc.errors", "xrayhpc.experiment", "xrayhpc.backbones", "xrayhpc.schema", "xrayhpc.signals", "xrayhpc.safefiles", "xrayhpc.datadigest",
           "xrayhpc.sitefiles", "xrayhpc.render"}  # fmt: skip
 COMMANDS = {"worker": "study", "submit": "cluster", "status": "cluster", "audit": "study", "weights": "study",
             "synthetic": "study"}  # fmt: skip

@@ -28,7 +28,7 @@ from rich.console import Console
 
 from xrayhpc.backbones import keras_models_dir
 from xrayhpc.cluster.profile import Profile, load_profile, missing_project
-from xrayhpc.cluster.sge import passed_variables
+from xrayhpc.cluster.sge import passed_variables, script_path_problem
 from xrayhpc.errors import UserError, cli
 from xrayhpc.experiment import Experiment, load_grid, parse_overrides, select
 from xrayhpc.safefiles import private_folder
@@ -254,6 +254,8 @@ def on_node(
     if not mine:
         raise UserError(f'{grid}: no experiment has device = "{node}"; nothing to check on such a node')
     folder = private_folder(root / ".doctor") / "%j"  # the answer comes back as a pickle: ours alone
+    if problem := script_path_problem(folder):
+        raise UserError(problem)
     executor = cluster_executor(kind, node, profile, folder, f"xrayhpc-doctor-{node}")
     executor.update_parameters(**({"time": 10} if kind == "sge" else {"timeout_min": 10}))
     job = executor.submit(on_this_host, mine, grid, node)

@@ -22,6 +22,7 @@ from typing import Any
 
 from xrayhpc import sitefiles
 from xrayhpc.backbones import BACKBONES
+from xrayhpc.datadigest import data_digest
 from xrayhpc.errors import UserError
 
 TASKS = {"binary": "two", "multiclass": "all"}
@@ -128,10 +129,24 @@ class Experiment:
 
     @property
     def fingerprint(self) -> str:
-        """Changes whenever a setting changes: a result with another fingerprint is stale."""
-        settings = {k: v for k, v in self.settings().items() if k not in RUN_ONLY}
-        blob = json.dumps(settings, sort_keys=True).encode()
-        return hashlib.sha256(blob).hexdigest()[:12]
+        """Changes whenever what the result depends on changes: a result with another fingerprint is stale.
+
+        The data enters by what it holds (`datadigest`), not by its path, where the folder is here; a
+        setting added after the first release enters only when it differs from its default, so an
+        upgrade that adds a setting leaves finished runs finished.
+        """
+        settings = {
+            k: v for k, v in self.settings().items() if k not in RUN_ONLY and (k in FIRST_SETTINGS or v != _default(k))
+        }
+        settings["data"] = data_digest(str(self.data_dir)) or self.data
+        return _digest(settings)
+
+    @property
+    def fingerprints(self) -> tuple[str, ...]:
+        """Every fingerprint a finished run of this experiment may carry: today's, then the one xrayhpc
+        0.1 wrote (every setting, the data by its path), so those runs are not sent again."""
+        first = {k: v for k, v in self.settings().items() if k not in RUN_ONLY}
+        return self.fingerprint, _digest(first)
 
     @classmethod
     def from_settings(cls, settings: dict[str, Any], source: str = "spec", files: bool = True) -> Experiment:
@@ -153,6 +168,22 @@ class Experiment:
 
 
 FIELDS = {f.name: f for f in dataclasses.fields(Experiment) if f.name != "id_suffix"}
+# The settings of schema version 1, written out: each enters every fingerprint. A setting added
+# later is not listed here and enters only when it differs from its default (Experiment.fingerprint).
+FIRST_SETTINGS = frozenset(
+    ("task", "backbone", "device", "data", "epochs", "batch_size", "learning_rate", "image_size", "head_units",
+     "dropouts", "trainable_backbone", "augment", "preprocessing", "interpolation", "colour", "precision",
+     "weights", "seed", "validation_split", "checkpoint", "fast_path", "xla", "tag", "save_every_s")
+)  # fmt: skip
+
+
+def _default(name: str) -> Any:
+    value = FIELDS[name].default
+    return list(value) if isinstance(value, tuple) else value
+
+
+def _digest(settings: dict[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:12]
 
 
 def _kind(name: str) -> str:
@@ -211,7 +242,7 @@ def _check(exp: Experiment, where: str, files: bool = True) -> None:
         fail("device", 'the metadata baseline is a scikit-learn model and runs on the CPU: use "cpu"')
     for key, (low, high) in BOUNDS.items():
         if not low <= getattr(exp, key) <= high:
-            fail(key, f"it must be from {low:g} to {high:g}")
+            fail(key, f"it must be from {low} to {high}")
     if exp.learning_rate <= 0:
         fail("learning_rate", f"it must be greater than 0 and at most {MAX_LEARNING_RATE:g}")
     smallest = BACKBONES[exp.backbone].min_size if exp.backbone in BACKBONES else 1

@@ -54,18 +54,25 @@ def folder(path: Path) -> Iterator[int]:
     try:
         fd = os.open(path, _FOLDER)
     except OSError as err:
-        raise _refusal(Path(path), err) from None
+        refusal = _refusal(Path(path), err)
+        if refusal is err:
+            raise
+        raise refusal from None
     try:
         yield fd
     finally:
         os.close(fd)
 
 
-def _open_in(path: Path, flags: int, fd: int) -> int:
+def _open_in(path: Path, flags: int, fd: int, shown: Path | None = None) -> int:
+    """`path.name` in the folder `fd`; an error names `shown` (the file meant), else `path`."""
     try:
         return os.open(path.name, flags | os.O_NOFOLLOW | os.O_CLOEXEC, 0o666, dir_fd=fd)
     except OSError as err:
-        raise _refusal(path, err) from None
+        refusal = _refusal(path, err)
+        if refusal is err:
+            raise OSError(err.errno, err.strerror, str(shown or path)) from None
+        raise refusal from None
 
 
 def write_atomic(path: Path, write: Callable[[IO[bytes]], Any]) -> None:
@@ -78,16 +85,18 @@ def write_atomic(path: Path, write: Callable[[IO[bytes]], Any]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     with folder(path.parent) as fd:
         tmp = f".{path.name}.{secrets.token_hex(6)}.tmp"
-        out = _open_in(path.parent / tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, fd)
+        out = _open_in(path.parent / tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, fd, shown=path)
         try:
             with os.fdopen(out, "wb") as f:
                 write(f)
                 f.flush()
                 os.fsync(f.fileno())
             os.replace(tmp, path.name, src_dir_fd=fd, dst_dir_fd=fd)
-        except BaseException:
+        except BaseException as err:
             with contextlib.suppress(OSError):
                 os.unlink(tmp, dir_fd=fd)
+            if isinstance(err, OSError) and err.errno is not None and not err.filename:  # a full disk: which file
+                raise OSError(err.errno, err.strerror, str(path)) from None
             raise
 
 

@@ -369,6 +369,21 @@ AUDIT_HEADER = [
 ]
 
 
+def read_audit(folder: Path) -> tuple[dict[str, Any] | None, list[tuple[str, list[str], list[list[str]]]], str]:
+    """(audit.json's task audit, its tables, "") or (None, [], why): why is "" when there is none."""
+    path = Path(folder) / AUDIT
+    task, problem = parse_json(path)
+    if task is None:
+        return None, [], problem
+    try:
+        tables = audit_tables(task)
+        _check_value(f"{path}: colour_levels", task["colour_levels"], (int, float))
+    except (KeyError, TypeError, ValueError, AttributeError, IndexError) as err:
+        detail = f"no {err}" if isinstance(err, KeyError) else str(err)
+        return None, [], f"{path}: incomplete or mistyped ({detail})"
+    return task, tables, ""
+
+
 def audit_tables(task: dict[str, Any]) -> list[tuple[str, list[str], list[list[str]]]]:
     """(title, header, body) for one task folder of audit.json: its summary and its duplicate pairs."""
     folder, pairs = task["folder"], task["duplicates"]

@@ -38,6 +38,22 @@ def find(folder: str, name: str, suffix: str = "") -> Path | None:
     return None
 
 
+def overrides(paths: list[Path | None]) -> list[str]:
+    """One line for each of `paths` that is a working-directory file in place of a packaged one of
+    the same name: it changes what every job runs, so a person should know which file it was."""
+    out = []
+    for path in paths:
+        if path is None:
+            continue
+        for folder, package in PACKAGES.items():
+            local, shipped = Path(folder).resolve(), Path(str(resources.files(package)))
+            if local != shipped and path.resolve().parent == local and (shipped / path.name).is_file():
+                out.append(
+                    f"note: using {path.resolve()} from the working directory, not the packaged {folder}/{path.name}"
+                )
+    return out
+
+
 def names(folder: str, suffix: str) -> list[str]:
     """Every name `find` can resolve in this folder, for error messages."""
     return sorted({p.name.removesuffix(suffix) for base in _folders(folder) for p in base.glob(f"*{suffix}")})

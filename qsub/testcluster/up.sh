@@ -45,8 +45,27 @@ fix_host_names() {
 
 master_up() { qstat -f >/dev/null 2>&1; }
 
+# Wait for an event, not for a number of seconds: here for `cond` to hold, giving up only after
+# `limit` seconds (far beyond what a slow, busy machine needs; a hang must still end).
+wait_for() { # limit what cond...
+    local limit=$1 what=$2; shift 2
+    local end=$((SECONDS + limit))
+    until "$@"; do
+        if [ "$SECONDS" -ge "$end" ]; then
+            say "gave up after ${limit} s waiting for $what" >&2
+            return 1
+        fi
+        sleep 0.2
+    done
+}
+
+no_old_master() { ! pgrep -x sge_qmaster >/dev/null; }
+
 start_master() {
     master_up && return
+    # A master shutting down (qconf -km) still holds its port and spool for seconds on a busy
+    # machine: a new one started beside it dies. Wait for the old process to be gone.
+    wait_for 300 "the old sge_qmaster to exit" no_old_master || exit 1
     mkdir -p "$STATE" /var/run/gridengine
     chown sgeadmin:sgeadmin /var/run/gridengine
     # After a hard kill the master may reuse job ids: continue after the
@@ -60,9 +79,7 @@ start_master() {
     fi
     /usr/sbin/sge_qmaster
     touch "$STATE/qmaster"
-    for _ in $(seq 50); do master_up && return; sleep 0.2; done
-    say "sge_qmaster did not answer; see /var/spool/gridengine/qmaster/messages" >&2
-    exit 1
+    wait_for 300 "sge_qmaster to answer (see /var/spool/gridengine/qmaster/messages)" master_up || exit 1
 }
 
 # `qconf -M*` takes a whole object from a file: dump, edit with sed, load.
@@ -134,10 +151,7 @@ start_execd() {
         /usr/sbin/sge_execd
         touch "$STATE/execd"
     fi
-    for _ in $(seq 50); do
-        qconf -se "$HOST" >/dev/null 2>&1 && break
-        sleep 0.2
-    done
+    wait_for 300 "sge_execd to register $HOST" qconf -se "$HOST" >/dev/null 2>&1 || true
     # -se also shows read-only load values that -Me refuses: write it whole
     cat >"$TMP/host" <<H
 hostname              $HOST
@@ -160,17 +174,17 @@ H
     fi
 }
 
+host_ready() {
+    qstat -f -q all.q 2>/dev/null | grep -q "all.q@$HOST" \
+        && ! qstat -f -q all.q | grep "all.q@$HOST" | grep -qE ' (au|u|E|d)$'
+}
+
 wait_ready() {
-    for _ in $(seq 100); do
-        if qstat -f -q all.q 2>/dev/null | grep -q "all.q@$HOST" \
-            && ! qstat -f -q all.q | grep "all.q@$HOST" | grep -qE ' (au|u|E|d)$'; then
-            say "up: host $HOST, $SLOTS slots, project $PROJECT, PE omp, gpus=2 gpu_c=7.0"
-            return
-        fi
-        sleep 0.2
-    done
+    if wait_for 300 "the execution host (see /var/spool/gridengine/execd/$HOST/messages)" host_ready; then
+        say "up: host $HOST, $SLOTS slots, project $PROJECT, PE omp, gpus=2 gpu_c=7.0"
+        return
+    fi
     qstat -f >&2
-    say "the execution host did not come up; see /var/spool/gridengine/execd/$HOST/messages" >&2
     exit 1
 }
 

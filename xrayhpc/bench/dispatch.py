@@ -1,4 +1,4 @@
-"""Submitting and refreshing 1 to 1000 experiments: seconds and scheduler calls, against one
+"""Submitting and refreshing 1 to 10,000 experiments: seconds and scheduler calls, against one
 qsub per experiment."""
 
 from __future__ import annotations

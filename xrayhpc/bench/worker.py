@@ -55,6 +55,11 @@ def template_args(exp: Experiment, out: Path) -> list[str]:
     return args + ["--trainable"] * exp.trainable_backbone + ["--no-augment"] * (not exp.augment)
 
 
+def significant(value: float, digits: int = 4) -> float:
+    """`value` to `digits` significant digits: a figure of any size keeps its meaning (never 0.0)."""
+    return float(f"{value:.{digits}g}")
+
+
 def backbone_passes(counts: dict[str, int], exp: Experiment, template: bool) -> int:
     """Forward passes of the backbone a run needs (a training step counts 3): the roofline's work.
 
@@ -116,9 +121,10 @@ def compare(cases: dict[str, Experiment], workdir: Path) -> dict[str, Any]:
             loss=result["test"]["loss"],
             backbone_passes=backbone_passes(result["images"], exp, template=True),
         )
-        for run in (ours, template):
-            run["floor_s"] = round(run["backbone_passes"] * flops / (rate * 1e9), 1)
-            run["over_floor"] = round(run["wall_s"] / run["floor_s"], 2)
+        for run in (ours, template):  # the ratio from the unrounded floor: a small run's is well under 0.1 s
+            floor_s = run["backbone_passes"] * flops / (rate * 1e9)
+            run["floor_s"] = significant(floor_s)
+            run["over_floor"] = round(run["wall_s"] / floor_s, 2)
         runs[label] = {
             "experiment": exp.id,
             "backbone": exp.backbone,
@@ -138,7 +144,7 @@ def compare(cases: dict[str, Experiment], workdir: Path) -> dict[str, Any]:
         floor_s = sum(fast["images"].values()) * fast["gflop_per_image"] / rate
         out["fast_path"] = {
             "experiment": fast["experiment"],
-            "floor_s": round(floor_s, 1),
+            "floor_s": significant(floor_s),
             "over_floor": round(fast["ours"]["wall_s"] / floor_s, 2),
             "features_over_floor": round(fast["ours"]["phases"]["features"] / floor_s, 2),
         }
@@ -195,7 +201,7 @@ def worker_table(w: dict[str, Any]) -> str:
                     f"{r['peak_rss_mb']:.0f}",
                     f"{r['accuracy']:.3f}",
                     str(r["backbone_passes"]),
-                    f"{r['floor_s']:.1f}",
+                    f"{r['floor_s']:.3g}",
                     f"{r['over_floor']:.2f}",
                     str(run["speedup"]) if name == "ours" else "",
                 ]

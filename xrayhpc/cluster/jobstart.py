@@ -56,16 +56,16 @@ def opened(private: Path) -> Iterator[Path]:
 
 
 def _check_file(path: Path, shown: Path) -> None:
-    """A file in the private folder is the user's own and writable by nobody else (one planted
-    there before the folder was made private is refused)."""
+    """A file in the private folder is a regular file of the user's own (one planted there before
+    the folder was made private is refused); its mode matters less, since nobody else can reach it."""
     try:
         info = os.lstat(path)
     except FileNotFoundError:
         return
     if not stat.S_ISREG(info.st_mode):
         raise UserError(f"{shown}: is not a regular file; it is not loaded")
-    if problem := safefiles.private_problem(info, shown):
-        raise UserError(f"{problem}; it is not loaded")
+    if info.st_uid != os.getuid():
+        raise UserError(f"{safefiles.private_problem(info, shown)}; it is not loaded")
 
 
 def start(folder: str | Path) -> None:

@@ -484,6 +484,8 @@ def render_job_script(
         raise ValueError(f"cores must be at least 1, got {cores}")
     if gpus is not None and gpus < 0:
         raise ValueError(f"gpus must be 0 or more, got {gpus}")
+    if problem := script_path_problem(folder):
+        raise ValueError(problem)
     paths = utils.JobPaths(folder, job_id="${SUBMITIT_JOB_ID}", task_id=0)
     log_dir = utils.JobPaths.get_first_id_independent_folder(folder)
     lines = [f"-N {_job_name(job_name)}"]
@@ -530,16 +532,31 @@ def render_job_script(
         "setup": "\n".join(["", "# setup", *setup, ""]) if setup else "",
         "command": command,
     }
+    return Template(template_path().read_text()).substitute(values)
+
+
+def template_path() -> Path:
+    """qsub/job.sh.template: the working directory's, else the packaged one."""
     template = sitefiles.find("qsub", TEMPLATE)
     if template is None:
         raise FileNotFoundError(f"the job template {TEMPLATE} is neither in ./qsub nor in the installed package")
-    return Template(template.read_text()).substitute(values)
+    return template
 
 
 def passed_variables(names: tp.Sequence[str]) -> tuple[list[str], list[str]]:
     """(set here, so `-v` passes them; unset here, so left out: qsub would give the job empty ones)."""
     passed = [name for name in names if os.environ.get(name)]
     return passed, [name for name in names if name not in passed]
+
+
+def script_path_problem(path: str | Path) -> str:
+    """Why a path cannot go into a job script ("" when it can): the script double-quotes it, so that its
+    own `${SUBMITIT_JOB_ID}` expands, and a shell would run or expand `$`, a backtick, `"` or `\\` in it."""
+    bad = sorted({c for c in str(path) if c in '$`"\\' or ord(c) < 32 or ord(c) == 127})
+    if not bad:
+        return ""
+    shown = ", ".join(repr(c) for c in bad)
+    return f'{str(path)!r}: a job script cannot hold this path ({shown} in it); choose a results folder without $ ` " \\ or control characters'
 
 
 def _quoted(path: str) -> str:

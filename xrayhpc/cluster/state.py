@@ -178,7 +178,11 @@ def _failure_reason(info: dict[str, str], progress: Progress | None) -> tuple[st
 
 
 def reconcile(
-    folder: Path, fingerprint: str | None, record: JobRecord | None, info: dict[str, str] | None, now: float
+    folder: Path,
+    fingerprints: tuple[str, ...] | None,
+    record: JobRecord | None,
+    info: dict[str, str] | None,
+    now: float,
 ) -> Row:
     """The one place where files, record and scheduler become a state.
 
@@ -193,14 +197,14 @@ def reconcile(
         unreadable = unreadable or check(JobRecord, folder / JOB)[1]
     if not found.newer:
         unreadable = found.problem or unreadable
-    if progress and fingerprint and progress.fingerprint not in ("", fingerprint):
+    if progress and fingerprints and progress.fingerprint not in ("", *fingerprints):
         progress = None
-    if record and fingerprint and record.fingerprint != fingerprint:
+    if record and fingerprints and record.fingerprint not in fingerprints:
         record = None
     if record and progress and not _same_job(progress, record):
         progress = None  # left by an earlier submission: it says nothing of this one
     row = _row(folder, record, progress, info)
-    if metrics and (not fingerprint or metrics.experiment["fingerprint"] == fingerprint):
+    if metrics and (not fingerprints or metrics.experiment["fingerprint"] in fingerprints):
         row.state = "done"
         row.accuracy = metrics.test["accuracy"]
         row.elapsed_s = metrics.timing["total"]
@@ -280,8 +284,9 @@ def _cause(row: Row, progress: Progress | None) -> str:
     return "user" if failed and progress.error_kind == "user" else ""
 
 
-def collect(root: Path, expected: dict[str, str] | None = None) -> tuple[list[Row], str]:
-    """Rows for the experiments of a grid ({id: fingerprint}) or for every result folder."""
+def collect(root: Path, expected: dict[str, tuple[str, ...]] | None = None) -> tuple[list[Row], str]:
+    """Rows for the experiments of a grid ({id: the fingerprints a finished run may carry}, see
+    Experiment.fingerprints) or for every result folder."""
     folders = [root / eid for eid in expected] if expected is not None else experiment_folders(root)
     fingerprints = expected or {}
     records = {f.name: r for f in folders if (r := read_record(f))}

@@ -139,7 +139,7 @@ def main(argv: list[str] | None = None) -> int:
     expected = None
     if args.grid:
         expected = {
-            e.id: e.fingerprint
+            e.id: e.fingerprints
             for e in select(load_grid(Path(args.grid), parse_overrides(args.set), args.data), args.only)
         }
     elif not root.is_dir():

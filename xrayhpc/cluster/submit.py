@@ -27,11 +27,12 @@ from typing import Any
 from rich.console import Console
 from rich.text import Text
 
+from xrayhpc import sitefiles
 from xrayhpc.cluster import jobstart
 from xrayhpc.cluster.lock import results_lock
 from xrayhpc.cluster.profile import Profile, load_profile, missing_project
 from xrayhpc.cluster.requeue import ExperimentJob
-from xrayhpc.cluster.sge import SgeExecutor, submit_command
+from xrayhpc.cluster.sge import SgeExecutor, script_path_problem, submit_command, template_path
 from xrayhpc.cluster.state import FAILURES, Row, collect, pid_alive
 from xrayhpc.errors import UserError, cli
 from xrayhpc.experiment import Experiment, load_grid, parse_overrides, select
@@ -73,7 +74,7 @@ def plan(
     retry: bool = False,
 ) -> tuple[list[Decision], str]:
     """What to do with each experiment, from the same reconciled state that `xrayhpc.cluster.status` shows."""
-    rows, warning = collect(root, {e.id: e.fingerprint for e in experiments})
+    rows, warning = collect(root, {e.id: e.fingerprints for e in experiments})
     return [
         Decision(exp, *decide(row, force, max_attempts, retry))
         if is_folder(root / exp.id) or not os.path.lexists(root / exp.id)
@@ -181,6 +182,7 @@ def _record(batch: list[Decision], jobs: list[Any], executor: str, root: Path) -
         folder = root / d.exp.id
         # an array's one script lives with its first job's id
         script = JobPaths(job_folder(root), job_id=job.job_id.split("_")[0]).submission_file
+        _private(job.paths.submitted_pickle)
         write_record(
             folder,
             JobRecord(
@@ -196,6 +198,12 @@ def _record(batch: list[Decision], jobs: list[Any], executor: str, root: Path) -
         d.settle("submitted", f"job {job.job_id}")
 
 
+def _private(path: Path) -> None:
+    """0600: the private folder already keeps others out; the file says so too, whatever the umask."""
+    with contextlib.suppress(OSError):  # a job that already started and requeued may have moved it
+        os.chmod(path, 0o600)
+
+
 def run_local(batch: list[Decision], root: Path, console: Console) -> None:
     """One at a time on this machine, through submitit's local executor (training wants every core)."""
     folder = job_folder(root)
@@ -204,6 +212,7 @@ def run_local(batch: list[Decision], root: Path, console: Console) -> None:
     for d in batch:
         with Held([signal.SIGINT]):
             job = executor.submit(ExperimentJob(), d.exp, str(root))
+            _private(job.paths.submitted_pickle)
             write_record(
                 root / d.exp.id,
                 JobRecord(
@@ -253,7 +262,6 @@ def _wait_for(job: Any, folder: Path, timeout_s: float = 30) -> None:
 def dry_run(batches: dict[str, list[Decision]], profile: Profile, root: Path, console: Console) -> None:
     """Write and print the exact job scripts and qsub lines; submit and record nothing."""
     out = root / "dry-run"
-    out.mkdir(parents=True, exist_ok=True)
     for device, batch in batches.items():
         executor = cluster_executor("sge", device, profile, job_folder(root), f"xrayhpc-{device}")
         script, text = out / f"{device}.sh", executor.script(len(batch))
@@ -331,6 +339,10 @@ def main(argv: list[str] | None = None) -> int:
     root = results_root(args.results)
     if args.max_attempts < 1:
         raise UserError(f"--max-attempts {args.max_attempts}: give 1 or more")
+    if kind != "local" and (problem := script_path_problem(root)):
+        raise UserError(problem)
+    for note in sitefiles.overrides([profile.path, sitefiles.find("jobs", args.grid, ".toml"), template_path()]):
+        console.print(Text(note, style="yellow"))
     with results_lock(root, args.wait, lambda m: console.print(Text(m, style="yellow"))):
         decisions, warning = plan(experiments, root, args.force, args.max_attempts, args.retry)
         if warning:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from xrayhpc.cluster.state import collect
@@ -20,7 +21,8 @@ from xrayhpc.report.tables import (
     usage_table,
 )
 from xrayhpc.report.writers import Section
-from xrayhpc.schema import AUDIT, audit_tables, read_json
+from xrayhpc.safefiles import is_regular
+from xrayhpc.schema import read_audit
 
 IMAGES = (
     ("tsne-train.png", "t-SNE, training folder"),
@@ -58,7 +60,9 @@ def build(root: Path) -> tuple[list[Section], list[str], str]:
         sections.append(
             Section("Not finished", "Experiments without a complete result, with their state.", state_table(pending))
         )
-    return sections + audit_sections(results) + gallery(results), list(skipped.values()), warning
+    notes: list[str] = []
+    extra = audit_sections(results, notes) + gallery(results, notes)
+    return sections + extra, [*skipped.values(), *notes], warning
 
 
 def task_sections(task: str, results: list[Result], groups: list[Group]) -> list[Section]:
@@ -122,28 +126,38 @@ def timing_section(results: list[Result], chart: Path) -> Section:
     )
 
 
-def gallery(results: list[Result]) -> list[Section]:
-    """Every run's t-SNE, curves and confusion matrix (or why there is no t-SNE)."""
+def gallery(results: list[Result], notes: list[str]) -> list[Section]:
+    """Every run's t-SNE, curves and confusion matrix (or why there is no t-SNE). Only regular files
+    inside the result folder are shown (the HTML embeds them): a link or a folder in an image's place
+    is named in `notes` and left alone."""
     out = []
     for r in sorted(results, key=lambda r: r.id):
-        images = [(r.folder / name, f"{r.id}: {caption}") for name, caption in IMAGES if (r.folder / name).exists()]
+        present = [(r.folder / name, caption) for name, caption in IMAGES if os.path.lexists(r.folder / name)]
+        notes += [f"{path}: is not a regular file (a link?); left out of the report" for path, _ in present
+                  if not is_regular(path)]  # fmt: skip
+        images = [(path, f"{r.id}: {caption}") for path, caption in present if is_regular(path)]
         if images:
             note = r.metrics.tsne
             out.append(Section(f"Gallery: {r.id}", f"t-SNE {note}." if isinstance(note, str) else "", None, images))
     return out
 
 
-def audit_sections(results: list[Result]) -> list[Section]:
-    """What the files say, from each metadata baseline's audit of its task folder."""
+def audit_sections(results: list[Result], notes: list[str]) -> list[Section]:
+    """What the files say, from each metadata baseline's audit of its task folder (one that cannot be
+    read is named in `notes`)."""
     out = []
     for r in sorted(results, key=lambda r: r.id):
-        audit = read_json(r.folder / AUDIT) if r.exp["backbone"] == "metadata" else None
-        if isinstance(audit, dict):
+        if r.exp["backbone"] != "metadata":
+            continue
+        audit, tables, problem = read_audit(r.folder)
+        if problem:
+            notes.append(f"{problem}, left out")
+        if audit is not None:
             text = (
                 f"From {r.id}: formats, colour modes, images whose channels differ by more than "
                 f"{audit['colour_levels']:g} levels, sizes; duplicates by identical bytes or perceptual hashes."
             )
-            for i, (title, header, body) in enumerate(audit_tables(audit)):
+            for i, (title, header, body) in enumerate(tables):
                 table = ([FileOnly(h) for h in header], body)  # python -m xrayhpc.audit prints it on a terminal
                 out.append(Section(f"Dataset audit, {title}", "" if i else text, table))
     return out

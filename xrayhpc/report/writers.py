@@ -12,6 +12,7 @@ from rich.text import Text
 
 from xrayhpc.render import html_table, markdown, terminal
 from xrayhpc.report.tables import FileOnly
+from xrayhpc.safefiles import read_bytes
 
 
 @dataclass
@@ -49,7 +50,7 @@ def to_html(sections: list[Section], skipped: list[str]) -> str:
         if s.images:
             figures = "".join(
                 f'<figure><img alt="{html.escape(c)}" src="data:image/png;base64,'
-                f'{base64.b64encode(p.read_bytes()).decode()}"><figcaption>{html.escape(c)}</figcaption></figure>'
+                f'{base64.b64encode(read_bytes(p)).decode()}"><figcaption>{html.escape(c)}</figcaption></figure>'
                 for p, c in s.images
             )
             body.append(f'<div class="gallery">{figures}</div>')

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -17,8 +16,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from xrayhpc.datadigest import cache_dir
 from xrayhpc.errors import UserError
-from xrayhpc.schema import write_atomic
+from xrayhpc.safefiles import write_atomic
 
 # flow_from_directory's list, compared in lower case as Keras does
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".ppm", ".tif", ".tiff")
@@ -52,14 +52,6 @@ class Dataset:
             name: {c: int(np.sum(split.labels == i)) for i, c in enumerate(self.classes)}
             for name, split in (("train", self.train), ("val", self.val), ("test", self.test))
         }
-
-
-def cache_dir() -> Path:
-    """Decoded images live here: $XRAYHPC_CACHE, else $XDG_CACHE_HOME/xrayhpc, else ~/.cache."""
-    if os.environ.get("XRAYHPC_CACHE"):
-        return Path(os.environ["XRAYHPC_CACHE"])
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base) / "xrayhpc"
 
 
 def list_images(folder: Path) -> list[Path]:

@@ -102,15 +102,18 @@ class Run:
 
 
 def run_experiment(exp: Experiment, results: str | Path | None = None, tty: bool | None = None) -> Path:
-    """Train, evaluate and write the result folder; returns it. Raises UserError on bad input."""
-    device.configure(exp.device)
+    """Train, evaluate and write the result folder; returns it. Raises UserError on bad input.
+
+    A result folder or log that is a link is refused before anything is written.
+    """
     folder = results_root(results) / exp.id
     folder.mkdir(parents=True, exist_ok=True)
     if not is_folder(folder):
         raise UserError(f"{folder}: is a symbolic link, not a result folder; it is left alone (remove it to run)")
-    progress = ProgressFile(folder, exp)
-    progress.write("running", "starting")
+    device.configure(exp.device)
     with RunLog(folder / LOG, exp.id, tty) as log:
+        progress = ProgressFile(folder, exp)
+        progress.write("running", "starting")
         checkpoint = Checkpoint(folder, exp.fingerprint, exp.save_every_s, log)
         try:
             return _run(Run(exp, folder, progress, log, checkpoint))
