@@ -2,8 +2,9 @@
 `requeue.ExperimentJob`, the callable a job runs.
 
     sge       submitit's Grid Engine plugin: job script, qsub, the qstat/qacct watcher
+    jobstart  every job's first step: the private job folder checked before anything is unpickled
     profile   site profiles (qsub/*.toml): project, GPU request, modules, variables passed
-    jobs      job.json records;  lock: one dispatcher per results folder
+    lock      one dispatcher per results folder (the lock file never through a link)
     requeue   the requeueable job
     submit    the dispatcher: `python -m xrayhpc.submit`
     state     each experiment's state from its folder and the scheduler
