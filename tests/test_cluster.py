@@ -118,8 +118,8 @@ def test_cpu_experiments_run_as_one_array_and_finish(smoke: tuple[Path, dict[str
         metrics = read_metrics(results / exp)
         assert metrics is not None, exp
         record = read_record(results / exp)
-        assert metrics.environment["scheduler_job_id"] == record.job_id.split("_")[0]
-        assert metrics.environment["scheduler_task_id"] == str(record.task_index + 1)
+        assert metrics.environment.scheduler_job_id == record.job_id.split("_")[0]
+        assert metrics.environment.scheduler_task_id == str(record.task_index + 1)
         assert Path(record.script).is_file() and "#$ -t 1-2" in Path(record.script).read_text()
 
 

@@ -22,5 +22,5 @@ def test_the_demo_grid_learns_both_tasks(tmp_path: Path) -> None:
     assert sorted(e.id for e in experiments) == sorted(FLOOR)
     for exp in experiments:
         metrics = read_metrics(run_experiment(exp, tmp_path / "results", tty=False))
-        assert metrics.test["accuracy"] >= FLOOR[exp.id], (exp.id, metrics.test["accuracy"])
-        assert metrics.test["count"] == 20 * (1 if exp.task == "binary" else 2)
+        assert metrics.test.accuracy >= FLOOR[exp.id], (exp.id, metrics.test.accuracy)
+        assert metrics.test.count == 20 * (1 if exp.task == "binary" else 2)

@@ -94,7 +94,7 @@ def test_warned_job_saves_requeues_and_ends_like_an_uninterrupted_run(tmp_path: 
     whole = read_metrics(run_experiment(exp, tmp_path / "whole", tty=False))
     for a, b in zip(curves(whole), curves(metrics), strict=True):
         assert a == pytest.approx(b, abs=1e-5)
-    assert metrics.test["predictions"] == whole.test["predictions"]
+    assert metrics.test.predictions == whole.test.predictions
 
 
 def test_killed_worker_resumes_from_its_last_epoch_on_the_next_submit(tmp_path: Path, synthetic: Path) -> None:

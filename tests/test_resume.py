@@ -63,8 +63,8 @@ def test_resumed_run_ends_like_an_uninterrupted_one(
     for a, b in zip(curves(whole), curves(resumed), strict=True):
         assert a == pytest.approx(b, abs=1e-5)
     assert resumed.best_epoch == whole.best_epoch
-    assert resumed.test["loss"] == pytest.approx(whole.test["loss"], abs=1e-5)
-    assert resumed.test["predictions"] == whole.test["predictions"]
+    assert resumed.test.loss == pytest.approx(whole.test.loss, abs=1e-5)
+    assert resumed.test.predictions == whole.test.predictions
     assert not (folder / FILE).exists(), "the checkpoint goes once the result is complete"
 
 

@@ -8,12 +8,14 @@ with a type here, written and read only through it:
     progress.json   Progress: where a running worker is, rewritten at each phase and epoch
     job.json        JobRecord: what the dispatcher submitted, written once the scheduler accepted it
 
-A reader gets a record or None (absent, damaged, another schema version, a key missing), never a
-half-checked dict; `check_metrics` also says why a metrics.json was left out.
+A reader gets a record or None (absent, damaged, another schema version, a key missing, a value
+of the wrong kind or out of range, anywhere inside), never a half-checked dict; `check_metrics`,
+`check` and `read_audit` also say why a file was left out.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
 import json
@@ -24,10 +26,12 @@ import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar, TypeVar
+from typing import Any, TypeVar
 
 from xrayhpc.safefiles import UnsafeFile, is_folder, is_regular, read_bytes, write_atomic
 
+# Bumped only for a change that a reader of the previous version would misread: a field added
+# later is optional (readers accept its absence, and a reader leaves out a key it does not know).
 SCHEMA_VERSION = 1
 R = TypeVar("R")
 METRICS = "metrics.json"
@@ -105,45 +109,62 @@ NUMBER = (0, 2**53)
 RANGES = {"pid": (1, 2**22), "attempt": (1, 10**6), "run": (1, 10**6), "requeues": (0, 10**6)}
 
 
-def _fields(cls: type, data: Any, path: Path) -> dict[str, Any]:
-    """The record's fields from a parsed file: every field without a default present, with its type."""
+def _fields(cls: type, data: Any, path: Path, prefix: str = "") -> dict[str, Any]:
+    """The record's fields from a parsed object, each checked against its annotation (records inside
+    it built too); a field without a default must be there; a key the record does not know is left
+    out (a later writer of the same version may add fields)."""
     if not isinstance(data, dict):
-        raise SchemaError(f"{path}: damaged (not a JSON object)")
-    missing = [f.name for f in dataclasses.fields(cls) if f.name not in data and _required(f)]
+        raise SchemaError(f"{path}: {prefix.rstrip('.')} is {type(data).__name__}, not dict" if prefix else
+                          f"{path}: damaged (not a JSON object)")  # fmt: skip
+    missing = [f"{prefix}{f.name}" for f in dataclasses.fields(cls) if f.name not in data and _required(f)]
     if missing:
         raise SchemaError(f"{path}: incomplete (no {', '.join(missing)})")
-    out = {f.name: data[f.name] for f in dataclasses.fields(cls) if f.name in data}
-    for name, value in out.items():
-        _check_value(f"{path}: {name}", value, _kinds(cls)[name], RANGES.get(name, NUMBER))
-    return out
+    hints = _hints(cls)
+    return {
+        f.name: _convert(data[f.name], hints[f.name], path, f"{prefix}{f.name}", RANGES.get(f.name, NUMBER))
+        for f in dataclasses.fields(cls)
+        if f.name in data
+    }
 
 
-def _check_value(where: str, value: Any, kinds: tuple[type, ...], bounds: tuple[float, float] = NUMBER) -> None:
-    """`value` is of one of `kinds` (JSON's: a bool is no number) and, if a number, finite within `bounds`."""
-    number = isinstance(value, int | float) and not isinstance(value, bool)
-    if not isinstance(value, kinds) or (isinstance(value, bool) and bool not in kinds):
-        names = " or ".join("null" if k is type(None) else k.__name__ for k in kinds)
-        raise SchemaError(f"{where} is {type(value).__name__}, not {names}")
+def _convert(value: Any, hint: Any, path: Path, name: str, bounds: tuple[float, float] = NUMBER) -> Any:
+    """`value` as JSON holds a `hint` (a bool is no number; numbers finite, within `bounds`), a
+    record built where the hint is one; else SchemaError naming the file and the dotted key."""
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if hint is Any:
+        return value
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        kinds = [a for a in args if a is not type(None)]
+        for kind in kinds[:-1]:
+            with contextlib.suppress(SchemaError):
+                return _convert(value, kind, path, name, bounds)
+        return _convert(value, kinds[-1], path, name, bounds)
+    if dataclasses.is_dataclass(hint):
+        return hint(**_fields(hint, value, path, f"{name}."))
+    kind = origin or hint
+    number = kind in (int, float) and isinstance(value, int | float) and not isinstance(value, bool)
+    if not (number and (kind is float or isinstance(value, int))) and (
+        not isinstance(value, kind) or (isinstance(value, bool) and kind is not bool)
+    ):
+        raise SchemaError(f"{path}: {name} is {type(value).__name__}, not {_shown(hint)}")
     if number and not (math.isfinite(value) and bounds[0] <= value <= bounds[1]):
-        raise SchemaError(f"{where} = {value!r} is out of range ({bounds[0]} to {bounds[1]})")
+        raise SchemaError(f"{path}: {name} = {value!r} is out of range ({bounds[0]} to {bounds[1]})")
+    if kind is dict and args:
+        return {k: _convert(v, args[1], path, f"{name}.{k}") for k, v in value.items()}
+    if kind is list and args:
+        return [_convert(v, args[0], path, f"{name}[{i}]") for i, v in enumerate(value)]
+    return value
+
+
+def _shown(hint: Any) -> str:
+    return getattr(typing.get_origin(hint) or hint, "__name__", str(hint))
 
 
 @functools.cache
-def _kinds(cls: type) -> dict[str, tuple[type, ...]]:
-    """What each field's value may be in JSON, from its annotation: `dict[str, Any]` a dict, `str |
-    None` a str or null, a float an int or a float."""
-    return {name: _json_kinds(hint) for name, hint in typing.get_type_hints(cls).items()}
-
-
-def _json_kinds(hint: Any) -> tuple[type, ...]:
-    if hint is None:
-        return (type(None),)
-    if typing.get_origin(hint) in (typing.Union, types.UnionType):
-        return tuple(k for arg in typing.get_args(hint) for k in _json_kinds(arg))
-    origin = typing.get_origin(hint) or hint
-    if origin is float:
-        return (int, float)
-    return (origin,) if isinstance(origin, type) else (object,)
+def _hints(cls: type) -> dict[str, Any]:
+    return typing.get_type_hints(cls)
 
 
 def check(cls: type[R], path: Path) -> tuple[R | None, str]:
@@ -167,22 +188,76 @@ def _required(f: dataclasses.Field[Any]) -> bool:
 
 
 @dataclass(frozen=True)
+class Scores:
+    """metrics.json `test`: the scores on the test set (study/evaluate.test_metrics builds them)."""
+
+    accuracy: float
+    correct: int
+    count: int
+    loss: float | None = None
+    macro_f1: float | None = None
+    roc_auc: float | None = None  # None where a class is absent from the test labels
+    per_class: dict[str, dict[str, float]] = field(default_factory=dict)  # precision, recall, f1, support
+    confusion: list[list[int]] = field(default_factory=list)
+    predictions: list[int] = field(default_factory=list)
+    labels: list[int] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Timing:
+    """metrics.json `timing`: seconds per phase (PHASES), in all, and the training's rates."""
+
+    total: float
+    load: float = 0.0
+    features: float = 0.0
+    train: float = 0.0
+    evaluate: float = 0.0
+    tsne: float = 0.0
+    train_breakdown: dict[str, float] = field(default_factory=dict)  # features, augment, fit
+    seconds_per_epoch: float = 0.0
+    train_images_per_second: float = 0.0
+
+    def seconds(self, phase: str) -> float:
+        """One of PHASES."""
+        return float(getattr(self, phase))
+
+
+@dataclass(frozen=True)
+class Environment:
+    """metrics.json `environment`: where and how the run happened (study/device.environment)."""
+
+    host: str
+    device_requested: str = ""
+    device_used: str = ""
+    gpu_name: str | None = None
+    cpu_model: str | None = None
+    cpu_count: int | None = None
+    slots: int | None = None
+    scheduler_job_id: str | None = None
+    scheduler_task_id: str | None = None
+    python: str = ""
+    keras: str | None = None  # None: the run used no Keras (the metadata baseline)
+    backend: str | None = None
+    tensorflow: str | None = None
+    jax: str | None = None
+
+
+@dataclass(frozen=True)
 class Metrics:
-    """metrics.json: one complete run. `test`, `timing` and `environment` keep their open sections
-    (per-class figures, phases, the machine); the keys every reader relies on are checked on read."""
+    """metrics.json: one complete run, every section a typed record checked whole on read."""
 
     id: str
-    experiment: dict[str, Any]  # the settings, with id and fingerprint
+    experiment: dict[str, Any]  # the settings, with id and fingerprint (checked as an Experiment)
     classes: list[str]
     counts: dict[str, dict[str, int]]  # images per split and class
     model: dict[str, Any]
     path: str  # plain | head-only | metadata
-    history: list[dict[str, Any]]  # one entry per epoch
+    history: list[dict[str, Any]]  # one entry per epoch: losses, accuracies (NaN where training diverged), seconds
     epochs_run: int
     best_epoch: int
-    test: dict[str, Any]  # accuracy, count, correct, loss, confusion, predictions, per class
-    timing: dict[str, Any]  # seconds per PHASES entry, total, train breakdown, images per second
-    environment: dict[str, Any]  # host, device, backend, CPU and GPU, slots
+    test: Scores
+    timing: Timing
+    environment: Environment
     finished: float
     skipped_images: list[dict[str, str]] = field(default_factory=list)  # file and reason
     runs: int = 1
@@ -191,21 +266,9 @@ class Metrics:
     tsne: str | None = None  # why there is no t-SNE, where there is none
     schema_version: int = SCHEMA_VERSION
 
-    # The inner keys that readers use, with what each may be: every one of REQUIRED must be there;
-    # the others, written by some versions, may be absent.
-    INNER: ClassVar = {
-        "test": {"accuracy": float, "count": int, "correct": int, "loss": float | None, "roc_auc": float | None,
-                 "per_class": dict, "predictions": list, "confusion": list},
-        "timing": {"total": float, **dict.fromkeys(PHASES, float), "seconds_per_epoch": float,
-                   "train_images_per_second": float},
-        "environment": {"host": str, "device_used": str, "gpu_name": str | None, "cpu_model": str | None,
-                        "slots": int | None, "cpu_count": int | None},
-    }  # fmt: skip
-    REQUIRED: ClassVar = {"test": ("accuracy", "count", "correct"), "timing": ("total",), "environment": ("host",)}
-
     @classmethod
     def from_json(cls, data: Any, path: Path) -> Metrics:
-        """Checked whole: its version, each field's kind, the inner keys readers use and the settings."""
+        """Checked whole: its version, every field and record inside it, and the settings."""
         version = data.get("schema_version") if isinstance(data, dict) else None
         if isinstance(version, int) and not isinstance(version, bool) and version > SCHEMA_VERSION:
             raise NewerSchema(
@@ -214,19 +277,11 @@ class Metrics:
             )
         if version != SCHEMA_VERSION:
             raise SchemaError(f"{path}: schema_version {version!r} is not one this xrayhpc reads ({SCHEMA_VERSION})")
-        fields = _fields(cls, data, path)
-        for section, keys in cls.INNER.items():
-            missing = [k for k in cls.REQUIRED.get(section, ()) if k not in fields[section]]
-            if missing:
-                raise SchemaError(f"{path}: incomplete (no {', '.join(f'{section}.{k}' for k in missing)})")
-            for key, kind in keys.items():
-                if key in fields[section]:
-                    _check_value(f"{path}: {section}.{key}", fields[section][key], _json_kinds(kind))
-        test = fields["test"]
-        if test["accuracy"] > 1 or test["correct"] > test["count"]:
+        metrics = cls(**_fields(cls, data, path))
+        if metrics.test.accuracy > 1 or metrics.test.correct > metrics.test.count:
             raise SchemaError(f"{path}: test.accuracy or test.correct is out of range")
-        _check_settings(fields["experiment"], path)
-        return cls(**fields)
+        _check_settings(metrics.experiment, path)
+        return metrics
 
     @property
     def images(self) -> dict[str, int]:
@@ -377,7 +432,7 @@ def read_audit(folder: Path) -> tuple[dict[str, Any] | None, list[tuple[str, lis
         return None, [], problem
     try:
         tables = audit_tables(task)
-        _check_value(f"{path}: colour_levels", task["colour_levels"], (int, float))
+        _convert(task["colour_levels"], float, path, "colour_levels")
     except (KeyError, TypeError, ValueError, AttributeError, IndexError) as err:
         detail = f"no {err}" if isinstance(err, KeyError) else str(err)
         return None, [], f"{path}: incomplete or mistyped ({detail})"

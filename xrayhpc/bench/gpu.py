@@ -8,6 +8,7 @@ end with the report's settings. `make bench` skips this part where no GPU is vis
 
 from __future__ import annotations
 
+import dataclasses
 import subprocess
 import sys
 from pathlib import Path
@@ -74,9 +75,9 @@ def bench_gpu(cases: dict[str, Experiment], workdir: Path, device: str = "gpu") 
             "augment": exp.augment,
             "images": metrics.images,
             **run,
-            "phases": metrics.timing,
-            "accuracy": metrics.test["accuracy"],
-            "device_used": metrics.environment["device_used"],
+            "phases": dataclasses.asdict(metrics.timing),
+            "accuracy": metrics.test.accuracy,
+            "device_used": metrics.environment.device_used,
         }
     return {"device": used, "published_s": PUBLISHED_SECONDS[("binary", "vgg16")], "target_s": TARGET_S, "runs": runs}
 

@@ -60,7 +60,7 @@ def bench_neighbour(data: Path, epochs: int, workdir: Path) -> dict[str, Any]:
         neighbour.send_signal(signal.SIGTERM)
         neighbour.wait(timeout=60)
     phases = {
-        name: {"alone": metrics_alone["timing"][name], "beside": metrics_beside["timing"][name]}
+        name: {"alone": getattr(metrics_alone.timing, name), "beside": getattr(metrics_beside.timing, name)}
         for name in (*PHASES, "total")
     }
     for p in phases.values():

@@ -60,12 +60,12 @@ def bench_precision(data: Path, epochs: int, workdir: Path) -> dict[str, Any]:
                 "binary", "vgg16", data, epochs=epochs, augment=False, seed=seed, precision=precision
             )
             run, metrics = run_worker(exp, workdir, f"{precision}-{seed}")
-            predictions[precision] = metrics.test["predictions"]
+            predictions[precision] = metrics.test.predictions
             out["runs"][f"{seed} {precision}"] = {
                 "wall_s": run["wall_s"],
-                "features_s": metrics.timing["features"],
-                "accuracy": metrics.test["accuracy"],
-                "loss": metrics.test["loss"],
+                "features_s": metrics.timing.features,
+                "accuracy": metrics.test.accuracy,
+                "loss": metrics.test.loss,
             }
         same = np.mean(np.array(predictions["float32"]) == np.array(predictions["bfloat16"]))
         out["runs"][f"{seed} bfloat16"]["agreement"] = round(float(same), 3)

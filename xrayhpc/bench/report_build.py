@@ -11,7 +11,7 @@ from typing import Any
 from xrayhpc.experiment import Experiment
 from xrayhpc.render import markdown
 from xrayhpc.report.cli import main as report_main
-from xrayhpc.schema import Metrics
+from xrayhpc.schema import Environment, Metrics, Scores, Timing
 
 
 def synthetic_result(root: Path, exp: Experiment, total: float, correct: int, count: int) -> Metrics:
@@ -32,36 +32,35 @@ def synthetic_result(root: Path, exp: Experiment, total: float, correct: int, co
         best_epoch=exp.epochs,
         history=[],
         finished=0.0,
-        test={
-            "loss": 0.31,
-            "accuracy": correct / count,
-            "correct": correct,
-            "count": count,
-            "macro_f1": 0.8,
-            "roc_auc": 0.9,
-            "per_class": {
+        test=Scores(
+            loss=0.31,
+            accuracy=correct / count,
+            correct=correct,
+            count=count,
+            macro_f1=0.8,
+            roc_auc=0.9,
+            per_class={
                 c: {"precision": 0.8, "recall": 0.5 + i / 10, "f1": 0.7, "support": 9} for i, c in enumerate(classes)
             },
-            "confusion": [[0] * len(classes)] * len(classes),
-            "predictions": [],
-        },
-        timing={
-            "load": 1.0,
-            "features": total * 0.2,
-            "train": total * 0.7,
-            "evaluate": 0.5,
-            "tsne": 1.5,
-            "total": total,
-            "seconds_per_epoch": total * 0.7 / exp.epochs,
-            "train_images_per_second": 104 * exp.epochs / (total * 0.7),
-        },
-        environment={
-            "host": "scc-x01",
-            "gpu_name": "Tesla V100" if exp.device == "gpu" else None,
-            "cpu_model": "Xeon Gold",
-            "slots": 4,
-            "cpu_count": 28,
-        },
+            confusion=[[0] * len(classes)] * len(classes),
+        ),
+        timing=Timing(
+            load=1.0,
+            features=total * 0.2,
+            train=total * 0.7,
+            evaluate=0.5,
+            tsne=1.5,
+            total=total,
+            seconds_per_epoch=total * 0.7 / exp.epochs,
+            train_images_per_second=104 * exp.epochs / (total * 0.7),
+        ),
+        environment=Environment(
+            host="scc-x01",
+            gpu_name="Tesla V100" if exp.device == "gpu" else None,
+            cpu_model="Xeon Gold",
+            slots=4,
+            cpu_count=28,
+        ),
     )
     metrics.write(root / exp.id)
     return metrics

@@ -106,9 +106,9 @@ def compare(cases: dict[str, Experiment], workdir: Path) -> dict[str, Any]:
         ours, metrics = run_worker(exp, workdir, str(n))
         counts = metrics.images
         ours.update(
-            phases=metrics.timing,
-            accuracy=metrics.test["accuracy"],
-            loss=metrics.test["loss"],
+            phases=dataclasses.asdict(metrics.timing),
+            accuracy=metrics.test.accuracy,
+            loss=metrics.test.loss,
             backbone_passes=backbone_passes(counts, exp, template=False),
         )
         print(f"bench: {label}: the course template ...", flush=True)
@@ -240,7 +240,7 @@ def bench_scaling(data: Path, epochs: int, workdir: Path, factors: tuple[int, ..
         exp = report_experiment("binary", "vgg16", view, epochs=epochs, augment=False)
         print(f"bench: scaling x{k} ...", flush=True)
         run, metrics = run_worker(exp, workdir, f"x{k}")
-        run.update(images=sum(metrics.images.values()), phases=metrics.timing)
+        run.update(images=sum(metrics.images.values()), phases=dataclasses.asdict(metrics.timing))
         out["factors"][str(k)] = run
     return out
 

@@ -206,10 +206,10 @@ def reconcile(
     row = _row(folder, record, progress, info)
     if metrics and (not fingerprints or metrics.experiment["fingerprint"] in fingerprints):
         row.state = "done"
-        row.accuracy = metrics.test["accuracy"]
-        row.elapsed_s = metrics.timing["total"]
+        row.accuracy = metrics.test.accuracy
+        row.elapsed_s = metrics.timing.total
         row.epoch = row.epochs = metrics.epochs_run
-        row.host = metrics.environment["host"]
+        row.host = metrics.environment.host
         return row
     if found.newer:
         row.state, row.reason = "done", NEWER

@@ -30,11 +30,11 @@ def timing_png(rows: list[dict[str, Any]], path: Path) -> bool:
     bottom = np.zeros(len(bars))
     colours = plt.get_cmap("tab10")
     for i, phase in enumerate(PHASES):
-        values = np.array([row[device].get(phase, 0.0) for row, device in bars])
+        values = np.array([row[device].seconds(phase) for row, device in bars])
         ax.bar(x, values, bottom=bottom, color=colours(i), label=phase)
         bottom += values
     for xi, top, (row, device) in zip(x, bottom, bars, strict=True):
-        ax.text(xi, top, f"{row[device]['total']:.0f} s total", ha="center", va="bottom", fontsize=8)
+        ax.text(xi, top, f"{row[device].total:.0f} s total", ha="center", va="bottom", fontsize=8)
     marked = [(xi, row["published"][device]) for xi, (row, device) in zip(x, bars, strict=True) if row.get("published")]
     if marked:
         ax.scatter(

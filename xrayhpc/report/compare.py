@@ -76,7 +76,7 @@ def comparison_rows(results: list[Result], task: str) -> list[dict[str, Any]]:
     rows = []
     for r in sorted((r for r in results if r.exp["task"] == task), key=lambda r: (role(r.exp) != "study", r.id)):
         test = r.metrics.test
-        low, high = wilson(test["correct"], test["count"])
+        low, high = wilson(test.correct, test.count)
         published, differs = reference(r.exp)
         facts = r.exp["backbone"] == "metadata"
         rows.append(
@@ -89,17 +89,17 @@ def comparison_rows(results: list[Result], task: str) -> list[dict[str, Any]]:
                 "augment": "–" if facts else "on" if r.exp["augment"] else "off",
                 "weights": "–" if facts else r.exp["weights"] if r.exp["weights"] in ("imagenet", "none") else "file",
                 "device": r.exp["device"],
-                "accuracy": test["accuracy"],
+                "accuracy": test.accuracy,
                 "ci": (low, high),
-                "loss": test["loss"],
-                "macro_f1": test["macro_f1"],
-                "roc_auc": test["roc_auc"],
-                "recall": {c: v["recall"] for c, v in test["per_class"].items()},
+                "loss": test.loss,
+                "macro_f1": test.macro_f1,
+                "roc_auc": test.roc_auc,
+                "recall": {c: v.get("recall") for c, v in test.per_class.items()},
                 "epochs": r.metrics.epochs_run,
                 "best_epoch": r.metrics.best_epoch,
                 "published": published,
                 "differs": differs,
-                "diff": (test["accuracy"] - published[0], test["loss"] - published[1]) if published else None,
+                "diff": (test.accuracy - published[0], (test.loss or 0.0) - published[1]) if published else None,
             }
         )
     return rows
@@ -114,7 +114,7 @@ class Group:
     members: list[Result]
 
     def values(self, key: str) -> dict[int, float]:
-        return {r.exp["seed"]: r.metrics.test[key] for r in self.members}
+        return {r.exp["seed"]: getattr(r.metrics.test, key) for r in self.members}
 
     def summary(self, key: str) -> Summary:
         return summary(list(self.values(key).values()))
@@ -177,8 +177,8 @@ def device_pairs(results: list[Result]) -> tuple[list[tuple[Result, Result]], li
 
 def _hardware(r: Result) -> str:
     env = r.metrics.environment
-    where = env.get("gpu_name") or env.get("cpu_model") or "?"
-    return f"{where}, {env.get('slots') or env.get('cpu_count')} slot(s), {env.get('host', '?')}"
+    where = env.gpu_name or env.cpu_model or "?"
+    return f"{where}, {env.slots or env.cpu_count} slot(s), {env.host}"
 
 
 def timing_rows(pairs: list[tuple[Result, Result]]) -> list[dict[str, Any]]:
@@ -192,7 +192,7 @@ def timing_rows(pairs: list[tuple[Result, Result]]) -> list[dict[str, Any]]:
                 "gpu": g,
                 "cpu": c,
                 "published": None if differs else PUBLISHED_SECONDS.get((gpu.exp["task"], gpu.exp["backbone"])),
-                "speedup": c["total"] / g["total"] if g["total"] else float("nan"),
+                "speedup": c.total / g.total if g.total else float("nan"),
                 "gpu_hardware": _hardware(gpu),
                 "cpu_hardware": _hardware(cpu),
             }

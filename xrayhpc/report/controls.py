@@ -37,14 +37,14 @@ class Arm:
 
     @property
     def accuracy(self) -> float:
-        return sum(r.test["accuracy"] for r in self.runs) / len(self.runs)
+        return sum(r.test.accuracy for r in self.runs) / len(self.runs)
 
     def by_seed(self) -> dict[int, float]:
-        return {r.experiment["seed"]: r.test["accuracy"] for r in self.runs}
+        return {r.experiment["seed"]: r.test.accuracy for r in self.runs}
 
     def interval(self) -> tuple[float, float]:
         if len(self.runs) == 1:
-            return wilson(self.runs[0].test["correct"], self.runs[0].test["count"])
+            return wilson(self.runs[0].test.correct, self.runs[0].test.count)
         s = summary(list(self.by_seed().values()))
         return max(0.0, s.low), min(1.0, s.high)
 
@@ -55,9 +55,14 @@ def gain(study: Arm, control: Arm) -> tuple[Summary | None, str]:
     if len(study.runs) > 1 and over_seeds is not None:
         return over_seeds, f"paired over {over_seeds.n} seeds"
     a, b = study.runs[0].test, control.runs[0].test
-    if "labels" not in a or "labels" not in b or a["labels"] != b["labels"]:
+    if (
+        not a.labels
+        or a.labels != b.labels
+        or len(a.predictions) != len(a.labels)
+        or len(b.predictions) != len(b.labels)
+    ):
         return None, "no paired interval: the two were not scored on the same labelled test images"
-    right = [[int(p == y) for p, y in zip(t["predictions"], t["labels"], strict=True)] for t in (a, b)]
+    right = [[int(p == y) for p, y in zip(t.predictions, t.labels, strict=True)] for t in (a, b)]
     return summary([x - y for x, y in zip(*right, strict=True)]), f"paired over {len(right[0])} test images"
 
 

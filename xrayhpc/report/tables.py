@@ -145,11 +145,11 @@ def timing_table(rows: list[dict[str, Any]]) -> tuple[list[str], list[list[str]]
                 [
                     r["experiment"],
                     device,
-                    _f(t["total"], 1),
+                    _f(t.total, 1),
                     f"{r['published'][device]:.0f}" if r["published"] else "–",
-                    *[_f(t.get(p), 1) for p in PHASES],
-                    _f(t["seconds_per_epoch"], 2),
-                    _f(t["train_images_per_second"], 1),
+                    *[_f(t.seconds(p), 1) for p in PHASES],
+                    _f(t.seconds_per_epoch, 2),
+                    _f(t.train_images_per_second, 1),
                     f"{r['speedup']:.2f}x" if device == "gpu" else "",
                     r[f"{device}_hardware"],
                 ]

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from xrayhpc.errors import UserError
+from xrayhpc.schema import Environment
 
 GPU_INSTALL = "make install GPU=1 (pip install -e '.[gpu]') in the environment the jobs use"
 # jax[cuda12]'s wheels need compute capability 5.2 or newer (JAX's installation guide).
@@ -307,7 +308,7 @@ def cpu_model() -> str:
     return _cpuinfo("model name") or platform.processor() or platform.machine()
 
 
-def environment(device: str, used: str, backend: bool = True) -> dict[str, Any]:
+def environment(device: str, used: str, backend: bool = True) -> Environment:
     """Where and how the run happened, for metrics.json and the timing report (`backend`: with
     Keras's and the backend's versions; a run that used neither leaves them out)."""
     env: dict[str, Any] = {
@@ -323,7 +324,7 @@ def environment(device: str, used: str, backend: bool = True) -> dict[str, Any]:
         "gpu_name": used.split(": ", 1)[1] if used.startswith("gpu") else None,
     }
     if not backend:
-        return env
+        return Environment(**env)
     import keras
 
     env["keras"] = keras.__version__
@@ -336,7 +337,7 @@ def environment(device: str, used: str, backend: bool = True) -> dict[str, Any]:
         import jax
 
         env["jax"] = jax.__version__
-    return env
+    return Environment(**env)
 
 
 def _task_id() -> str | None:

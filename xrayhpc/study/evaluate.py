@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
 from sklearn.metrics import confusion_matrix, precision_recall_fscore_support, roc_auc_score
+
+from xrayhpc.schema import Scores
 
 EPSILON = 1e-7  # Keras clips probabilities the same way before taking logs
 
 
-def test_metrics(probs: np.ndarray, labels: np.ndarray, classes: list[str]) -> dict[str, Any]:
+def test_metrics(probs: np.ndarray, labels: np.ndarray, classes: list[str]) -> Scores:
     """Everything the report compares, computed once here from the saved predictions."""
     k = len(classes)
     p = np.clip(probs, EPSILON, 1 - EPSILON)
@@ -32,18 +32,18 @@ def test_metrics(probs: np.ndarray, labels: np.ndarray, classes: list[str]) -> d
         }
         for i, name in enumerate(classes)
     }
-    return {
-        "loss": float(loss),
-        "accuracy": float(np.mean(predicted == labels)),
-        "correct": int(np.sum(predicted == labels)),
-        "count": len(labels),
-        "macro_f1": float(np.mean(f1)),
-        "roc_auc": _roc_auc(probs, labels, k),
-        "per_class": per_class,
-        "confusion": confusion_matrix(labels, predicted, labels=list(range(k))).tolist(),
-        "predictions": [int(v) for v in predicted],
-        "labels": [int(v) for v in labels],
-    }
+    return Scores(
+        loss=float(loss),
+        accuracy=float(np.mean(predicted == labels)),
+        correct=int(np.sum(predicted == labels)),
+        count=len(labels),
+        macro_f1=float(np.mean(f1)),
+        roc_auc=_roc_auc(probs, labels, k),
+        per_class=per_class,
+        confusion=confusion_matrix(labels, predicted, labels=list(range(k))).tolist(),
+        predictions=[int(v) for v in predicted],
+        labels=[int(v) for v in labels],
+    )
 
 
 def _roc_auc(probs: np.ndarray, labels: np.ndarray, k: int) -> float | None:

@@ -25,7 +25,7 @@ import numpy as np
 from xrayhpc.errors import UserError, cli
 from xrayhpc.experiment import Experiment, load_grid, parse_overrides, select
 from xrayhpc.safefiles import is_folder, read_text
-from xrayhpc.schema import AUDIT, LOG, Metrics, Progress, results_root, write_json
+from xrayhpc.schema import AUDIT, LOG, Metrics, Progress, Scores, Timing, results_root, write_json
 from xrayhpc.signals import Held
 from xrayhpc.study import device
 from xrayhpc.study.checkpoint import Checkpoint
@@ -99,6 +99,10 @@ class Run:
 
     def total(self) -> float:
         return round(time.perf_counter() - self.started, 3)
+
+    def timing(self, **rates: Any) -> Timing:
+        """metrics.json's `timing`: each phase timed so far, the total up to now, and `rates`."""
+        return Timing(total=self.total(), **self.seconds, **rates)
 
 
 def run_experiment(exp: Experiment, results: str | Path | None = None, tty: bool | None = None) -> Path:
@@ -225,13 +229,11 @@ def _evaluate(run: Run, data: Dataset, models: Any, cached: dict[str, np.ndarray
 
     probs = training.predict(run.exp, models, data.test.images, cached.get("test"))
     test = evaluate.test_metrics(probs, data.test.labels, data.classes)
-    run.log(f"test accuracy {test['accuracy']:.4f} loss {test['loss']:.4f} (epoch {fitted.best_epoch} kept)")
+    run.log(f"test accuracy {test.accuracy:.4f} loss {test.loss:.4f} (epoch {fitted.best_epoch} kept)")
     return test
 
 
-def _draw(
-    run: Run, data: Dataset, models: Any, cached: dict[str, np.ndarray], fitted: Any, test: dict[str, Any]
-) -> None:
+def _draw(run: Run, data: Dataset, models: Any, cached: dict[str, np.ndarray], fitted: Any, test: Scores) -> None:
     """t-SNE over the training folder (train + validation, as the template) and the test set; curves; confusion."""
     from xrayhpc.study import plots, training
 
@@ -259,10 +261,10 @@ def _draw(
             folder / f"tsne-{name}.png",
         )
     plots.curves_png(fitted.history, fitted.best_epoch, exp.id, folder / "curves.png")
-    plots.confusion_png(test["confusion"], data.classes, f"{exp.id}: test", folder / "confusion.png")
+    plots.confusion_png(test.confusion, data.classes, f"{exp.id}: test", folder / "confusion.png")
 
 
-def _image_record(run: Run, data: Dataset, models: Any, fitted: Any, test: dict[str, Any], used: str) -> dict[str, Any]:
+def _image_record(run: Run, data: Dataset, models: Any, fitted: Any, test: Scores, used: str) -> dict[str, Any]:
     """What metrics.json holds of an image model's run, beside the settings."""
     from xrayhpc.study import training
 
@@ -282,13 +284,11 @@ def _image_record(run: Run, data: Dataset, models: Any, fitted: Any, test: dict[
         "runs": fitted.runs,
         "resumed_from": fitted.resumed_from,
         "test": test,
-        "timing": {
-            **run.seconds,
-            "total": run.total(),
-            "train_breakdown": {k: round(v, 3) for k, v in fitted.seconds.items()},
-            "seconds_per_epoch": round(epoch_seconds / max(1, epochs_run), 4),
-            "train_images_per_second": round(len(data.train) * epochs_run / max(epoch_seconds, 1e-9), 2),
-        },
+        "timing": run.timing(
+            train_breakdown={k: round(v, 3) for k, v in fitted.seconds.items()},
+            seconds_per_epoch=round(epoch_seconds / max(1, epochs_run), 4),
+            train_images_per_second=round(len(data.train) * epochs_run / max(epoch_seconds, 1e-9), 2),
+        ),
         "environment": device.environment(run.exp.device, used),
     }
 
@@ -300,7 +300,7 @@ def _finish(run: Run, parts: dict[str, Any]) -> None:
     Metrics(id=exp.id, experiment=experiment, finished=time.time(), **parts).write(run.folder)
     history = parts["history"]
     run.progress.write("done", "done", parts["epochs_run"], history[-1] if history else None)
-    run.log(f"done in {parts['timing']['total']:.1f}s: {run.folder}")
+    run.log(f"done in {parts['timing'].total:.1f}s: {run.folder}")
 
 
 def _run_metadata(run: Run) -> Path:
@@ -313,8 +313,8 @@ def _run_metadata(run: Run) -> Path:
     write_json(run.folder / AUDIT, audit.task_audit(exp.data_dir, fitted.facts))
     run.log(_images_line(fitted.counts, fitted.classes))
     test = evaluate.test_metrics(fitted.probs["test"], fitted.labels["test"], fitted.classes)
-    run.log(f"test accuracy {test['accuracy']:.4f} loss {test['loss']:.4f} from file facts alone")
-    plots.confusion_png(test["confusion"], fitted.classes, f"{exp.id}: test", run.folder / "confusion.png")
+    run.log(f"test accuracy {test.accuracy:.4f} loss {test.loss:.4f} from file facts alone")
+    plots.confusion_png(test.confusion, fitted.classes, f"{exp.id}: test", run.folder / "confusion.png")
     val = fitted.probs["val"]
     history = [{"val_accuracy": float(np.mean(val.argmax(1) == fitted.labels["val"]))}] if len(val) else []
     _finish(
@@ -332,7 +332,7 @@ def _run_metadata(run: Run) -> Path:
             "resumed_from": 0,
             "test": test,
             "tsne": "none: a model of file facts has no learned features to draw",
-            "timing": {**run.seconds, "total": run.total(), "seconds_per_epoch": 0.0, "train_images_per_second": 0.0},
+            "timing": run.timing(),
             "environment": device.environment(exp.device, f"cpu: {device.cpu_model()}", backend=False),
         },
     )
