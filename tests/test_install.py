@@ -87,7 +87,7 @@ def test_dry_run_from_another_directory_uses_the_packaged_profile_and_grid(insta
     assert out.returncode == 0, out.stderr
     script = (tmp_path / "results" / "dry-run" / "gpu.sh").read_text()
     assert "#$ -l gpu_c=6.0" in script and "module load python3/3.12.4" in script and "#$ -P ms542" in script
-    assert f"'{installed}' -u -m submitit.core._submit" in script  # the installed Python, quoted
+    assert f"'{installed}' -u -m xrayhpc.cluster.jobstart" in script  # the installed Python, quoted
 
 
 def run_python(python: Path, code: str, cwd: Path) -> subprocess.CompletedProcess[str]:

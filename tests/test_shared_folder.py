@@ -215,7 +215,7 @@ def test_a_job_refuses_a_job_folder_others_can_write(tmp_path: Path) -> None:
     planted_pickle(folder, "4242", marker)
     os.chmod(folder, 0o775)  # group-writable: any member could have put the pickle there
     out = start_job(folder, "4242")
-    assert out.returncode == 2 and "lets others in; it must be yours alone" in out.stderr, out.stderr
+    assert out.returncode == 2 and "lets others write it; it must be yours alone" in out.stderr, out.stderr
     assert not marker.exists()
 
 
@@ -558,3 +558,156 @@ def test_a_run_with_the_first_releases_fingerprint_is_still_done(tmp_path: Path)
     damage_metrics(tmp_path / exp.id / "metrics.json", {"experiment.fingerprint": legacy})
     [row] = collect(tmp_path, {exp.id: exp.fingerprints})[0]
     assert row.state == "done"
+
+
+# --- found in review: links and odd files beside the data, the job folder and the records ---------
+
+
+def test_the_data_digest_follows_what_the_loader_reads(tmp_path: Path, synthetic: Path) -> None:
+    """Class folders that are links to other images are other data; a file the loader ignores is not."""
+    from xrayhpc.datadigest import data_digest
+
+    def linked(name: str, source: Path) -> Path:
+        root = tmp_path / name / "two"
+        for split in ("train", "test"):
+            for cls in (source / split).iterdir():
+                (root / split).mkdir(parents=True, exist_ok=True)
+                (root / split / cls.name).symlink_to(cls)
+        return root
+
+    other = tmp_path / "other"
+    shutil.copytree(synthetic / "two", other / "two")
+    image = next((other / "two" / "train").rglob("*.png"))
+    shutil.copy(image, image.with_name(f"more-{image.name}"))
+    a, b = linked("a", synthetic / "two"), linked("b", other / "two")
+    assert data_digest(str(a)) == data_digest(str(synthetic / "two")) != data_digest(str(b))
+    (synthetic / "two" / "README.txt").write_text("notes\n")
+    os.mkfifo(synthetic / "two" / "train" / "pipe.png")  # would hang a reader that opened it blocking
+    try:
+        data_digest.cache_clear()
+        assert data_digest(str(a)) == data_digest(str(synthetic / "two"))
+    finally:
+        (synthetic / "two" / "README.txt").unlink()
+        (synthetic / "two" / "train" / "pipe.png").unlink()
+        data_digest.cache_clear()
+
+
+def test_a_jobs_folder_that_is_a_link_is_refused(tmp_path: Path) -> None:
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (tmp_path / "results").mkdir()
+    (tmp_path / "results" / ".jobs").symlink_to(elsewhere)
+    with pytest.raises(UnsafeFile, match=r"\.jobs: is a symbolic link"):
+        private_folder(tmp_path / "results" / ".jobs")
+    assert list(elsewhere.iterdir()) == []
+
+
+def test_the_job_script_stops_when_its_private_folder_was_swapped(tmp_path: Path) -> None:
+    """What Grid Engine would run, run here: a link in the private folder's place ends it before any write."""
+    from xrayhpc.cluster.sge import render_job_script
+
+    private = tmp_path / ".jobs" / user_name()
+    script = tmp_path / "job.sh"
+    script.write_text(render_job_script("echo worker ran", private / "%j"))
+    elsewhere = tmp_path / "elsewhere"
+    (elsewhere / "4242").mkdir(parents=True)
+    victim = tmp_path / "victim.txt"
+    victim.write_text("mine\n")
+    (elsewhere / "4242" / "4242_0_log.out").symlink_to(victim)
+    private.parent.mkdir()
+    private.symlink_to(elsewhere)
+    out = subprocess.run(["bash", str(script)], capture_output=True, text=True, env={**os.environ, "JOB_ID": "4242"})
+    assert out.returncode == 2 and "is not your own folder" in out.stderr
+    assert victim.read_text() == "mine\n"
+
+
+def test_odd_files_in_a_result_folder_never_hang_or_stop_a_command(tmp_path: Path) -> None:
+    from xrayhpc.study.checkpoint import Checkpoint
+
+    folder = tmp_path / "task1-vgg16-cpu"
+    folder.mkdir()
+    os.mkfifo(folder / "worker.log")
+    with pytest.raises(OSError, match="worker.log"):
+        from xrayhpc.safefiles import open_append
+
+        open_append(folder / "worker.log")
+    os.mkfifo(folder / "checkpoint.npz")
+    said: list[str] = []
+    assert Checkpoint(folder, "abc", 60, said.append).load() is None
+    assert "is unreadable" in said[0] and "starting from epoch 0" in said[0]
+    np_meta = folder / "checkpoint.npz"
+    np_meta.unlink()
+    import numpy as np
+
+    with open(np_meta, "wb") as f:
+        np.savez(f, meta=np.array(json.dumps(["not", "a", "dict"])))
+    assert Checkpoint(folder, "abc", 60, said.append).load() is None and "is unreadable" in said[-1]
+
+
+def test_a_job_record_with_an_odd_job_id_is_unreadable(tmp_path: Path) -> None:
+    exp = Experiment("binary", "vgg16", "cpu", data="/data", weights="none")
+    write_record(tmp_path / exp.id, JobRecord("sge", "17", exp.fingerprint, "s", "l", 1.0e9))
+    data = json.loads((tmp_path / exp.id / "job.json").read_text())
+    (tmp_path / exp.id / "job.json").write_text(json.dumps({**data, "job_id": "1_x; rm -rf ~"}))
+    [row] = collect(tmp_path)[0]
+    assert row.state == "unreadable" and "job_id = '1_x; rm -rf ~' is not a job id" in row.reason
+
+
+def test_names_and_errors_from_files_print_as_one_plain_line(tmp_path: Path) -> None:
+    exp = Experiment("binary", "vgg16", "cpu", data="/data", weights="none")
+    (tmp_path / exp.id).mkdir()
+    error = "boom\nFAKE LINE\x1b]0;owned\x07"
+    Progress("failed", 1, 40, 1.0e9, "elsewhere", 4242, fingerprint=exp.fingerprint, error=error).write(
+        tmp_path / exp.id
+    )
+    out = command("xrayhpc.status", "--results", str(tmp_path))
+    assert "\x1b" not in out.stdout and "boom FAKE LINE" in out.stdout
+    assert not any(line.startswith("FAKE LINE") for line in out.stdout.splitlines())
+
+
+def test_an_image_that_grew_past_any_of_ours_is_left_out_not_the_report(tmp_path: Path) -> None:
+    results = tmp_path / "results"
+    exp = finished(results)
+    with open(results / exp.id / "curves.png", "wb") as f:
+        f.truncate(65 * 1024**2)  # sparse: costs no disk
+    out = command("xrayhpc.report", "--results", str(results))
+    assert out.returncode == 0, out.stderr
+    assert "curves.png: 68157440 bytes, more than any file of ours" in (results / "report.html").read_text()
+
+
+def test_symlinked_homes_for_weights_and_cache_are_yours_to_set(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from xrayhpc.backbones import keras_models_dir
+    from xrayhpc.datadigest import cache_dir
+
+    real = tmp_path / "projectnb"
+    (real / "keras").mkdir(parents=True)
+    (tmp_path / "keras").symlink_to(real / "keras")
+    (tmp_path / "cache").symlink_to(real)
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras"))
+    monkeypatch.setenv("XRAYHPC_CACHE", str(tmp_path / "cache"))
+    assert keras_models_dir() == real / "keras" / "models" and cache_dir() == real
+    write_atomic(keras_models_dir() / "w.h5", lambda f: f.write(b"x"))
+    assert (real / "keras" / "models" / "w.h5").read_bytes() == b"x"
+
+
+def test_the_doctor_asks_slurm_for_its_short_job_in_slurms_own_terms(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from submitit.slurm.slurm import SlurmExecutor
+
+    from xrayhpc.cluster.profile import load_profile
+    from xrayhpc.cluster.submit import cluster_executor
+
+    monkeypatch.setattr(SlurmExecutor, "affinity", classmethod(lambda cls: 2))
+    executor = cluster_executor("slurm", "cpu", load_profile("scc", "ms542"), tmp_path / "%j", "doctor")
+    executor.update_parameters(time=10)
+    assert "#SBATCH --time=10" in executor._make_submission_file_text("true", "uid")
+
+
+def test_a_time_in_other_digits_is_refused_in_one_line(tmp_path: Path) -> None:
+    profile = tmp_path / "site.toml"
+    profile.write_text('time = "\u00b2:00:00"\n')
+    out = dry_run(tmp_path / "r", grid(tmp_path), "--profile", str(profile))
+    assert out.returncode == 2 and "`time`" in one_line(out)

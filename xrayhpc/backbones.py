@@ -77,5 +77,5 @@ BACKBONES: dict[str, Backbone] = {
 
 def keras_models_dir() -> Path:
     """Where Keras keeps downloaded weights ($KERAS_HOME/models, else ~/.keras/models)."""
-    home = os.environ.get("KERAS_HOME") or Path.home() / ".keras"
-    return Path(home) / "models"
+    home = Path(os.environ.get("KERAS_HOME") or Path.home() / ".keras").expanduser().resolve()  # yours to link
+    return home / "models"

@@ -13,11 +13,15 @@ import contextlib
 import functools
 import hashlib
 import os
+import stat
 from pathlib import Path
 
 from xrayhpc.safefiles import read_text, write_text
 
 CHUNK = 1 << 20
+# What the loader takes for an image (study/data.py): only these enter the digest, so a README, a
+# thumbnail cache or a notebook checkpoint beside the images changes nothing.
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".ppm", ".tif", ".tiff")
 
 
 def cache_dir() -> Path:
@@ -32,14 +36,19 @@ def cache_dir() -> Path:
 
 
 def _files(folder: Path) -> list[tuple[str, os.stat_result]]:
-    """Every file under `folder`, by relative path, sorted: the same listing on any machine."""
+    """Every image under `folder` as the loader finds it (links followed, regular files only), by
+    relative path, sorted: the same listing on any machine."""
     out = []
-    for top, dirs, names in os.walk(folder):
+    for top, dirs, names in os.walk(folder, followlinks=True):
         dirs.sort()
         for name in names:
             path = Path(top) / name
-            info = path.stat()
-            out.append((path.relative_to(folder).as_posix(), info))
+            try:
+                info = path.stat()
+            except OSError:  # a dangling link: the loader skips it too
+                continue
+            if stat.S_ISREG(info.st_mode) and name.lower().endswith(IMAGE_SUFFIXES):
+                out.append((path.relative_to(folder).as_posix(), info))
     return sorted(out, key=lambda item: item[0])
 
 
@@ -62,7 +71,9 @@ def data_digest(folder: str) -> str | None:
     whole = hashlib.sha256()
     for rel, info in files:
         content = hashlib.sha256()
-        with open(root / rel, "rb") as f:
+        with open(os.open(root / rel, os.O_RDONLY | os.O_NONBLOCK), "rb") as f:  # swapped for a FIFO: no hang
+            if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
+                continue
             while chunk := f.read(CHUNK):
                 content.update(chunk)
         whole.update(f"{rel}\0{info.st_size}\0{content.hexdigest()}\n".encode())

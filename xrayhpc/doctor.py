@@ -257,7 +257,7 @@ def on_node(
     if problem := script_path_problem(folder):
         raise UserError(problem)
     executor = cluster_executor(kind, node, profile, folder, f"xrayhpc-doctor-{node}")
-    executor.update_parameters(**({"time": 10} if kind == "sge" else {"timeout_min": 10}))
+    executor.update_parameters(time=10)  # minutes, on Grid Engine and Slurm alike
     job = executor.submit(on_this_host, mine, grid, node)
     say(f"job {job.job_id} sent with the profile's {node} request; waiting for its answer (up to {wait_s:g} s)")
     end = time.monotonic() + wait_s

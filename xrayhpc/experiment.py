@@ -274,8 +274,8 @@ def _check(exp: Experiment, where: str, files: bool = True) -> None:
         fail("weights", 'use "imagenet", "none" or the path of an existing weights file')
     if exp.tag and not (SAFE_NAME.fullmatch(exp.tag) and len(exp.tag) <= MAX_TAG):
         fail("tag", f"it names a folder and a job: use at most {MAX_TAG} of {SAFE_CHARACTERS}")
-    if "\x00" in exp.data or "\n" in exp.data:
-        fail("data", "a path without NUL or newline characters")
+    if any(ord(c) < 32 or ord(c) == 127 for c in exp.data):
+        fail("data", "a path without control characters (newline, carriage return, escape, ...)")
 
 
 def _build(values: dict[str, Any], where: str, suffix: str, data_default: str, files: bool = True) -> Experiment:

@@ -10,6 +10,13 @@ from rich.table import Table
 from rich.text import Text
 
 
+def one_line(text: str, limit: int = 600) -> str:
+    """`text` as one printable line: a message or a name read from a file (which anyone sharing the
+    folder may have written) never moves the cursor, sets a terminal title or runs past its line."""
+    flat = " ".join("".join(c if c.isprintable() else " " for c in str(text)).split())
+    return flat if len(flat) <= limit else flat[: limit - 3] + "..."
+
+
 def markdown(header: list[str], body: list[list[str]], align: str = "") -> str:
     """A Markdown table; `align` has one letter per column, `r` for right-aligned (default: left)."""
 

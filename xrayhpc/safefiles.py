@@ -109,24 +109,32 @@ def open_append(path: Path) -> IO[str]:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     with folder(path.parent) as fd:
-        out = _open_in(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, fd)
+        out = _open_in(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NONBLOCK, fd)  # a FIFO must not block
     if not stat.S_ISREG(os.fstat(out).st_mode):
         os.close(out)
         raise UnsafeFile(f"{path}: is not a regular file; left alone")
+    os.set_blocking(out, True)
     return os.fdopen(out, "a", buffering=1)
 
 
-def read_bytes(path: Path, limit: int = MAX_READ) -> bytes:
-    """A regular file's bytes; UnsafeFile for a link, a FIFO, a device or a file over `limit`."""
+def open_read(path: Path, limit: int = MAX_READ) -> IO[bytes]:
+    """A regular file opened to read; UnsafeFile for a link, a FIFO, a device or a file over `limit`."""
     path = Path(path)
     with folder(path.parent) as fd:
         opened = _open_in(path, os.O_RDONLY | os.O_NONBLOCK, fd)
-    with os.fdopen(opened, "rb") as f:
-        info = os.fstat(f.fileno())
+    f = os.fdopen(opened, "rb")
+    info = os.fstat(opened)
+    if not stat.S_ISREG(info.st_mode) or info.st_size > limit:
+        f.close()
         if not stat.S_ISREG(info.st_mode):
             raise UnsafeFile(f"{path}: is not a regular file; left alone")
-        if info.st_size > limit:
-            raise UnsafeFile(f"{path}: {info.st_size} bytes, more than any file of ours ({limit}); left alone")
+        raise UnsafeFile(f"{path}: {info.st_size} bytes, more than any file of ours ({limit}); left alone")
+    return f
+
+
+def read_bytes(path: Path, limit: int = MAX_READ) -> bytes:
+    """A regular file's bytes (see `open_read`)."""
+    with open_read(path, limit) as f:
         return f.read(limit + 1)[:limit]
 
 
@@ -172,24 +180,43 @@ def private_folder(base: Path) -> Path:
     """
     path = Path(base) / user_name()
     path.parent.mkdir(parents=True, exist_ok=True)
-    with contextlib.suppress(FileExistsError):
-        os.mkdir(path, 0o700)
-    with folder(path) as fd:
+    with folder(path.parent) as parent:  # `.jobs` itself a planted link: refused, not followed
+        with contextlib.suppress(FileExistsError):
+            os.mkdir(path.name, 0o700, dir_fd=parent)
+        try:
+            fd = os.open(path.name, _FOLDER, dir_fd=parent)
+        except OSError as err:
+            raise _refusal(path, err) from None
+    try:
         info = os.fstat(fd)
         if info.st_uid != os.getuid():
             raise UserError(private_problem(info, path))
         if info.st_mode & 0o077:
             os.fchmod(fd, 0o700)  # ours, made by an older xrayhpc or under another umask
+    finally:
+        os.close(fd)
     return path
 
 
+def make_private(path: Path) -> None:
+    """chmod 0600 without following a link in the file's place."""
+    with contextlib.suppress(OSError):
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+        try:
+            os.fchmod(fd, 0o600)
+        finally:
+            os.close(fd)
+
+
 def private_problem(info: os.stat_result, path: Path) -> str:
-    """Why a private folder or file cannot be trusted ("" when it can): another owner, or writable by others."""
+    """Why a folder or file of pickles cannot be trusted ("" when it can): another owner, or others
+    may write it (one that others may only read, such as a submitit folder made by hand, is trusted;
+    `private_folder` makes ours 0700)."""
     if info.st_uid != os.getuid():
         return (
             f"{path}: belongs to {owner_name(info.st_uid)}, not to you ({user_name()}); "
             "it is not used: remove it or ask its owner to"
         )
-    if info.st_mode & (0o077 if stat.S_ISDIR(info.st_mode) else 0o022):
-        return f"{path}: mode {stat.filemode(info.st_mode)} lets others in; it must be yours alone"
+    if info.st_mode & 0o022:
+        return f"{path}: mode {stat.filemode(info.st_mode)} lets others write it; it must be yours alone"
     return ""

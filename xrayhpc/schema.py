@@ -21,6 +21,7 @@ import functools
 import json
 import math
 import os
+import re
 import time
 import types
 import typing
@@ -107,6 +108,8 @@ class NewerSchema(SchemaError):
 # (a pid is a pid; a time is a time). A field not named here takes NUMBER.
 NUMBER = (0, 2**53)
 RANGES = {"pid": (1, 2**22), "attempt": (1, 10**6), "run": (1, 10**6), "requeues": (0, 10**6)}
+# Strings that name something for a command: a job id is digits, an array task's `_N` after them.
+PATTERNS = {"job_id": re.compile(r"[0-9]{1,20}(_[0-9]{1,9})?")}
 
 
 def _fields(cls: type, data: Any, path: Path, prefix: str = "") -> dict[str, Any]:
@@ -151,6 +154,9 @@ def _convert(value: Any, hint: Any, path: Path, name: str, bounds: tuple[float, 
         raise SchemaError(f"{path}: {name} is {type(value).__name__}, not {_shown(hint)}")
     if number and not (math.isfinite(value) and bounds[0] <= value <= bounds[1]):
         raise SchemaError(f"{path}: {name} = {value!r} is out of range ({bounds[0]} to {bounds[1]})")
+    pattern = PATTERNS.get(name)
+    if pattern and isinstance(value, str) and not pattern.fullmatch(value):
+        raise SchemaError(f"{path}: {name} = {value[:40]!r} is not a job id")
     if kind is dict and args:
         return {k: _convert(v, args[1], path, f"{name}.{k}") for k, v in value.items()}
     if kind is list and args:
@@ -194,11 +200,11 @@ class Scores:
     accuracy: float
     correct: int
     count: int
-    loss: float | None = None
-    macro_f1: float | None = None
+    loss: float
+    macro_f1: float
+    per_class: dict[str, dict[str, float]]  # precision, recall, f1, support
+    confusion: list[list[int]]
     roc_auc: float | None = None  # None where a class is absent from the test labels
-    per_class: dict[str, dict[str, float]] = field(default_factory=dict)  # precision, recall, f1, support
-    confusion: list[list[int]] = field(default_factory=list)
     predictions: list[int] = field(default_factory=list)
     labels: list[int] = field(default_factory=list)
 
@@ -280,8 +286,7 @@ class Metrics:
         metrics = cls(**_fields(cls, data, path))
         if metrics.test.accuracy > 1 or metrics.test.correct > metrics.test.count:
             raise SchemaError(f"{path}: test.accuracy or test.correct is out of range")
-        _check_settings(metrics.experiment, path)
-        return metrics
+        return dataclasses.replace(metrics, experiment=_checked_settings(metrics.experiment, path))
 
     @property
     def images(self) -> dict[str, int]:
@@ -295,17 +300,21 @@ class Metrics:
         write_json(Path(folder) / METRICS, self.to_json())
 
 
-def _check_settings(settings: dict[str, Any], path: Path) -> None:
-    """The `experiment` section is a valid experiment, with its fingerprint (files it names may be gone)."""
+def _checked_settings(settings: dict[str, Any], path: Path) -> dict[str, Any]:
+    """The `experiment` section as a valid experiment's settings, each one there (a setting an older
+    writer lacked takes its default; one a later writer added is kept but not checked), with its id and
+    fingerprint. Files it names may be gone."""
     from xrayhpc.errors import UserError
-    from xrayhpc.experiment import Experiment
+    from xrayhpc.experiment import FIELDS, Experiment
 
     if not isinstance(settings.get("fingerprint"), str):
         raise SchemaError(f"{path}: incomplete (no experiment.fingerprint)")
+    known = {k: v for k, v in settings.items() if k in FIELDS or k in ("id", "fingerprint")}
     try:
-        Experiment.from_settings(settings, f"{path}: experiment", files=False)
+        exp = Experiment.from_settings(known, f"{path}: experiment", files=False)
     except UserError as err:
         raise SchemaError(str(err)) from None
+    return {**settings, **exp.settings(), "id": exp.id, "fingerprint": settings["fingerprint"]}
 
 
 @dataclass(frozen=True)

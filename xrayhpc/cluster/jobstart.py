@@ -52,7 +52,9 @@ def opened(private: Path) -> Iterator[Path]:
         problem = safefiles.private_problem(os.fstat(fd), private)
         if problem:
             raise UserError(problem)
-        yield Path(f"/proc/self/fd/{fd}")
+        # Linux: every path below goes through the checked descriptor. Elsewhere (no /proc: macOS, a
+        # local run) the checked folder by its path, which a swap after the check could redirect.
+        yield Path(f"/proc/self/fd/{fd}") if Path("/proc/self/fd").is_dir() else private
 
 
 def _check_file(path: Path, shown: Path) -> None:

@@ -152,10 +152,9 @@ def check_text(key: str, value: str, where: str) -> str:
 
 def _read_time(text: str, where: str) -> float:
     """HH:MM:SS -> minutes, above zero."""
-    parts = text.split(":")
-    if len(parts) != 3 or not all(x.isdigit() for x in parts) or int(parts[1]) > 59 or int(parts[2]) > 59:
+    if not re.fullmatch(r"[0-9]+:[0-5][0-9]:[0-5][0-9]", text):
         raise UserError(f"{where}: `time` = {text!r} must be HH:MM:SS (minutes and seconds up to 59)")
-    h, m, s = (int(x) for x in parts)
+    h, m, s = (int(x) for x in text.split(":"))
     if h * 3600 + m * 60 + s == 0:
         raise UserError(f"{where}: `time` = {text!r} must be more than zero")
     return h * 60 + m + s / 60

@@ -526,6 +526,7 @@ def render_job_script(
             [f"#$ {line}" for line in lines]
             + ([f"# not passed, unset where qsub ran: {', '.join(unset)}"] if unset else [])
         ),
+        "private_folder": str(log_dir),
         "log_folder": str(paths.folder),
         "stdout": str(paths.stdout),
         "stderr": str(paths.stderr),

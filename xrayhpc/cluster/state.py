@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from xrayhpc.cluster.sge import LIVE, SgeExecutor, SgeInfoWatcher, acct_bytes, acct_seconds, requested_seconds
+from xrayhpc.render import one_line
 from xrayhpc.schema import (
     JOB,
     LOG,
@@ -226,12 +227,13 @@ def reconcile(
     if unreadable and row.state not in ("queued", "running", "error"):
         row.state, row.reason = "unreadable", unreadable
     row.cause = _cause(row, progress)
+    row.reason = one_line(row.reason)
     return row
 
 
 def _row(folder: Path, record: JobRecord | None, progress: Progress | None, info: dict[str, str] | None) -> Row:
     """What every state's row shows: the job, its tries, the epoch reached, the host and what it used."""
-    row = Row(folder.name, "not submitted", log=str(folder / LOG) if (folder / LOG).exists() else "")
+    row = Row(one_line(folder.name), "not submitted", log=str(folder / LOG) if (folder / LOG).exists() else "")
     if record:
         row.executor, row.job, row.attempt = record.executor, record.scheduler_id, record.attempt
         row.requeues = record.requeues

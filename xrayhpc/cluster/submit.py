@@ -37,7 +37,7 @@ from xrayhpc.cluster.state import FAILURES, Row, collect, pid_alive
 from xrayhpc.errors import UserError, cli
 from xrayhpc.experiment import Experiment, load_grid, parse_overrides, select
 from xrayhpc.render import aligned, terminal
-from xrayhpc.safefiles import is_folder, private_folder, write_text
+from xrayhpc.safefiles import is_folder, make_private, private_folder, write_text
 from xrayhpc.schema import JobRecord, read_progress, read_record, results_root, write_record
 from xrayhpc.signals import Held
 
@@ -182,7 +182,7 @@ def _record(batch: list[Decision], jobs: list[Any], executor: str, root: Path) -
         folder = root / d.exp.id
         # an array's one script lives with its first job's id
         script = JobPaths(job_folder(root), job_id=job.job_id.split("_")[0]).submission_file
-        _private(job.paths.submitted_pickle)
+        make_private(job.paths.submitted_pickle)  # the folder keeps others out; the file says so too
         write_record(
             folder,
             JobRecord(
@@ -198,12 +198,6 @@ def _record(batch: list[Decision], jobs: list[Any], executor: str, root: Path) -
         d.settle("submitted", f"job {job.job_id}")
 
 
-def _private(path: Path) -> None:
-    """0600: the private folder already keeps others out; the file says so too, whatever the umask."""
-    with contextlib.suppress(OSError):  # a job that already started and requeued may have moved it
-        os.chmod(path, 0o600)
-
-
 def run_local(batch: list[Decision], root: Path, console: Console) -> None:
     """One at a time on this machine, through submitit's local executor (training wants every core)."""
     folder = job_folder(root)
@@ -212,7 +206,7 @@ def run_local(batch: list[Decision], root: Path, console: Console) -> None:
     for d in batch:
         with Held([signal.SIGINT]):
             job = executor.submit(ExperimentJob(), d.exp, str(root))
-            _private(job.paths.submitted_pickle)
+            make_private(job.paths.submitted_pickle)  # the folder keeps others out; the file says so too
             write_record(
                 root / d.exp.id,
                 JobRecord(
@@ -222,7 +216,7 @@ def run_local(batch: list[Decision], root: Path, console: Console) -> None:
                     str(job.paths.submission_file),
                     str(job.paths.stdout),
                     time.time(),
-                    _attempt(folder, d.exp.fingerprint),
+                    _attempt(root / d.exp.id, d.exp.fingerprint),
                 ),
             )
         _wait_local(job, d, folder, root / d.exp.id, console)

@@ -99,7 +99,7 @@ def comparison_rows(results: list[Result], task: str) -> list[dict[str, Any]]:
                 "best_epoch": r.metrics.best_epoch,
                 "published": published,
                 "differs": differs,
-                "diff": (test.accuracy - published[0], (test.loss or 0.0) - published[1]) if published else None,
+                "diff": (test.accuracy - published[0], test.loss - published[1]) if published else None,
             }
         )
     return rows

@@ -48,12 +48,7 @@ def to_html(sections: list[Section], skipped: list[str]) -> str:
         if s.table:
             body.append(html_table(*s.table))
         if s.images:
-            figures = "".join(
-                f'<figure><img alt="{html.escape(c)}" src="data:image/png;base64,'
-                f'{base64.b64encode(read_bytes(p)).decode()}"><figcaption>{html.escape(c)}</figcaption></figure>'
-                for p, c in s.images
-            )
-            body.append(f'<div class="gallery">{figures}</div>')
+            body.append(f'<div class="gallery">{"".join(_figure(p, c) for p, c in s.images)}</div>')
     style = (
         "body{font-family:sans-serif;margin:2em;max-width:1400px}table{border-collapse:collapse;margin:1em 0}"
         "td,th{border:1px solid #ccc;padding:3px 6px;font-size:13px}th{background:#eee}"
@@ -63,6 +58,16 @@ def to_html(sections: list[Section], skipped: list[str]) -> str:
         f"<!doctype html><html><head><meta charset='utf-8'><title>xrayhpc report</title>"
         f"<style>{style}</style></head><body>{''.join(body)}</body></html>"
     )
+
+
+def _figure(path: Path, caption: str) -> str:
+    """One image inlined, or in its place why not (swapped for a link or grown past any image of ours
+    since the gallery was drawn up): one file never stops the report."""
+    try:
+        src = f"data:image/png;base64,{base64.b64encode(read_bytes(path)).decode()}"
+    except OSError as err:
+        return f'<figure><p class="warn">{html.escape(f"{caption}: left out: {err}")}</p></figure>'
+    return f'<figure><img alt="{html.escape(caption)}" src="{src}"><figcaption>{html.escape(caption)}</figcaption></figure>'
 
 
 def print_tables(sections: list[Section], skipped: list[str], warning: str, console: Console) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -19,7 +20,10 @@ from typing import Any
 
 import numpy as np
 
-from xrayhpc.schema import write_atomic
+from xrayhpc.safefiles import open_read, write_atomic
+
+# A trained VGG16 with Adam's state and the best weights is about 250 MB; a planted 100 GB file is refused.
+MAX_CHECKPOINT = 8 * 1024**3
 
 FILE = "checkpoint.npz"
 
@@ -61,16 +65,21 @@ class Checkpoint:
         self.groups = {"model": list(variables), "optimizer": list(optimizer_variables)}
 
     def load(self) -> TrainState | None:
-        """The saved state, assigned into the attached variables; None (and a log line) when there is none to use."""
-        if not self.path.exists():
+        """The saved state, assigned into the attached variables; None (and a log line) when there is none
+        to use. The file lies in a folder others may write: read through safefiles, arrays only (no
+        pickles), every part checked."""
+        if not os.path.lexists(self.path):
             return None
         try:
-            with np.load(self.path, allow_pickle=False) as f:
+            with open_read(self.path, MAX_CHECKPOINT) as raw, np.load(raw, allow_pickle=False) as f:
                 meta = json.loads(str(f["meta"]))
                 arrays = {k: f[k] for k in f.files if k != "meta"}
-        except (OSError, ValueError, KeyError) as err:
+            return self._restore(meta, arrays)
+        except (OSError, ValueError, KeyError, TypeError, AttributeError, IndexError) as err:
             self.log(f"checkpoint {self.path} is unreadable ({err}); starting from epoch 0")
             return None
+
+    def _restore(self, meta: dict[str, Any], arrays: dict[str, np.ndarray]) -> TrainState | None:
         if meta.get("fingerprint") != self.fingerprint:
             self.log(
                 f"checkpoint {self.path} was made with other settings (fingerprint "

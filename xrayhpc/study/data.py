@@ -16,12 +16,11 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from xrayhpc.datadigest import cache_dir
+from xrayhpc.datadigest import IMAGE_SUFFIXES, cache_dir
 from xrayhpc.errors import UserError
 from xrayhpc.safefiles import write_atomic
 
 # flow_from_directory's list, compared in lower case as Keras does
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".ppm", ".tif", ".tiff")
 RESAMPLE = {"nearest": Image.Resampling.NEAREST, "bilinear": Image.Resampling.BILINEAR}
 CACHE_VERSION = 1
 

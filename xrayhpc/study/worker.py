@@ -24,6 +24,7 @@ import numpy as np
 
 from xrayhpc.errors import UserError, cli
 from xrayhpc.experiment import Experiment, load_grid, parse_overrides, select
+from xrayhpc.render import one_line
 from xrayhpc.safefiles import is_folder, read_text
 from xrayhpc.schema import AUDIT, LOG, Metrics, Progress, Scores, Timing, results_root, write_json
 from xrayhpc.signals import Held
@@ -138,7 +139,7 @@ def _failure(err: BaseException, checkpoint: Checkpoint) -> tuple[str, str]:
         return "interrupted", "interrupted (Ctrl-C); " + (
             f"the next run resumes from epoch {saved}" if saved > 0 else "nothing saved yet"
         )
-    return "crash", f"{type(err).__name__}: {err}"
+    return "crash", one_line(f"{type(err).__name__}: {err}")
 
 
 def _run(run: Run) -> Path:
