@@ -24,6 +24,7 @@ pytestmark = [pytest.mark.cluster, pytest.mark.slow, pytest.mark.usefixtures("sg
 EID = "task1-vgg16-cpu"
 # Task 1 with augmentation at 96 px: the frozen backbone runs every epoch, about 1 s each here.
 SLOW = ["--only", EID, "--set", "image_size=96", "--set", "augment=true"]
+EPOCHS = 20  # the warned job's: stopped at its first epochs, it resumes with the rest
 
 
 def progress(results: Path) -> dict:
@@ -54,10 +55,12 @@ def test_warned_job_saves_requeues_and_ends_like_an_uninterrupted_run(tmp_path: 
     """Whatever the machine's speed: the worker is stopped in its first epochs until the s_rt warning is
     pending, so the warning always comes mid-training; then it goes on, saves, requeues and resumes."""
     results = tmp_path / "results"
-    # s_rt at 60 s, h_rt at 10 min. Grid Engine's master keeps counting h_rt from the first start
-    # after a requeue (seen with Debian's 8.1.9), so the second run must fit in what is left.
-    prof = profile(tmp_path, time='"00:10:00"', signal_delay_s="540")
-    out = submit(results, synthetic, prof, *SLOW, "--set", "epochs=45")
+    # s_rt at 150 s, h_rt at 10 min. After the requeue, Debian's Grid Engine 8.1.9 kills the second
+    # run once it has run for the s_rt time, without a new warning (failed 37, "qmaster enforced
+    # h_rt"): the 18 epochs left must fit in it. They take about 30 s here, so a machine 4x slower
+    # still passes; the first run waits for the warning whatever the machine's speed.
+    prof = profile(tmp_path, time='"00:10:00"', signal_delay_s="450")
+    out = submit(results, synthetic, prof, *SLOW, "--set", f"epochs={EPOCHS}")
     assert out.returncode == 0, out.stderr
     wait(
         lambda: progress(results).get("phase") == "training" and progress(results).get("epoch", 0) >= 1,
@@ -85,7 +88,7 @@ def test_warned_job_saves_requeues_and_ends_like_an_uninterrupted_run(tmp_path: 
         load_grid(
             ROOT / "jobs" / "smoke.toml",
             parse_overrides(
-                ["epochs=1", "image_size=32", "image_size=96", "augment=true", "epochs=45", f"data={synthetic}"]
+                ["epochs=1", "image_size=32", "image_size=96", "augment=true", f"epochs={EPOCHS}", f"data={synthetic}"]
             ),
         ),
         EID,
