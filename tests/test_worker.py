@@ -62,8 +62,8 @@ def test_result_folder_is_complete(synthetic: Path, tmp_path: Path) -> None:
     for phase in ("load", "features", "train", "evaluate", "tsne", "total"):
         assert m.timing.seconds(phase) >= 0
     env = m.environment
-    assert env["device_requested"] == "cpu" and env["device_used"].startswith("cpu")
-    assert env["gpu_name"] is None and env["keras"]
+    assert env.device_requested == "cpu" and env.device_used.startswith("cpu")
+    assert env.gpu_name is None and env.keras
     for png in ("tsne-train.png", "tsne-test.png", "curves.png", "confusion.png"):
         with Image.open(folder / png) as img:
             assert img.size[0] > 200

@@ -176,15 +176,28 @@ def owner_name(uid: int) -> str:
 def private_folder(base: Path) -> Path:
     """`base/<user>`, this user's own and 0700 whatever the umask: what no co-worker may write.
 
-    Refused in one line when it is a link or belongs to someone else (planted before our first use).
+    Refused in one line when it, or `base` itself, is a link, or when it belongs to someone else
+    (planted before our first use).
     """
-    path = Path(base) / user_name()
+    return _own(Path(base), user_name())
+
+
+def own_folder(path: Path) -> Path:
+    """`path` made (or kept) this user's own and 0700: a folder of pickles named by hand, such as
+    submitit's `AutoExecutor("jobs/%j")`. The folders above it are the user's to link."""
+    path = Path(path).absolute()
     path.parent.mkdir(parents=True, exist_ok=True)
-    with folder(path.parent) as parent:  # `.jobs` itself a planted link: refused, not followed
+    return _own(path.parent.resolve(), path.name)
+
+
+def _own(base: Path, name: str) -> Path:
+    path = base / name
+    base.mkdir(parents=True, exist_ok=True)
+    with folder(base) as parent:  # `.jobs` itself a planted link: refused, not followed
         with contextlib.suppress(FileExistsError):
-            os.mkdir(path.name, 0o700, dir_fd=parent)
+            os.mkdir(name, 0o700, dir_fd=parent)
         try:
-            fd = os.open(path.name, _FOLDER, dir_fd=parent)
+            fd = os.open(name, _FOLDER, dir_fd=parent)
         except OSError as err:
             raise _refusal(path, err) from None
     try:

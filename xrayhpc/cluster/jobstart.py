@@ -102,6 +102,10 @@ def result(job: submitit.Job[Any], folder: str | Path) -> Any:
 class LocalExecutor(submitit.LocalExecutor):
     """submitit's local executor, whose jobs start here."""
 
+    def __init__(self, folder: str | Path, **kwargs: Any) -> None:
+        super().__init__(folder, **kwargs)
+        safefiles.own_folder(private_root(folder))
+
     @property
     def _submitit_command_str(self) -> str:
         return command(self.python, self.folder)
@@ -109,6 +113,10 @@ class LocalExecutor(submitit.LocalExecutor):
 
 class CheckedSlurmExecutor(SlurmExecutor):
     """submitit's Slurm executor, whose jobs start here (its arrays take this command too)."""
+
+    def __init__(self, folder: str | Path, **kwargs: Any) -> None:
+        super().__init__(folder, **kwargs)
+        safefiles.own_folder(private_root(folder))
 
     @property
     def _submitit_command_str(self) -> str:

@@ -27,6 +27,7 @@ from submitit.core import core, job_environment, utils
 
 from xrayhpc import sitefiles
 from xrayhpc.cluster import jobstart
+from xrayhpc.safefiles import own_folder
 
 TEMPLATE = "job.sh.template"
 # A job that left qstat may take a few seconds to reach the accounting file.
@@ -330,6 +331,7 @@ class SgeExecutor(core.PicklingExecutor):
 
     def __init__(self, folder: str | Path, max_num_timeout: int = 3, python: str | None = None) -> None:
         super().__init__(folder, max_num_timeout=max_num_timeout)
+        own_folder(jobstart.private_root(folder))  # its pickles: nobody else may write them
         self.python = shlex.quote(sys.executable) if python is None else python
 
     @classmethod
