@@ -711,3 +711,14 @@ def test_a_time_in_other_digits_is_refused_in_one_line(tmp_path: Path) -> None:
     profile.write_text('time = "\u00b2:00:00"\n')
     out = dry_run(tmp_path / "r", grid(tmp_path), "--profile", str(profile))
     assert out.returncode == 2 and "`time`" in one_line(out)
+
+
+def test_status_of_a_grid_finds_its_data_as_submit_does(tmp_path: Path, synthetic: Path) -> None:
+    """From another folder, `status --grid` with the `--data` given to submit shows the finished run done."""
+    results = tmp_path / "results"
+    finished(results, data=str(synthetic))
+    args = ["--grid", str(grid(tmp_path)), "--results", str(results), "--json"]
+    rows = json.loads(command("xrayhpc.status", *args, "--data", str(synthetic), cwd=tmp_path).stdout)["rows"]
+    assert [r["state"] for r in rows] == ["done"]
+    rows = json.loads(command("xrayhpc.status", *args, cwd=tmp_path).stdout)["rows"]  # ./data: not this data
+    assert [r["state"] for r in rows] == ["not submitted"]
