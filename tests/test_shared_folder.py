@@ -427,6 +427,7 @@ def test_the_dry_run_keeps_each_plans_reason(tmp_path: Path) -> None:
     write_record(tmp_path / exp.id, JobRecord("local", "4242", exp.fingerprint, "s", "l", 1.0e9))
     out = dry_run(tmp_path, grid(tmp_path))
     assert "would be task 1 of" in out.stdout and "attempt 2 of 3, after: boom" in out.stdout
+    assert "0 submitted, 0 already done, 0 queued or running; the dry run would send 1" in out.stdout
 
 
 # --- door checks ---------------------------------------------------------------------------------

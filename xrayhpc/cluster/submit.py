@@ -356,6 +356,7 @@ def main(argv: list[str] | None = None) -> int:
         f"{sent} submitted, {sum(d.action == 'done' for d in decisions)} already done, "
         f"{sum(d.action == 'live' for d in decisions)} queued or running"
         + (f", {held} held back" if (held := sum(d.action == "held" for d in decisions)) else "")
+        + (f"; the dry run would send {shown}" if (shown := sum(d.action == "dry-run" for d in decisions)) else "")
     )
     return 1 if any(d.action in ("failed", "held") for d in decisions) else 0
 
