@@ -46,8 +46,8 @@ SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]*")
 SAFE_CHARACTERS = "letters, digits and . _ + - (not first)"
 # Bounds at the door: far beyond any sensible run, and each named in the refusal.
 BOUNDS = {"epochs": (1, 100_000), "batch_size": (1, 65_536), "image_size": (1, 4096), "seed": (0, 2**32 - 1),
-          "learning_rate": (0, 10), "save_every_s": (0, 7 * 24 * 3600)}  # fmt: skip
-MAX_LEARNING_RATE = BOUNDS["learning_rate"][1]
+          "save_every_s": (0, 7 * 24 * 3600)}  # fmt: skip
+MAX_LEARNING_RATE = 10
 MAX_HEAD_LAYERS, MAX_UNITS = 16, 65_536
 MAX_TAG = 64
 MAX_ID = 200  # a file name holds 255 bytes; submitit and Grid Engine add their own parts to a job's
@@ -243,7 +243,7 @@ def _check(exp: Experiment, where: str, files: bool = True) -> None:
     for key, (low, high) in BOUNDS.items():
         if not low <= getattr(exp, key) <= high:
             fail(key, f"it must be from {low} to {high}")
-    if exp.learning_rate <= 0:
+    if not 0 < exp.learning_rate <= MAX_LEARNING_RATE:
         fail("learning_rate", f"it must be greater than 0 and at most {MAX_LEARNING_RATE:g}")
     smallest = BACKBONES[exp.backbone].min_size if exp.backbone in BACKBONES else 1
     if exp.image_size < smallest:

@@ -104,31 +104,34 @@ def write_text(path: Path, text: str) -> None:
     write_atomic(path, lambda f: f.write(text.encode()))
 
 
+def open_regular(path: Path, flags: int) -> int:
+    """A descriptor of `path` opened with `flags` through its folder, non-blocking so that a FIFO in
+    its place cannot hang the open; UnsafeFile for a link or anything but a regular file."""
+    path = Path(path)
+    with folder(path.parent) as fd:
+        opened = _open_in(path, flags | os.O_NONBLOCK, fd)
+    if not stat.S_ISREG(os.fstat(opened).st_mode):
+        os.close(opened)
+        raise UnsafeFile(f"{path}: is not a regular file; left alone")
+    return opened
+
+
 def open_append(path: Path) -> IO[str]:
     """A log to append to, line-buffered: created if absent, refused if it is a link or not a file."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    with folder(path.parent) as fd:
-        out = _open_in(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NONBLOCK, fd)  # a FIFO must not block
-    if not stat.S_ISREG(os.fstat(out).st_mode):
-        os.close(out)
-        raise UnsafeFile(f"{path}: is not a regular file; left alone")
+    out = open_regular(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT)
     os.set_blocking(out, True)
     return os.fdopen(out, "a", buffering=1)
 
 
 def open_read(path: Path, limit: int = MAX_READ) -> IO[bytes]:
     """A regular file opened to read; UnsafeFile for a link, a FIFO, a device or a file over `limit`."""
-    path = Path(path)
-    with folder(path.parent) as fd:
-        opened = _open_in(path, os.O_RDONLY | os.O_NONBLOCK, fd)
-    f = os.fdopen(opened, "rb")
-    info = os.fstat(opened)
-    if not stat.S_ISREG(info.st_mode) or info.st_size > limit:
+    f = os.fdopen(open_regular(path, os.O_RDONLY), "rb")
+    size = os.fstat(f.fileno()).st_size
+    if size > limit:
         f.close()
-        if not stat.S_ISREG(info.st_mode):
-            raise UnsafeFile(f"{path}: is not a regular file; left alone")
-        raise UnsafeFile(f"{path}: {info.st_size} bytes, more than any file of ours ({limit}); left alone")
+        raise UnsafeFile(f"{path}: {size} bytes, more than any file of ours ({limit}); left alone")
     return f
 
 

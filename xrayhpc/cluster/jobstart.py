@@ -99,28 +99,29 @@ def result(job: submitit.Job[Any], folder: str | Path) -> Any:
     return value
 
 
-class LocalExecutor(submitit.LocalExecutor):
+class CheckedStart:
+    """What makes a submitit executor's jobs start here: its folder of pickles the user's own (made
+    0700 with the executor), and this module as the command its job scripts run. Put it first
+    among an executor's bases."""
+
+    folder: Path
+    python: str
+
+    def __init__(self, folder: str | Path, *args: Any, **kwargs: Any) -> None:
+        super().__init__(folder, *args, **kwargs)  # type: ignore[call-arg]
+        safefiles.own_folder(private_root(folder))
+
+    @property
+    def _submitit_command_str(self) -> str:
+        return command(self.python, self.folder)
+
+
+class LocalExecutor(CheckedStart, submitit.LocalExecutor):
     """submitit's local executor, whose jobs start here."""
 
-    def __init__(self, folder: str | Path, **kwargs: Any) -> None:
-        super().__init__(folder, **kwargs)
-        safefiles.own_folder(private_root(folder))
 
-    @property
-    def _submitit_command_str(self) -> str:
-        return command(self.python, self.folder)
-
-
-class CheckedSlurmExecutor(SlurmExecutor):
+class CheckedSlurmExecutor(CheckedStart, SlurmExecutor):
     """submitit's Slurm executor, whose jobs start here (its arrays take this command too)."""
-
-    def __init__(self, folder: str | Path, **kwargs: Any) -> None:
-        super().__init__(folder, **kwargs)
-        safefiles.own_folder(private_root(folder))
-
-    @property
-    def _submitit_command_str(self) -> str:
-        return command(self.python, self.folder)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -7,11 +7,9 @@ the one that waits.
 
 from __future__ import annotations
 
-import errno
 import fcntl
 import os
 import socket
-import stat
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -51,15 +49,11 @@ def results_lock(root: Path, wait_s: float, say: Callable[[str], None]) -> Itera
 def _open(path: Path) -> int:
     """The lock file, never through a link (a planted link to your thesis would be truncated) and
     only a plain file of one name (not a hard link to another)."""
-    with safefiles.folder(path.parent) as folder:
-        try:
-            fd = os.open(path.name, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o666, dir_fd=folder)
-        except OSError as err:
-            if err.errno == errno.ELOOP:
-                raise UserError(f"{path}: is a symbolic link; it is left alone: remove it, then submit again") from None
-            raise
-    info = os.fstat(fd)
-    if not stat.S_ISREG(info.st_mode) or info.st_nlink != 1:
+    try:
+        fd = safefiles.open_regular(path, os.O_RDWR | os.O_CREAT)
+    except safefiles.UnsafeFile as err:
+        raise UserError(f"{err}: remove it, then submit again") from None
+    if os.fstat(fd).st_nlink != 1:
         os.close(fd)
         raise UserError(f"{path}: is not a plain file of its own (a hard link?); it is left alone: remove it")
     return fd

@@ -27,7 +27,6 @@ from submitit.core import core, job_environment, utils
 
 from xrayhpc import sitefiles
 from xrayhpc.cluster import jobstart
-from xrayhpc.safefiles import own_folder
 
 TEMPLATE = "job.sh.template"
 # A job that left qstat may take a few seconds to reach the accounting file.
@@ -319,7 +318,7 @@ class SgeJobEnvironment(job_environment.JobEnvironment):
         os._exit(99)
 
 
-class SgeExecutor(core.PicklingExecutor):
+class SgeExecutor(jobstart.CheckedStart, core.PicklingExecutor):
     """Grid Engine executor: each job is a script from qsub/job.sh.template, sent with `qsub`.
 
     A batch (`with executor.batch():`) is one array job (`qsub -t 1-N`). Options are the keyword
@@ -331,7 +330,6 @@ class SgeExecutor(core.PicklingExecutor):
 
     def __init__(self, folder: str | Path, max_num_timeout: int = 3, python: str | None = None) -> None:
         super().__init__(folder, max_num_timeout=max_num_timeout)
-        own_folder(jobstart.private_root(folder))  # its pickles: nobody else may write them
         self.python = shlex.quote(sys.executable) if python is None else python
 
     @classmethod
@@ -356,10 +354,6 @@ class SgeExecutor(core.PicklingExecutor):
             raise ValueError(f"unknown SGE option(s) {unknown}; valid: {valid}")
         render_job_script(command="true", folder=self.folder, **{**self.parameters, **kwargs})
         super()._internal_update_parameters(**kwargs)
-
-    @property
-    def _submitit_command_str(self) -> str:
-        return jobstart.command(self.python, self.folder)
 
     def script(self, count: int = 1) -> str:
         """The exact job script a submission of `count` jobs sends (what a dry run prints)."""

@@ -26,7 +26,6 @@ from xrayhpc.schema import (
     experiment_folders,
     inspect_metrics,
     planted_links,
-    read_record,
 )
 
 STATES = ("done", "running", "queued", "failed", "error", "deleted", "lost", "unreadable", "not submitted")
@@ -181,7 +180,7 @@ def _failure_reason(info: dict[str, str], progress: Progress | None) -> tuple[st
 def reconcile(
     folder: Path,
     fingerprints: tuple[str, ...] | None,
-    record: JobRecord | None,
+    recorded: tuple[JobRecord | None, str],
     info: dict[str, str] | None,
     now: float,
 ) -> Row:
@@ -191,11 +190,11 @@ def reconcile(
     `unreadable`, naming the file and why, unless the scheduler says the job is still live: such an
     experiment is never resubmitted on its own (submit holds it until --retry or --force).
     """
+    record, unreadable = recorded  # job.json as collect read it: the record, or why it is unreadable
     found = inspect_metrics(folder)
     metrics = found.record
-    progress, unreadable = check(Progress, folder / PROGRESS)
-    if record is None:
-        unreadable = unreadable or check(JobRecord, folder / JOB)[1]
+    progress, problem = check(Progress, folder / PROGRESS)
+    unreadable = problem or unreadable
     if not found.newer:
         unreadable = found.problem or unreadable
     if progress and fingerprints and progress.fingerprint not in ("", *fingerprints):
@@ -291,10 +290,10 @@ def collect(root: Path, expected: dict[str, tuple[str, ...]] | None = None) -> t
     Experiment.fingerprints) or for every result folder."""
     folders = [root / eid for eid in expected] if expected is not None else experiment_folders(root)
     fingerprints = expected or {}
-    records = {f.name: r for f in folders if (r := read_record(f))}
-    infos, warning = scheduler_states(records)
+    recorded = {f.name: check(JobRecord, f / JOB) for f in folders}
+    infos, warning = scheduler_states({name: r for name, (r, _) in recorded.items() if r})
     now = time.time()
-    rows = [reconcile(f, fingerprints.get(f.name), records.get(f.name), infos.get(f.name), now) for f in folders]
+    rows = [reconcile(f, fingerprints.get(f.name), recorded[f.name], infos.get(f.name), now) for f in folders]
     if expected is None:
         warning = "; ".join([warning, *planted_links(root)] if warning else planted_links(root))
     return rows, warning

@@ -177,11 +177,11 @@ def submit_cluster(kind: str, batch: list[Decision], device: str, profile: Profi
 def _record(batch: list[Decision], jobs: list[Any], executor: str, root: Path) -> None:
     from submitit.core.utils import JobPaths
 
-    now = time.time()
+    now, private = time.time(), job_folder(root)  # checked once, not once per job of the array
     for d, job in zip(batch, jobs, strict=True):
         folder = root / d.exp.id
         # an array's one script lives with its first job's id
-        script = JobPaths(job_folder(root), job_id=job.job_id.split("_")[0]).submission_file
+        script = JobPaths(private, job_id=job.job_id.split("_")[0]).submission_file
         make_private(job.paths.submitted_pickle)  # the folder keeps others out; the file says so too
         write_record(
             folder,

@@ -132,10 +132,13 @@ def gallery(results: list[Result], notes: list[str]) -> list[Section]:
     is named in `notes` and left alone."""
     out = []
     for r in sorted(results, key=lambda r: r.id):
-        present = [(r.folder / name, caption) for name, caption in IMAGES if os.path.lexists(r.folder / name)]
-        notes += [f"{path}: is not a regular file (a link?); left out of the report" for path, _ in present
-                  if not is_regular(path)]  # fmt: skip
-        images = [(path, f"{r.id}: {caption}") for path, caption in present if is_regular(path)]
+        images = []
+        for name, caption in IMAGES:
+            path = r.folder / name
+            if is_regular(path):
+                images.append((path, f"{r.id}: {caption}"))
+            elif os.path.lexists(path):
+                notes.append(f"{path}: is not a regular file (a link?); left out of the report")
         if images:
             note = r.metrics.tsne
             out.append(Section(f"Gallery: {r.id}", f"t-SNE {note}." if isinstance(note, str) else "", None, images))
