@@ -10,7 +10,7 @@ comma  := ,
 EXTRAS := test$(if $(GPU),$(comma)gpu)
 
 .DEFAULT_GOAL := help
-.PHONY: help install doctor weights demo test test-fast lint submit-all status report bench bench-quick cluster-up cluster-down clean
+.PHONY: help install doctor weights demo test test-fast lint submit-all cancel status report bench bench-quick cluster-up cluster-down clean
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -45,8 +45,11 @@ demo: $(PY) ## synthetic X-rays, the demo grid's two tasks on this machine's CPU
 	$(PY) -m xrayhpc.report --quiet
 	@echo "open results/report.html, or results/task1-vgg16-cpu/ and results/task2-vgg16-cpu/"
 
-submit-all: $(PY) ## send every experiment of GRID to the cluster (DRY_RUN=1: print the scripts; EXECUTOR=, PROFILE=; ARGS="--max-attempts N", "--retry")
-	$(PY) -m xrayhpc.submit --grid $(GRID) $(if $(DRY_RUN),--executor dry-run,$(if $(EXECUTOR),--executor $(EXECUTOR))) $(if $(PROFILE),--profile $(PROFILE)) $(ARGS)
+submit-all: $(PY) ## send every experiment of GRID to the cluster (DRY_RUN=1: print the scripts; EXECUTOR=sge|slurm|local, PROFILE=; ARGS="--max-attempts N", "--retry")
+	$(PY) -m xrayhpc.submit --grid $(GRID) $(if $(DRY_RUN),--dry-run) $(if $(EXECUTOR),--executor $(EXECUTOR)) $(if $(PROFILE),--profile $(PROFILE)) $(ARGS)
+
+cancel: $(PY) ## remove GRID's queued and running jobs, one scheduler call (ARGS="--only PATTERN"); the next submit-all asks first
+	$(PY) -m xrayhpc.submit --grid $(GRID) --cancel $(ARGS)
 
 status: $(PY) ## where every job stands (GRID=... for one grid; ARGS=--watch to follow)
 	$(PY) -m xrayhpc.status $(if $(filter command line environment,$(origin GRID)),--grid $(GRID)) $(ARGS)
@@ -60,7 +63,7 @@ bench: $(PY) ## benchmarks on the real data into results/bench/: ours against th
 bench-quick: $(PY) ## every benchmark on a quarter of the data, 2 epochs (under 10 minutes)
 	$(PY) -m xrayhpc.bench --quick $(ARGS)
 
-test: $(PY) ## every test, slow and cluster ones included (bring the cluster up first: make cluster-up)
+test: $(PY) ## every test, slow and cluster ones included (bring the clusters up first: make cluster-up)
 	$(PY) -m pytest -q $(ARGS)
 
 test-fast: $(PY) ## the quick tests only (no training, no cluster)
@@ -70,10 +73,12 @@ lint: $(PY) ## ruff: lint rules and formatting, as CI checks them (configured in
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 
-cluster-up: ## install Debian's gridengine and start a single-host test cluster (root)
+cluster-up: ## install Debian's gridengine and slurm-wlm and start a single-host test cluster of each (root)
 	bash qsub/testcluster/up.sh
+	bash qsub/testcluster/slurm-up.sh
 
-cluster-down: ## stop what cluster-up started
+cluster-down: ## stop what cluster-up started (by the pids it recorded)
+	bash qsub/testcluster/slurm-down.sh
 	bash qsub/testcluster/down.sh
 
 clean: ## remove result folders (keeps results/README.md and the committed results/bench/) and caches

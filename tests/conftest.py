@@ -27,7 +27,7 @@ def isolated(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.Monke
     monkeypatch.setenv("XRAYHPC_CACHE", str(tmp_path_factory.mktemp("cache")))
     monkeypatch.setenv("KERAS_HOME", str(tmp_path_factory.mktemp("keras")))
     monkeypatch.delenv("XRAYHPC_DATA", raising=False)
-    monkeypatch.delenv("NSLOTS", raising=False)
+    monkeypatch.delenv("XRAYHPC_SLOTS", raising=False)
 
 
 @pytest.fixture(scope="session")
@@ -48,3 +48,26 @@ def sge_cluster() -> None:
         if os.environ.get("XRAYHPC_REQUIRE_CLUSTER") == "1":
             pytest.fail("Grid Engine does not answer: run `make cluster-up` (qsub/testcluster/up.sh)")
         pytest.skip("no Grid Engine here (make cluster-up)")
+
+
+def slurm_answers() -> bool:
+    if not shutil.which("sinfo"):
+        return False
+    listed = subprocess.run(["sinfo", "-h", "-N", "-o", "%t"], capture_output=True, text=True, timeout=30)
+    return listed.returncode == 0 and any(s in ("idle", "mix", "alloc") for s in listed.stdout.split())
+
+
+@pytest.fixture(scope="session")
+def slurm_cluster() -> None:
+    """Skip where Slurm is absent, unless XRAYHPC_REQUIRE_CLUSTER=1 (CI): then fail."""
+    if not slurm_answers():
+        if os.environ.get("XRAYHPC_REQUIRE_CLUSTER") == "1":
+            pytest.fail("Slurm does not answer: run `make cluster-up` (qsub/testcluster/slurm-up.sh)")
+        pytest.skip("no Slurm here (make cluster-up)")
+
+
+@pytest.fixture(params=["sge", "slurm"])
+def cluster(request: pytest.FixtureRequest) -> str:
+    """Each scheduler in turn, brought up by `make cluster-up`: the same test on both."""
+    request.getfixturevalue(f"{request.param}_cluster")
+    return request.param

@@ -69,11 +69,14 @@ def wait(check: Callable[[], bool], timeout: float = 300, every: float = 0.5) ->
     raise AssertionError("timed out")
 
 
-def watch(job_ids: list[str], until_done: bool = True, timeout: float = 300) -> dict[str, list[str]]:
-    """Every state each job went through, refreshed through one watcher."""
+def watch(
+    job_ids: list[str], until_done: bool = True, timeout: float = 300, folders: dict[str, Path] | None = None
+) -> dict[str, list[str]]:
+    """Every state each job went through, refreshed through one watcher (given a job's folder, it
+    follows the job's continuation past its wall-time limit)."""
     watcher = SgeInfoWatcher()
     for j in job_ids:
-        watcher.register_job(j)
+        watcher.register_job(j, folder=(folders or {}).get(j))
     seen: dict[str, list[str]] = {j: [] for j in job_ids}
 
     def step() -> bool:
@@ -192,24 +195,26 @@ class Resumable(submitit.helpers.Checkpointable):
     def __call__(self) -> tuple[str, str]:
         if not self.resumed:
             time.sleep(300)
-        return ("resumed" if self.resumed else "first", os.environ.get("JOB_ID", ""))
+        return ("resumed" if self.resumed else "first", os.environ.get("XRAYHPC_SCHEDULER_JOB", ""))
 
     def checkpoint(self, *args: object, **kwargs: object) -> submitit.helpers.DelayedSubmission:
         self.resumed = True
         return super().checkpoint(*args, **kwargs)
 
 
-def test_warned_job_checkpoints_and_requeues_itself(tmp_path: Path) -> None:
-    """s_rt sends SIGUSR1; submitit checkpoints; the job exits 99 and Grid Engine runs it again."""
+def test_warned_job_checkpoints_and_continues_as_a_new_job(tmp_path: Path) -> None:
+    """s_rt sends SIGUSR1; submitit checkpoints; the job submits its continuation (a new job with a
+    whole h_rt of its own, keeping the first job's files) and the watcher follows it to the end."""
     cloudpickle.register_pickle_by_value(sys.modules[__name__])
     executor = SgeExecutor(tmp_path / "%j")
     executor.update_parameters(time=0.5, signal_delay_s=20, project="xrayhpc-test")
     job = executor.submit(Resumable())
     assert "#$ -l s_rt=00:00:15" in Path(job.paths.submission_file).read_text()
-    seen = watch([job.job_id], timeout=240)
-    assert job.result() == ("resumed", job.job_id)
+    seen = watch([job.job_id], timeout=240, folders={job.job_id: job.paths.folder})
+    continued = (job.paths.folder / "continued_as").read_text().strip()
+    assert continued != job.job_id and job.result() == ("resumed", continued)
     log = job.paths.stdout.read_text()
-    assert "requeuing job" in log and log.count("with 1 slot(s)") == 2
+    assert f"continues as job {continued}" in log and log.count("with 1 slot(s)") == 2
     assert seen[job.job_id][-1] == "COMPLETED"
 
 

@@ -55,10 +55,9 @@ def test_warned_job_saves_requeues_and_ends_like_an_uninterrupted_run(tmp_path: 
     """Whatever the machine's speed: the worker is stopped in its first epochs until the s_rt warning is
     pending, so the warning always comes mid-training; then it goes on, saves, requeues and resumes."""
     results = tmp_path / "results"
-    # s_rt at 150 s, h_rt at 10 min. After the requeue, Debian's Grid Engine 8.1.9 kills the second
-    # run once it has run for the s_rt time, without a new warning (failed 37, "qmaster enforced
-    # h_rt"): the 18 epochs left must fit in it. They take about 30 s here, so a machine 4x slower
-    # still passes; the first run waits for the warning whatever the machine's speed.
+    # s_rt at 150 s, h_rt at 10 min. At the warning the job continues as a new submission with an
+    # h_rt of its own (Grid Engine's exit-99 requeue would keep counting from the first start); the
+    # first run waits for the warning whatever the machine's speed.
     prof = profile(tmp_path, time='"00:10:00"', signal_delay_s="450")
     out = submit(results, synthetic, prof, *SLOW, "--set", f"epochs={EPOCHS}")
     assert out.returncode == 0, out.stderr
@@ -74,7 +73,7 @@ def test_warned_job_saves_requeues_and_ends_like_an_uninterrupted_run(tmp_path: 
     finally:
         os.kill(pid, signal.SIGCONT)
     record = read_record(results / EID)
-    seen = watch([record.job_id], timeout=400)
+    seen = watch([record.job_id], timeout=400, folders={record.job_id: Path(record.log).parent})
     assert seen[record.job_id][-1] == "COMPLETED", (seen, job_logs(record.log))
     metrics = read_metrics(results / EID)
     assert metrics is not None and metrics.runs >= 2 and metrics.resumed_from > 0

@@ -33,7 +33,7 @@ def test_each_record_reads_back_as_written(tmp_path: Path) -> None:
     progress = Progress("running", 3, 40, 1.0e9, "scc-c01", 4242, id=exp.id, job="17_0", last={"loss": 0.5})
     progress.write(tmp_path / exp.id)
     assert read_progress(tmp_path / exp.id) == progress
-    record = JobRecord("sge", "17_0", exp.fingerprint, "job.sh", "log.out", 1.0e9, attempt=2)
+    record = JobRecord("sge", "17_0", exp.fingerprint, "job.sh", "log.out", 1.0e9, attempt=2, scheduler_id="17.1")
     write_record(tmp_path / exp.id, record)
     assert read_record(tmp_path / exp.id) == record
     assert read_json(tmp_path / exp.id / "job.json")["scheduler_id"] == "17.1"  # for a person reading it

@@ -121,7 +121,7 @@ def test_slurm_gets_the_same_request(monkeypatch: pytest.MonkeyPatch, tmp_path: 
     text = ex._make_submission_file_text(ex._submitit_command_str, "uid")
     assert "-m xrayhpc.cluster.jobstart" in text and "submitit.core._submit" not in text
     for line in (
-        "#SBATCH --gpus-per-node=1",
+        "#SBATCH --gres=gpu:1",
         "#SBATCH --cpus-per-task=4",
         "#SBATCH --time=720",
         "#SBATCH --account=ms542",
@@ -172,20 +172,23 @@ def test_profile_signal_delay_zero_means_no_warning(tmp_path: Path) -> None:
 
     path = tmp_path / "p.toml"
     path.write_text((ROOT / "qsub" / "local.toml").read_text().replace("signal_delay_s = 60", "signal_delay_s = 0"))
-    params = load_profile(path).sge("cpu")
+    from xrayhpc.cluster.sge import SCHEDULER
+
+    params = SCHEDULER.parameters(load_profile(path), "cpu")
     assert params["signal_delay_s"] == 0
     assert "#$ -l s_rt" not in render_job_script("true", tmp_path, **params)
 
 
 def test_accounting_gives_what_a_job_used_against_what_it_asked() -> None:
-    from xrayhpc.cluster.state import Usage, usage
+    from xrayhpc.cluster.scheduler import Usage
+    from xrayhpc.cluster.sge import usage
 
     info = read_qacct((DATA / "qacct.txt").read_text())["6_1"]
     used = usage(info)
-    assert used == Usage(wall_s=43.0, cpu_s=30.205, max_memory_mb=round(1.032 * 1024, 1), slots=1, h_rt_s=1800.0)
+    assert used == Usage(wall_s=43.0, cpu_s=30.205, max_memory_mb=round(1.032 * 1024, 1), slots=1, limit_s=1800.0)
     assert used.cpu_efficiency == pytest.approx(30.205 / 43)
-    assert "ran 2% of its h_rt" in used.hint() and "cores" not in used.hint()
-    idle = Usage(wall_s=3600, cpu_s=3600 * 1.2, max_memory_mb=2000, slots=8, h_rt_s=4000)
+    assert "ran 2% of its time limit" in used.hint() and "cores" not in used.hint()
+    idle = Usage(wall_s=3600, cpu_s=3600 * 1.2, max_memory_mb=2000, slots=8, limit_s=4000)
     assert idle.hint() == "kept 1.2 of 8 cores busy: cores = 1 would do"
     assert usage({"JobID": "7", "State": "LOST"}) is None
 

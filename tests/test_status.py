@@ -80,7 +80,7 @@ def test_done_and_failed_by_the_worker(tmp_path: Path, synthetic: Path) -> None:
     # what the job used, from the accounting (which may lag the job's end by a few seconds)
     wait(lambda: row(results, "task1-vgg16-cpu").usage is not None, timeout=90)
     used = row(results, "task1-vgg16-cpu").usage
-    assert used.cpu_s > 0 and used.slots == 1 and used.h_rt_s == 1800 and used.max_memory_mb > 50
+    assert used.cpu_s > 0 and used.slots == 1 and used.limit_s == 1800 and used.max_memory_mb > 50
     assert "CPU use" in status_cli(results, "--state", "done").stdout.splitlines()[0]
     [done_json] = [r for r in json.loads(status_cli(results, "--json").stdout)["rows"] if r["id"] == "task1-vgg16-cpu"]
     assert done_json["usage"]["cpu_s"] == used.cpu_s and done_json["usage"]["cpu_efficiency"] > 0

@@ -127,7 +127,7 @@ def test_slots_size_the_thread_pools(synthetic: Path, tmp_path: Path) -> None:
         [sys.executable, "-c", code],
         capture_output=True,
         text=True,
-        env={**os.environ, "NSLOTS": "1"},
+        env={**os.environ, "XRAYHPC_SLOTS": "1"},
         cwd=ROOT,
         check=True,
     )

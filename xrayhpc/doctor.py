@@ -17,7 +17,6 @@ import os
 import platform
 import shutil
 import socket
-import subprocess
 import sys
 import time
 from dataclasses import dataclass
@@ -27,8 +26,9 @@ from typing import Any
 from rich.console import Console
 
 from xrayhpc.backbones import keras_models_dir
-from xrayhpc.cluster.profile import Profile, load_profile, missing_project
-from xrayhpc.cluster.sge import passed_variables, script_path_problem
+from xrayhpc.cluster import scheduler as schedulers
+from xrayhpc.cluster.profile import Profile, load_profile
+from xrayhpc.cluster.scheduler import script_path_problem
 from xrayhpc.errors import UserError, cli
 from xrayhpc.experiment import Experiment, load_grid, parse_overrides, select
 from xrayhpc.safefiles import private_folder
@@ -172,14 +172,10 @@ def weights(experiments: list[Experiment], grid: str) -> list[Finding]:
 
 def profile_request(experiments: list[Experiment], profile: Profile, kind: str) -> list[Finding]:
     out = [Finding(None, "profile", f"{profile.path}; setup: {'; '.join(profile.site.get('setup', [])) or 'none'}")]
-    if kind in ("sge", "slurm") and (complaint := missing_project(profile)):
+    sched = schedulers.get(kind)
+    if sched and (complaint := sched.project_needed(profile)):
         out.append(Finding(False, "profile", complaint, "", _ids(experiments)))
-    passed, unset = passed_variables(profile.sge("cpu")["env"])
-    if passed or unset:
-        text = f"passed to jobs (-v): {', '.join(passed) or 'none set'}" + (
-            f"; unset here: {', '.join(unset)}" if unset else ""
-        )
-        out.append(Finding(None, "profile", text))
+    out += [Finding(None, "profile", note) for note in (sched.notes(profile) if sched else [])]
     gpu_jobs = _ids(experiments, "gpu")
     gpu_c = profile.devices.get("gpu", {}).get("gpu_c")
     if gpu_jobs and device.backend_name() == "tensorflow":
@@ -199,30 +195,65 @@ def profile_request(experiments: list[Experiment], profile: Profile, kind: str) 
     return out
 
 
-def scheduler(experiments: list[Experiment], kind: str) -> list[Finding]:
-    if kind == "local":
+def scheduler(experiments: list[Experiment], kind: str, profile: Profile, root: Path) -> list[Finding]:
+    """Does the scheduler answer, and could it ever run each device's request (asked without
+    submitting: qsub -w v, sbatch --test-only)?"""
+    sched = schedulers.get(kind)
+    if sched is None:
         return [
             Finding(None, "scheduler", "none: experiments run one after another on this machine (--executor local)")
         ]
-    command = ["qstat"] if kind == "sge" else ["squeue", "--me"]
+    command = list(sched.query_command)
     if not shutil.which(command[0]):
         return [
             Finding(
                 False, "scheduler", f"{command[0]} is not installed here", "submit from a login node", _ids(experiments)
             )
         ]
-    try:
-        answer = subprocess.run(command, capture_output=True, text=True, timeout=60)
-        ok, said = answer.returncode == 0, answer.stderr.strip().splitlines()
-    except (OSError, subprocess.SubprocessError) as err:
-        ok, said = False, [str(err)]
-    return [
+    ok, said = schedulers.run(command)
+    found = [
         Finding(
             ok,
             "scheduler",
-            f"{' '.join(command)} " + ("answers" if ok else f"fails: {' '.join(said)[:200]}"),
+            f"{' '.join(command)} " + ("answers" if ok else f"fails: {said[:200]}"),
             "" if ok else "is the scheduler up? (here: make cluster-up)",
             () if ok else _ids(experiments),
+        )
+    ]
+    if not ok:
+        return found
+    folder = private_folder(root / ".doctor") / "%j"
+    for node in sorted({e.device for e in experiments}):
+        executor = sched.executor(folder, node, profile, f"xrayhpc-doctor-{node}")
+        problem = sched.check_request(executor)
+        found.append(
+            Finding(
+                not problem,
+                "request",
+                f"{sched.title} could run the profile's {node} request"
+                if not problem
+                else f"no {sched.title} queue or partition can run the profile's {node} request: {problem}",
+                f"change [{node}] (or the scheduler's table) in {profile.path}" if problem else "",
+                _ids(experiments, node) if problem else (),
+            )
+        )
+    return found
+
+
+def submits_here() -> list[Finding]:
+    """Inside a job: can it submit its own continuation past the wall-time limit from this node?"""
+    sched = schedulers.get(os.environ.get("SUBMITIT_EXECUTOR", ""))
+    if sched is None:
+        return []
+    found = shutil.which(sched.submit_command) is not None and schedulers.run(list(sched.query_command))[0]
+    return [
+        Finding(
+            None,
+            "requeue",
+            f"this node can submit ({sched.submit_command}): a job continues past its time limit on its own"
+            if found
+            else f"this node cannot submit ({sched.submit_command}): a job stopped at its time limit goes "
+            "on at the next `make submit-all`",
         )
     ]
 
@@ -231,7 +262,13 @@ def on_this_host(experiments: list[Experiment], grid: str, here: str | None) -> 
     """What a job of these experiments finds on this host (run here, or inside a job)."""
     if here:
         device.configure(here)
-    return [*packages(experiments), *backend(experiments, here), *data(experiments), *weights(experiments, grid)]
+    return [
+        *packages(experiments),
+        *backend(experiments, here),
+        *data(experiments),
+        *weights(experiments, grid),
+        *submits_here(),
+    ]
 
 
 def on_node(
@@ -248,7 +285,7 @@ def on_node(
     from xrayhpc.cluster import jobstart
     from xrayhpc.cluster.submit import cluster_executor
 
-    if kind not in ("sge", "slurm"):
+    if schedulers.get(kind) is None:
         raise UserError(f"--on-node needs a scheduler; this machine has none (executor {kind})")
     mine = [e for e in experiments if e.device == node]
     if not mine:
@@ -321,7 +358,8 @@ def main(argv: list[str] | None = None) -> int:
     kind = args.executor or default_executor()
     profile = load_profile(args.profile, args.project)
     console = Console(highlight=False, soft_wrap=True)
-    found = [*profile_request(experiments, profile, kind), *scheduler(experiments, kind)]
+    root = results_root(args.results)
+    found = [*profile_request(experiments, profile, kind), *scheduler(experiments, kind, profile, root)]
     if args.on_node:
         stopped = show(found, console)
         found = on_node(
@@ -330,7 +368,7 @@ def main(argv: list[str] | None = None) -> int:
             profile,
             kind,
             args.on_node,
-            results_root(args.results),
+            root,
             args.wait,
             lambda line: console.print(line, markup=False),
         )

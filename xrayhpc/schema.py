@@ -109,7 +109,10 @@ class NewerSchema(SchemaError):
 NUMBER = (0, 2**53)
 RANGES = {"pid": (1, 2**22), "attempt": (1, 10**6), "run": (1, 10**6), "requeues": (0, 10**6)}
 # Strings that name something for a command: a job id is digits, an array task's `_N` after them.
-PATTERNS = {"job_id": re.compile(r"[0-9]{1,20}(_[0-9]{1,9})?")}
+PATTERNS = {
+    "job_id": re.compile(r"[0-9]{1,20}(_[0-9]{1,9})?"),
+    "scheduler_id": re.compile(r"[0-9]{1,20}([._][0-9]{1,9})?"),
+}
 
 
 def _fields(cls: type, data: Any, path: Path, prefix: str = "") -> dict[str, Any]:
@@ -384,13 +387,15 @@ class JobRecord:
     the queue at its wall-time warning."""
 
     executor: str
-    job_id: str  # submitit's id: "123", "123_0" (array task 0 = SGE task 1), or a pid for local
+    job_id: str  # submitit's id: "123", "123_0" (array task 0), or a pid for local
     fingerprint: str
     script: str
     log: str
     submitted: float
     attempt: int = 1
     requeues: int = 0
+    scheduler_id: str = ""  # how the scheduler's own commands name it (Grid Engine: `123.1`)
+    cancelled: float = 0.0  # when `submit --cancel` removed it (0: never)
 
     @property
     def task_index(self) -> int | None:
@@ -398,10 +403,8 @@ class JobRecord:
         return int(index) if sep else None
 
     @property
-    def scheduler_id(self) -> str:
-        """How the scheduler names it: `123.1` for the first task of array 123."""
-        job, sep, index = self.job_id.partition("_")
-        return f"{job}.{int(index) + 1}" if sep and self.executor == "sge" else self.job_id
+    def shown_id(self) -> str:
+        return self.scheduler_id or self.job_id
 
 
 def read_record(folder: Path) -> JobRecord | None:
@@ -412,7 +415,7 @@ def write_record(folder: Path, record: JobRecord) -> None:
     """job.json, with what a person reading it wants besides: who, when, the scheduler's own id."""
     data: dict[str, Any] = dataclasses.asdict(record)
     data["task_index"] = record.task_index
-    data["scheduler_id"] = record.scheduler_id
+    data["scheduler_id"] = record.shown_id  # a local run's pid, too: what to look for in `ps`
     data["submitted_by"] = os.environ.get("USER", "")
     data["submitted_at"] = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(record.submitted))
     write_json(Path(folder) / JOB, data)

@@ -27,7 +27,6 @@ from typing import Any
 
 import submitit
 from submitit.core import job_environment, submission, utils
-from submitit.slurm.slurm import SlurmExecutor
 
 from xrayhpc import safefiles
 from xrayhpc.errors import UserError
@@ -118,10 +117,6 @@ class CheckedStart:
 
 class LocalExecutor(CheckedStart, submitit.LocalExecutor):
     """submitit's local executor, whose jobs start here."""
-
-
-class CheckedSlurmExecutor(CheckedStart, SlurmExecutor):
-    """submitit's Slurm executor, whose jobs start here (its arrays take this command too)."""
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,9 +1,11 @@
 """Site profiles (qsub/*.toml): what a job asks the scheduler for, per device.
 
-A profile has site-wide keys (project, wall time, setup lines, variables passed to the job, ...)
-and a [cpu] and a [gpu] table with the resources of each kind of job. `gpu` jobs ask
-`-l gpus=1 -l gpu_c=...`; `cpu` jobs ask `-pe omp N` and no GPU. Profiles ship inside the package;
-a `qsub/NAME.toml` in the working directory overrides the packaged one.
+A profile has site-wide keys (project, wall time, setup lines, variables passed to the job, ...),
+a [cpu] and a [gpu] table with the resources of each kind of job, and a table per scheduler with
+what only that one knows ([slurm]: partition, account, qos, constraint, gres). On Grid Engine `gpu`
+jobs ask `-l gpus=1 -l gpu_c=...` and `cpu` jobs `-pe omp N`; each scheduler module turns the
+profile into its own request. Profiles ship inside the package; a `qsub/NAME.toml` in the working
+directory overrides the packaged one.
 """
 
 from __future__ import annotations
@@ -47,6 +49,11 @@ TEXT_RULES = {
         "a queue name such as gpu.q or gpu.q@host (letters, digits, _ . @ * , -)",
     ),
     "partition": (r"[A-Za-z0-9][A-Za-z0-9_.,-]*", "a partition name or a comma-separated list"),
+    "account": (NAME, "letters, digits and _ . - (not first)"),
+    "qos": (NAME, "letters, digits and _ . - (not first)"),
+    "constraint": (r"[A-Za-z0-9_.&|,()\[\]*:-]+", 'node features such as "a100" or "v100|a100" (no spaces)'),
+    "gpu_constraint": (r"[A-Za-z0-9_.&|,()\[\]*:-]+", 'node features such as "a100" or "v100|a100" (no spaces)'),
+    "gres": (r"[A-Za-z0-9_:,.-]+", 'generic resources such as "gpu:1" or "gpu:a100:2"'),
     "mail": (r"[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+(,[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+)*", "an address such as you@bu.edu"),
     "mail_events": (r"[beasn]+", "letters of b e a s n (begin, end, abort, suspend, none)"),
     "gpu_type": (r"[A-Za-z0-9][A-Za-z0-9_.|*-]*", 'a GPU model or several, such as "A100" or "A6000|A40|L40S"'),
@@ -64,52 +71,19 @@ class Profile:
     path: Path
     site: dict[str, Any]
     devices: dict[str, dict[str, Any]] = field(default_factory=dict)
+    sections: dict[str, dict[str, Any]] = field(default_factory=dict)  # per scheduler: [slurm], ...
 
     @property
     def minutes(self) -> float:
         return _read_time(self.site.get("time", "01:00:00"), str(self.path))
 
-    def sge(self, device: str) -> dict[str, Any]:
-        """Keyword options for SgeExecutor.update_parameters for jobs of this device."""
-        resources = dict(self.devices.get(device, {}))
-        if device != "gpu":
-            for key in ("gpus", "gpu_c", "gpu_type", "gpu_memory"):
-                resources.pop(key, None)
-        params: dict[str, Any] = {
-            "time": self.minutes,
-            "setup": list(self.site.get("setup", [])),
-            "extra_directives": list(self.site.get("extra_directives", [])),
-            "env": list(self.site.get("env", DEFAULT_ENV)),
-            **{
-                k: self.site[k]
-                for k in ("project", "queue", "array_parallelism", "mail", "mail_events")
-                if self.site.get(k)
-            },
-            **({"signal_delay_s": self.site["signal_delay_s"]} if "signal_delay_s" in self.site else {}),
-            **resources,
-        }
-        return params
-
-    def slurm(self, device: str) -> dict[str, Any]:
-        """The same request for submitit's Slurm executor, in its own parameter names."""
-        resources = self.devices.get(device, {})
-        params: dict[str, Any] = {
-            "time": max(1, int(self.minutes)),
-            "cpus_per_task": resources.get("cores", 1),
-            "setup": list(self.site.get("setup", [])),
-            "array_parallelism": self.site.get("array_parallelism", 256),
-        }
-        if device == "gpu":
-            params["gpus_per_node"] = resources.get("gpus", 1)
-        if self.site.get("partition"):
-            params["partition"] = self.site["partition"]
-        if self.site.get("project"):
-            params["account"] = self.site["project"]
-        return params
+    def section(self, scheduler: str) -> dict[str, Any]:
+        """The scheduler's own table ({} when the profile has none)."""
+        return self.sections.get(scheduler, {})
 
     def with_project(self, project: str) -> Profile:
         """The same profile charged to `project` (a dry run shows a placeholder)."""
-        return Profile(self.path, {**self.site, "project": project}, self.devices)
+        return Profile(self.path, {**self.site, "project": project}, self.devices, self.sections)
 
 
 def _check(values: dict[str, Any], allowed: dict[str, type], where: str) -> dict[str, Any]:
@@ -171,13 +145,17 @@ def load_profile(name: str | Path | None = None, project: str | None = None) -> 
     if path is None:
         known = ", ".join(sitefiles.names("qsub", ".toml"))
         raise UserError(f"{name}: no such profile; give a file, or one of the profiles in qsub/ ({known})")
+    from xrayhpc.cluster.scheduler import schedulers
+
     doc = sitefiles.read_toml(path)
     devices = {d: doc.pop(d, {}) for d in ("cpu", "gpu")}
+    keys = {s.name: s.section for s in schedulers().values() if s.section}
+    sections = {name: doc.pop(name, {}) for name in keys}
     site = _check(doc, SITE_KEYS, str(path))
-    for device, values in devices.items():
+    for table, values in [*devices.items(), *sections.items()]:
         if not isinstance(values, dict):
-            raise UserError(f"{path}: `{device}` must be a table ([{device}])")
-        _check(values, DEVICE_KEYS, f"{path} [{device}]")
+            raise UserError(f"{path}: `{table}` must be a table ([{table}])")
+        _check(values, keys.get(table, DEVICE_KEYS), f"{path} [{table}]")
     bad = [v for v in site.get("env", []) if not (isinstance(v, str) and v.isidentifier())]
     if bad:
         raise UserError(f"{path}: `env` lists {bad[0]!r}; give the names of environment variables to pass to the job")
@@ -188,7 +166,7 @@ def load_profile(name: str | Path | None = None, project: str | None = None) -> 
     minutes = _read_time(site.get("time", "01:00:00"), str(path))
     if site.get("signal_delay_s", 0) >= minutes * 60:
         raise UserError(f"{path}: `signal_delay_s` = {site['signal_delay_s']} must be shorter than `time`")
-    return Profile(path, site, devices)
+    return Profile(path, site, devices, sections)
 
 
 def missing_project(profile: Profile) -> str | None:

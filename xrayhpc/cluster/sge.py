@@ -1,8 +1,15 @@
-"""A submitit plugin for (Son of) Grid Engine, laid out like submitit's own Slurm module.
+"""Grid Engine: a submitit plugin laid out like submitit's own Slurm module, and xrayhpc's scheduler.
 
-In reading order: the status watcher, the job, the job environment, the executor, then the pure
-function that renders the job script from qsub/job.sh.template. Registered under the entry-point
-group `submitit`, so `submitit.AutoExecutor(folder, cluster="sge")` finds it.
+In reading order: the status watcher, the job, the job environment, the executor, the pure
+function that renders the job script from qsub/job.sh.template, then `GridEngine`, what the rest of
+xrayhpc asks of a scheduler. Registered under the entry-point group `submitit`, so
+`submitit.AutoExecutor(folder, cluster="sge")` finds it.
+
+A job continues past its wall-time limit as a fresh submission: Grid Engine's own requeue (exit 99)
+keeps counting h_rt from the first start, so a rescheduled job is killed before its next warning.
+At the warning the job checkpoints, submits its continuation from inside (its spooled script, with
+its own full h_rt) and leaves the new id in `continued_as` in its job folder; the watcher follows
+that redirect, so `job.result()` and status see one job.
 """
 
 from __future__ import annotations
@@ -25,14 +32,21 @@ from string import Template
 
 from submitit.core import core, job_environment, utils
 
-from xrayhpc import sitefiles
-from xrayhpc.cluster import jobstart
+from xrayhpc import safefiles, sitefiles
+from xrayhpc.cluster import jobstart, scheduler
+from xrayhpc.cluster.profile import DEFAULT_ENV
+from xrayhpc.cluster.scheduler import LIVE, JobInfo, Refresh, Usage, script_path_problem
+
+if tp.TYPE_CHECKING:
+    from xrayhpc.cluster.profile import Profile
+    from xrayhpc.schema import JobRecord
 
 TEMPLATE = "job.sh.template"
 # A job that left qstat may take a few seconds to reach the accounting file.
 ACCOUNTING_LAG_S = 30.0
-# submitit's is_done() waits on these; anything else is an end state.
-LIVE = ("PENDING", "RUNNING", "REQUEUED", "SUSPENDED", "COMPLETING", "UNKNOWN")
+# In a job's folder: the submitit id of the job that continues it past its wall-time limit.
+CONTINUED = "continued_as"
+CONTINUED_ID = re.compile(r"\d{1,18}(_\d{1,9})?")
 
 
 def parse_task_ids(tasks: str) -> list[int]:
@@ -197,19 +211,30 @@ class SgeInfoWatcher(core.InfoWatcher):
     def __init__(self, delay_s: int = 60) -> None:
         super().__init__(delay_s)
         self._seen: dict[str, float] = {}  # when each job was last listed (or registered)
+        self._folders: dict[str, Path] = {}  # each job's submitit folder, where a continuation is noted
+        self._continued: dict[str, str] = {}  # job -> the job that now carries its work
         self.last_error = ""
 
-    def register_job(self, job_id: str, since: float | None = None) -> None:
-        """`since`: when the job was submitted, if known (a record read back from disk)."""
+    def register_job(self, job_id: str, since: float | None = None, folder: Path | None = None) -> None:
+        """`since`: when the job was submitted, if known (a record read back from disk); `folder`:
+        its submitit job folder, where it notes a continuation."""
         super().register_job(job_id)
         self._seen.setdefault(job_id, since or time.time())
+        if folder is not None:
+            self._folders[job_id] = Path(folder)
+
+    def current(self, job_id: str) -> str:
+        """The job carrying `job_id`'s work now: itself, or its latest continuation."""
+        return self._continued.get(job_id, job_id)
+
+    def get_info(self, job_id: str, mode: str = "standard") -> dict[str, str]:
+        info = super().get_info(job_id, mode=mode)
+        target = self._continued.get(job_id)
+        return {**self._info_dict.get(target, {}), "ContinuedAs": target} if target else info
 
     def get_state(self, job_id: str, mode: str = "standard") -> str:
         info = self.get_info(job_id, mode=mode)
         return info.get("State") or "UNKNOWN"
-
-    def is_done(self, job_id: str, mode: str = "standard") -> bool:
-        return self.get_state(job_id, mode=mode).upper() not in LIVE
 
     def read_info(self, string: bytes | str) -> dict[str, dict[str, str]]:
         return read_qstat_xml(string)
@@ -226,8 +251,8 @@ class SgeInfoWatcher(core.InfoWatcher):
 
     def update(self) -> None:
         """Refresh every registered job that has not ended: one qstat, at most one qacct."""
-        live = self._registered - self._finished
-        if not live:
+        asked = self._registered - self._finished
+        if not asked:
             return
         self.last_error = ""
         now = time.time()
@@ -235,6 +260,8 @@ class SgeInfoWatcher(core.InfoWatcher):
         if listed is not None:
             current = read_qstat_xml(listed)
             self._info_dict.update(current)
+            self._follow([j for j in asked if self.current(j) not in current], now)
+            live = {self.current(j) for j in asked}
             for job_id in live & set(current):
                 self._seen[job_id] = now
             errors = sorted({current[j]["JobID"] for j in live & set(current) if current[j]["State"] == "ERROR"})
@@ -244,9 +271,21 @@ class SgeInfoWatcher(core.InfoWatcher):
             if gone:
                 self._account(gone, now)
         self._last_status_check = now
-        for job_id in live:
+        for job_id in asked:
             if self.is_done(job_id, mode="cache"):
                 self._finished.add(job_id)
+
+    def _follow(self, unlisted: list[str], now: float) -> None:
+        """A job that left the queue may have continued as a new submission (each continuation notes
+        the latest in the first job's folder): from now on it stands for that one."""
+        for job_id in unlisted:
+            target = read_continuation(self._folders.get(job_id))
+            if target and target != job_id and target != self._continued.get(job_id):
+                self._continued[job_id] = target
+                self._seen[target] = now
+
+    def is_done(self, job_id: str, mode: str = "standard") -> bool:
+        return self.get_state(job_id, mode=mode).upper() not in LIVE
 
     def _reasons(self, jobs: list[str], live: set[str]) -> None:
         """SGE's own words for jobs in an error state (Eqw): one `qstat -j` for all of them."""
@@ -278,9 +317,25 @@ def _whoami() -> str:
     return pwd.getpwuid(os.getuid()).pw_name
 
 
+def read_continuation(folder: Path | None) -> str:
+    """The submitit id in a job folder's `continued_as` ("" when there is none or it is no id)."""
+    if folder is None:
+        return ""
+    try:
+        text = safefiles.read_text(folder / CONTINUED).strip()
+    except OSError:
+        return ""
+    return text if CONTINUED_ID.fullmatch(text) else ""
+
+
 class SgeJob(core.Job[core.R]):
     _cancel_command = "qdel"
     watcher = SgeInfoWatcher(delay_s=60)
+
+    def _register_in_watcher(self) -> None:
+        """With the job's folder, where a continuation past the wall-time limit is noted."""
+        if not self._tasks[0]:
+            self.watcher.register_job(self.job_id, folder=self.paths.folder)
 
     def cancel(self, check: bool = True) -> None:
         """qdel the job, or just this task of an array."""
@@ -309,13 +364,42 @@ class SgeJobEnvironment(job_environment.JobEnvironment):
         task = os.environ.get("SGE_TASK_ID", "undefined")
         return str(int(task) - 1) if task.isdigit() else None
 
+    @property
+    def job_id(self) -> str:
+        """The job script's SUBMITIT_JOB_ID: a continuation keeps the first job's id, and its files."""
+        return os.environ.get("SUBMITIT_JOB_ID") or super().job_id
+
     def _requeue(self, countdown: int) -> None:
-        """Exit 99: Grid Engine puts the job back in the queue (no manager rights needed)."""
-        logging.getLogger("submitit").info("requeuing job %s by exit 99 (%d timeouts left)", self.job_id, countdown)
+        """Continue as a fresh submission with its own full h_rt, noted in `continued_as`; where this
+        node may not submit, exit 99 (Grid Engine requeues, but keeps counting h_rt from the first
+        start: the next `make submit-all` then resubmits what that run could not finish)."""
+        log = logging.getLogger("submitit")
+        first, _, index = self.job_id.partition("_")
+        command = continuation_command(os.environ.get("JOB_SCRIPT", ""), first, int(index) + 1 if index else None)
+        answer = subprocess.run(command, capture_output=True, text=True, timeout=120) if command else None
+        if answer is not None and answer.returncode == 0:
+            number = answer.stdout.strip().split(".")[0]
+            target = submitit_id(number, int(index) + 1 if index else None)
+            safefiles.write_text(self.paths.folder / CONTINUED, target + "\n")
+            log.info("job %s continues as job %s (%d timeouts left)", self.job_id, target, countdown)
+            code = 0
+        else:
+            why = answer.stderr.strip() if answer is not None else "no spooled job script (JOB_SCRIPT)"
+            log.info("job %s cannot submit its continuation (%s): requeued by exit 99 (%d timeouts left)",
+                     self.job_id, why, countdown)  # fmt: skip
+            code = 99
         logging.shutdown()
         sys.stdout.flush()
         sys.stderr.flush()
-        os._exit(99)
+        os._exit(code)
+
+
+def continuation_command(script: str, first_job: str, task: int | None) -> list[str]:
+    """qsub of the job's own spooled script as a new job that keeps the first job's submitit id
+    (XRAYHPC_CONTINUES) and, for an array, only this task; [] without a script to send."""
+    if not script or not first_job.isdigit():
+        return []
+    return ["qsub", "-terse", "-v", f"XRAYHPC_CONTINUES={first_job}", *(["-t", str(task)] if task else []), script]
 
 
 class SgeExecutor(jobstart.CheckedStart, core.PicklingExecutor):
@@ -546,16 +630,6 @@ def passed_variables(names: tp.Sequence[str]) -> tuple[list[str], list[str]]:
     return passed, [name for name in names if name not in passed]
 
 
-def script_path_problem(path: str | Path) -> str:
-    """Why a path cannot go into a job script ("" when it can): the script double-quotes it, so that its
-    own `${SUBMITIT_JOB_ID}` expands, and a shell would run or expand `$`, a backtick, `"` or `\\` in it."""
-    bad = sorted({c for c in str(path) if c in '$`"\\' or ord(c) < 32 or ord(c) == 127})
-    if not bad:
-        return ""
-    shown = ", ".join(repr(c) for c in bad)
-    return f'{str(path)!r}: a job script cannot hold this path ({shown} in it); choose a results folder without $ ` " \\ or control characters'
-
-
 def _quoted(path: str) -> str:
     """A path as a `#$` directive takes it: in double quotes, so a space does not end it."""
     if '"' in path or "\n" in path:
@@ -567,3 +641,133 @@ def _job_name(name: str) -> str:
     """SGE job names may not start with a digit or hold / : @ \\ * ?"""
     clean = re.sub(r"[/:@\\*?\s]", "_", name) or "job"
     return clean if not clean[0].isdigit() else f"j{clean}"
+
+
+def usage(info: dict[str, str]) -> Usage | None:
+    """From one qacct record (read_qacct); None where there is none."""
+    wall, cpu = acct_seconds(info.get("WallClock", "")), acct_seconds(info.get("CpuTime", ""))
+    if wall is None or cpu is None:
+        return None
+    memory = acct_bytes(info.get("MaxVmem", ""))
+    slots = info.get("Slots", "")
+    return Usage(
+        wall,
+        cpu,
+        round(memory / 1024**2, 1) if memory is not None else None,
+        int(slots) if slots.isdigit() else 1,
+        requested_seconds(info.get("Category", "")),
+    )
+
+
+def job_info(info: dict[str, str]) -> JobInfo:
+    """The watcher's record of one job, in the words every scheduler shares."""
+    state = info.get("State") or "UNKNOWN"
+    code = info.get("SgeState", "")
+    reasons = {
+        "ERROR": f"SGE error state {code or 'E'}: {info.get('Reason', 'see qstat -j')}",
+        "REQUEUED": "requeued",
+        "TIMEOUT": "killed by h_rt: the wall-time limit was reached",
+        "CANCELLED": "deleted with qdel while running",
+        "NODE_FAIL": f"host error: the job could not start on {info.get('NodeList') or 'its host'} "
+        f"(failed {info.get('Failed', '?')})",
+        "FAILED": f"exit status {info.get('ExitCode', '?')} (failed {info.get('Failed', '?')})",
+    }
+    return JobInfo(
+        state=state,
+        host=info.get("NodeList", ""),
+        reason=reasons.get(state, ""),
+        held="h" in code,
+        usage=usage(info),
+        current=info.get("ContinuedAs", ""),
+    )
+
+
+def record_folder(record: JobRecord) -> Path | None:
+    """The submitit folder of a recorded job, where its continuation is noted (its log's folder)."""
+    return Path(record.log).parent if record.log else None
+
+
+class GridEngine(scheduler.Scheduler):
+    name = "sge"
+    title = "Grid Engine"
+    submit_command = "qsub"
+    cancel_command = "qdel"
+    query_command = ("qstat",)
+    limit_name = "h_rt"
+
+    def installed(self) -> bool:
+        return SgeExecutor.affinity() > 0
+
+    def parameters(self, profile: Profile, device: str) -> dict[str, tp.Any]:
+        """Keyword options for SgeExecutor.update_parameters for jobs of this device."""
+        resources = dict(profile.devices.get(device, {}))
+        if device != "gpu":
+            for key in ("gpus", "gpu_c", "gpu_type", "gpu_memory"):
+                resources.pop(key, None)
+        site = profile.site
+        return {
+            "time": profile.minutes,
+            "setup": list(site.get("setup", [])),
+            "extra_directives": list(site.get("extra_directives", [])),
+            "env": list(site.get("env", DEFAULT_ENV)),
+            **{k: site[k] for k in ("project", "queue", "array_parallelism", "mail", "mail_events") if site.get(k)},
+            **({"signal_delay_s": site["signal_delay_s"]} if "signal_delay_s" in site else {}),
+            **resources,
+        }
+
+    def executor(self, folder: Path, device: str, profile: Profile, name: str) -> SgeExecutor:
+        executor = SgeExecutor(folder)
+        executor.update_parameters(**self.parameters(profile, device), job_name=name)
+        return executor
+
+    def preview(self, executor: tp.Any, count: int, script: Path) -> tuple[str, list[str]]:
+        return executor.script(count), submit_command(script)
+
+    def refresh(self, records: dict[str, JobRecord]) -> Refresh:
+        """One qstat (and at most one qacct) for every recorded job."""
+        if not records:
+            return Refresh({})
+        if not self.installed():
+            return Refresh({}, "Grid Engine is not installed here: states come from the result folders only")
+        watcher = SgeInfoWatcher()
+        for record in records.values():
+            watcher.register_job(record.job_id, since=record.submitted, folder=record_folder(record))
+        watcher.update()
+        if watcher.last_error:
+            return Refresh(
+                {},
+                f"Grid Engine cannot be reached ({watcher.last_error}): states come from the result folders only",
+                watcher.num_calls,
+            )
+        infos = {eid: job_info(watcher.get_info(r.job_id, mode="cache")) for eid, r in records.items()}
+        return Refresh(infos, "", watcher.num_calls)
+
+    def cancel(self, job_ids: list[str]) -> str:
+        ok, said = scheduler.run(["qdel", *[self.display_id(j) for j in job_ids]])
+        return "" if ok else said
+
+    def display_id(self, job_id: str) -> str:
+        """`123.1` for the first task of array 123 (qdel and qstat -j take it so)."""
+        job, sep, index = job_id.partition("_")
+        return f"{job}.{int(index) + 1}" if sep else job_id
+
+    def notes(self, profile: Profile) -> list[str]:
+        passed, unset = passed_variables(self.parameters(profile, "cpu")["env"])
+        if not (passed or unset):
+            return []
+        return [
+            f"passed to jobs (-v): {', '.join(passed) or 'none set'}"
+            + (f"; unset here: {', '.join(unset)}" if unset else "")
+        ]
+
+    def site_files(self) -> list[Path]:
+        return [template_path()]
+
+    def check_request(self, executor: tp.Any) -> str:
+        """`qsub -w v`: Grid Engine says whether any queue could ever run the script, and submits nothing."""
+        with scheduler.script_file(executor.script(1)) as path:
+            ok, said = scheduler.run(["qsub", "-w", "v", str(path)])
+        return "" if ok else said
+
+
+SCHEDULER = GridEngine()

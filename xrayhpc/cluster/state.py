@@ -1,8 +1,9 @@
 """Where each experiment stands, reconciled in one place from three sources.
 
 The result folder (metrics.json, progress.json), the job record (job.json) and the scheduler (one
-watcher refresh for every job). A complete metrics.json means done, whatever the scheduler says;
-a recorded job that the scheduler no longer knows and that left no result is lost.
+batched refresh per scheduler for every job, through `scheduler.Scheduler`). A complete
+metrics.json means done, whatever the scheduler says; a recorded job that the scheduler no longer
+knows and that left no result is lost.
 """
 
 from __future__ import annotations
@@ -14,7 +15,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from xrayhpc.cluster.sge import LIVE, SgeExecutor, SgeInfoWatcher, acct_bytes, acct_seconds, requested_seconds
+from xrayhpc.cluster import scheduler
+from xrayhpc.cluster.scheduler import JobInfo, Usage
 from xrayhpc.render import one_line
 from xrayhpc.schema import (
     JOB,
@@ -34,48 +36,6 @@ FAILURES = ("failed", "error", "deleted", "lost")
 NEWER = "written by a newer xrayhpc: upgrade to read it"
 
 
-@dataclass(frozen=True)
-class Usage:
-    """What an ended job used against what it asked for: the figures to right-size -pe omp and h_rt."""
-
-    wall_s: float
-    cpu_s: float
-    max_memory_mb: float | None
-    slots: int
-    h_rt_s: float | None
-
-    @property
-    def cpu_efficiency(self) -> float:
-        """CPU time over wall time times slots: 1.0 keeps every core it asked for busy."""
-        return self.cpu_s / max(self.wall_s * self.slots, 1e-9)
-
-    def hint(self) -> str:
-        """A suggestion when the job asked for far more than it used, else an empty string."""
-        hints = []
-        busy = self.cpu_s / max(self.wall_s, 1e-9)  # cores kept busy on average
-        if self.slots > 1 and self.cpu_efficiency < 0.5:
-            hints.append(f"kept {busy:.1f} of {self.slots} cores busy: cores = {max(1, round(busy))} would do")
-        if self.h_rt_s and self.wall_s < 0.25 * self.h_rt_s:
-            hints.append(f"ran {self.wall_s / self.h_rt_s:.0%} of its h_rt: a shorter `time` queues sooner")
-        return "; ".join(hints)
-
-
-def usage(info: dict[str, str]) -> Usage | None:
-    """From one accounting record (sge.read_qacct); None where the scheduler has none."""
-    wall, cpu = acct_seconds(info.get("WallClock", "")), acct_seconds(info.get("CpuTime", ""))
-    if wall is None or cpu is None:
-        return None
-    memory = acct_bytes(info.get("MaxVmem", ""))
-    slots = info.get("Slots", "")
-    return Usage(
-        wall,
-        cpu,
-        round(memory / 1024**2, 1) if memory is not None else None,
-        int(slots) if slots.isdigit() else 1,
-        requested_seconds(info.get("Category", "")),
-    )
-
-
 def duration(seconds: float | None) -> str:
     """H:MM:SS, as the tables show elapsed, remaining and used time; empty when unknown."""
     if seconds is None:
@@ -84,7 +44,7 @@ def duration(seconds: float | None) -> str:
     return f"{seconds // 3600}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}"
 
 
-USAGE = ("wall", "CPU", "max mem MB", "CPU use", "slots", "h_rt")
+USAGE = ("wall", "CPU", "max mem MB", "CPU use", "slots", "limit")
 
 
 def usage_cells(u: Usage | None) -> list[str]:
@@ -97,7 +57,7 @@ def usage_cells(u: Usage | None) -> list[str]:
         f"{u.max_memory_mb:.0f}" if u.max_memory_mb is not None else "-",
         f"{u.cpu_efficiency:.0%}",
         str(u.slots),
-        duration(u.h_rt_s) or "-",
+        duration(u.limit_s) or "-",
     ]
 
 
@@ -121,7 +81,8 @@ class Row:
     requeues: int = 0
     runs: int = 0
     cause: str = ""  # for a failure: "user" (fix the input; not retried) or "" (may be retried)
-    usage: Usage | None = None  # what the ended job used, from Grid Engine's accounting
+    usage: Usage | None = None  # what the ended job used, from the scheduler's accounting
+    cancelled: bool = False  # removed with `submit --cancel`: not sent again unasked
 
     def as_dict(self) -> dict[str, Any]:
         out = asdict(self)
@@ -130,20 +91,18 @@ class Row:
         return out
 
 
-def scheduler_states(records: dict[str, JobRecord]) -> tuple[dict[str, dict[str, str]], str]:
-    """One batched refresh for every recorded SGE job: {experiment id: watcher info}, warning."""
-    sge = {eid: r for eid, r in records.items() if r.executor == "sge"}
-    if not sge:
-        return {}, ""
-    if SgeExecutor.affinity() <= 0:
-        return {}, "Grid Engine is not installed here: states come from the result folders only"
-    watcher = SgeInfoWatcher()
-    for record in sge.values():
-        watcher.register_job(record.job_id, since=record.submitted)
-    watcher.update()
-    if watcher.last_error:
-        return {}, f"Grid Engine cannot be reached ({watcher.last_error}): states come from the result folders only"
-    return {eid: watcher.get_info(r.job_id, mode="cache") for eid, r in sge.items()}, ""
+def scheduler_states(records: dict[str, JobRecord]) -> tuple[dict[str, JobInfo], str]:
+    """One batched refresh per scheduler for every recorded job: {experiment id: JobInfo}, warning."""
+    infos: dict[str, JobInfo] = {}
+    warnings = []
+    for name in sorted({r.executor for r in records.values()}):
+        sched = scheduler.get(name)
+        if sched is None:
+            continue  # run here (local): the files say it all
+        refresh = sched.refresh({eid: r for eid, r in records.items() if r.executor == name})
+        infos.update(refresh.infos)
+        warnings += [refresh.warning] if refresh.warning else []
+    return infos, "; ".join(warnings)
 
 
 def pid_alive(pid: int | str | None) -> bool:
@@ -156,32 +115,26 @@ def pid_alive(pid: int | str | None) -> bool:
     return True
 
 
-def _failure_reason(info: dict[str, str], progress: Progress | None) -> tuple[str, str]:
+# An ended job without a result, by its scheduler state: how status names it.
+ENDED_AS = {"CANCELLED": "deleted", "LOST": "lost"}
+
+
+def _failure_reason(info: JobInfo, progress: Progress | None) -> tuple[str, str]:
     """(state, one-line reason) for a job the scheduler says has ended without a result."""
-    state = info.get("State", "")
     if progress and progress.state == "failed" and progress.error:
         return "failed", progress.error
-    if state == "TIMEOUT":
-        return "failed", "killed by h_rt: the wall-time limit was reached"
-    if state == "CANCELLED":
-        return "deleted", "deleted with qdel while running"
-    if state == "NODE_FAIL":
-        return (
-            "failed",
-            f"host error: the job could not start on {info.get('NodeList') or 'its host'} (failed {info.get('Failed', '?')})",
-        )
-    if state == "COMPLETED":
+    if info.state == "COMPLETED":
         return "failed", "the job ended without writing metrics.json"
-    if state == "LOST":
+    if info.state == "LOST":
         return "lost", "the scheduler no longer knows this job and it left no result (deleted while queued?)"
-    return "failed", f"exit status {info.get('ExitCode', '?')} (failed {info.get('Failed', '?')})".strip()
+    return ENDED_AS.get(info.state, "failed"), info.reason or f"ended as {info.state}"
 
 
 def reconcile(
     folder: Path,
     fingerprints: tuple[str, ...] | None,
     recorded: tuple[JobRecord | None, str],
-    info: dict[str, str] | None,
+    info: JobInfo | None,
     now: float,
 ) -> Row:
     """The one place where files, record and scheduler become a state.
@@ -219,10 +172,12 @@ def reconcile(
         done_here = row.epoch - progress.resumed_from
         if done_here > 0:
             row.remaining_s = row.elapsed_s / done_here * (row.epochs - row.epoch)
-    if record and record.executor == "sge" and info is not None:
+    if record and info is not None:
         row.state, row.reason = _scheduler_state(info, progress)
     else:
         row.state, row.reason = _files_state(record, progress)
+    if record and record.cancelled and row.state in ("deleted", "lost", "failed"):
+        row.state, row.reason, row.cancelled = "deleted", "cancelled with `submit --cancel`", True
     if unreadable and row.state not in ("queued", "running", "error"):
         row.state, row.reason = "unreadable", unreadable
     row.cause = _cause(row, progress)
@@ -230,52 +185,53 @@ def reconcile(
     return row
 
 
-def _row(folder: Path, record: JobRecord | None, progress: Progress | None, info: dict[str, str] | None) -> Row:
+def _row(folder: Path, record: JobRecord | None, progress: Progress | None, info: JobInfo | None) -> Row:
     """What every state's row shows: the job, its tries, the epoch reached, the host and what it used."""
     row = Row(one_line(folder.name), "not submitted", log=str(folder / LOG) if (folder / LOG).exists() else "")
     if record:
-        row.executor, row.job, row.attempt = record.executor, record.scheduler_id, record.attempt
+        row.executor, row.job, row.attempt = record.executor, record.shown_id, record.attempt
+        row.job += f"->{info.current}" if info and info.current else ""
         row.requeues = record.requeues
         row.log = row.log or record.log
     if progress:
         row.runs, row.epochs, row.epoch, row.host = progress.run, progress.epochs, progress.epoch, progress.host
-    row.host = row.host or (info or {}).get("NodeList", "")
-    row.usage = usage(info or {})
+    if info:
+        row.host = row.host or info.host
+        row.usage = info.usage
     return row
 
 
-def _scheduler_state(info: dict[str, str], progress: Progress | None) -> tuple[str, str]:
+def _scheduler_state(info: JobInfo, progress: Progress | None) -> tuple[str, str]:
     """(state, reason) of a job the scheduler answered for, without a complete result."""
-    sched = info.get("State", "")
-    if sched == "ERROR":
-        return "error", f"SGE error state {info.get('SgeState', 'E')}: {info.get('Reason', 'see qstat -j')}"
-    if sched in ("PENDING", "REQUEUED"):
-        held = "h" in info.get("SgeState", "")
-        return "queued", "on hold" if held else "requeued" if sched == "REQUEUED" else ""
-    if sched in LIVE:
-        return "running", ""
+    if info.state == "ERROR":
+        return "error", info.reason
+    if info.state in ("PENDING", "REQUEUED"):
+        return "queued", "on hold" if info.held else info.reason
+    if info.live:
+        return "running", info.reason
     return _failure_reason(info, progress)
 
 
 def _files_state(record: JobRecord | None, progress: Progress | None) -> tuple[str, str]:
-    """(state, reason) from the files alone: a local run, or Grid Engine unreachable."""
+    """(state, reason) from the files alone: a local run, or the scheduler not reached."""
+    scheduled = record is not None and scheduler.get(record.executor) is not None
     if progress and progress.state == "failed":
         return "failed", progress.error or ""
     if progress and progress.state == "running":
         same_host = progress.host == socket.gethostname()
         if same_host and not pid_alive(progress.pid):
             return "lost", "the worker process is gone (killed or interrupted) and left no result"
-        return "running", "from progress.json (scheduler not reached)" if record and record.executor == "sge" else ""
+        return "running", "from progress.json (scheduler not reached)" if scheduled else ""
     if record:
-        if record.executor == "sge":
+        if scheduled:
             return "queued", "recorded as submitted (scheduler not reached)"
         return "lost", ""
     return "not submitted", ""
 
 
 def _same_job(progress: Progress, record: JobRecord) -> bool:
-    """Did this submission's worker write `progress`? (Our SGE script and submitit's local runs name
-    the job to the worker; Slurm's script does not, and then progress is taken as this job's.)"""
+    """Did this submission's worker write `progress`? (Every job script and submitit's local runs
+    name the job to the worker; an older record without a name is taken as this job's.)"""
     return progress.job in ("", record.job_id)
 
 

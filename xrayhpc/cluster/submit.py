@@ -6,19 +6,21 @@ a result for a reason outside the user's hands (killed, lost, crashed) up to --m
 one whose input the worker refused; groups the rest by resource request and sends each group as one
 array job; records each job in the experiment's folder. One dispatcher at a time per results folder.
 
-    python -m xrayhpc.submit --grid jobs/report.toml [--executor sge|slurm|local|dry-run]
+    python -m xrayhpc.submit --grid jobs/report.toml [--executor sge|slurm|local] [--dry-run]
                              [--profile qsub/scc.toml] [--only PATTERN] [--force] [--max-attempts N]
+    python -m xrayhpc.submit --grid jobs/report.toml --cancel [--only PATTERN]
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import io
 import os
-import shutil
 import signal
 import subprocess
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,11 +30,11 @@ from rich.console import Console
 from rich.text import Text
 
 from xrayhpc import sitefiles
-from xrayhpc.cluster import jobstart
+from xrayhpc.cluster import jobstart, scheduler
 from xrayhpc.cluster.lock import results_lock
-from xrayhpc.cluster.profile import Profile, load_profile, missing_project
+from xrayhpc.cluster.profile import Profile, load_profile
 from xrayhpc.cluster.requeue import ExperimentJob
-from xrayhpc.cluster.sge import SgeExecutor, script_path_problem, submit_command, template_path
+from xrayhpc.cluster.scheduler import Scheduler, script_path_problem
 from xrayhpc.cluster.state import FAILURES, Row, collect, pid_alive
 from xrayhpc.errors import UserError, cli
 from xrayhpc.experiment import Experiment, load_grid, parse_overrides, select
@@ -41,18 +43,21 @@ from xrayhpc.safefiles import is_folder, make_private, private_folder, write_tex
 from xrayhpc.schema import JobRecord, read_progress, read_record, results_root, write_record
 from xrayhpc.signals import Held
 
-EXECUTORS = ("sge", "slurm", "local", "dry-run")
+EXECUTORS = (*scheduler.names(), "local", "dry-run")
 MAX_ATTEMPTS = 3
 PLACEHOLDER_PROJECT = "YOUR_PROJECT"
 
 
 def default_executor() -> str:
-    """sge where Grid Engine is installed, slurm where Slurm is, else local."""
-    if SgeExecutor.affinity() > 0:
-        return "sge"
-    if shutil.which("sbatch"):
-        return "slurm"
-    return "local"
+    """The first installed scheduler (Grid Engine, then Slurm), else local."""
+    found = scheduler.default()
+    return found.name if found else "local"
+
+
+def preview_scheduler(kind: str | None) -> Scheduler:
+    """The scheduler whose scripts a dry run shows: the one asked for, else the installed one, else
+    the first known (Grid Engine, as on SCC)."""
+    return scheduler.get(kind or "") or scheduler.default() or next(iter(scheduler.schedulers().values()))
 
 
 @dataclass
@@ -88,7 +93,7 @@ def decide(row: Row, force: bool, max_attempts: int, retry: bool) -> tuple[str, 
     if row.state in ("queued", "running"):
         return "live", f"job {row.job} is {row.state}" + (f" ({row.reason})" if row.reason else "")
     if row.state == "error":
-        return "live", f"job {row.job} is in SGE's error state: see `qstat -j`, then qdel it to resubmit"
+        return "live", f"job {row.job} is in an error state ({row.reason}): fix it, or `--cancel` it to resubmit"
     if row.state == "done":
         if force:
             return "submit", "--force"
@@ -99,6 +104,8 @@ def decide(row: Row, force: bool, max_attempts: int, retry: bool) -> tuple[str, 
         return "held", f"not sent: {row.reason}; fix or remove it, then pass --retry"
     if row.state not in FAILURES:
         return "submit", ""
+    if row.cancelled and not retry:
+        return "held", "cancelled with --cancel: not sent again unless you answer yes, or pass --retry"
     if retry:
         return "submit", f"retried (--retry) after: {row.reason}"
     if row.cause == "user":
@@ -142,7 +149,7 @@ def _qsub_message(err: Exception) -> str:
     return " ".join(lines[:3])[:400] or type(err).__name__
 
 
-def _send(executor: Any, batch: list[Decision], command: str, kind: str, device: str, root: Path) -> None:
+def _send(executor: Any, batch: list[Decision], sched: Scheduler, device: str, root: Path) -> None:
     """One batch as one array job, recorded; Ctrl-C waits until both are done, so records stay true.
 
     A refusal becomes one line with the scheduler's own words.
@@ -154,27 +161,26 @@ def _send(executor: Any, batch: list[Decision], command: str, kind: str, device:
             with contextlib.redirect_stderr(io.StringIO()), executor.batch():  # the error says it once
                 jobs = [executor.submit(ExperimentJob(), d.exp, str(root)) for d in batch]
         except (FailedJobError, subprocess.CalledProcessError, OSError) as err:
-            raise UserError(f"{command} refused the {device} jobs ({len(batch)}): {_qsub_message(err)}") from None
-        _record(batch, jobs, kind, root)
+            raise UserError(
+                f"{sched.submit_command} refused the {device} jobs ({len(batch)}): {_qsub_message(err)}"
+            ) from None
+        _record(batch, jobs, sched, root)
 
 
 def cluster_executor(kind: str, device: str, profile: Profile, folder: Path, name: str) -> Any:
-    """A submitit executor for `kind` (sge or slurm) asking the profile's request for `device`."""
-    if kind == "sge":
-        executor = SgeExecutor(folder)
-        executor.update_parameters(**profile.sge(device), job_name=name)
-        return executor
-    executor = jobstart.CheckedSlurmExecutor(folder)
-    executor.update_parameters(**profile.slurm(device), job_name=name)
-    return executor
+    """A submitit executor for the scheduler `kind` asking the profile's request for `device`."""
+    sched = scheduler.get(kind)
+    if sched is None:
+        raise UserError(f"--executor {kind}: no such scheduler; the schedulers are {', '.join(scheduler.names())}")
+    return sched.executor(folder, device, profile, name)
 
 
-def submit_cluster(kind: str, batch: list[Decision], device: str, profile: Profile, root: Path) -> None:
-    executor = cluster_executor(kind, device, profile, job_folder(root), f"xrayhpc-{device}")
-    _send(executor, batch, "qsub" if kind == "sge" else "sbatch", kind, device, root)
+def submit_cluster(sched: Scheduler, batch: list[Decision], device: str, profile: Profile, root: Path) -> None:
+    executor = sched.executor(job_folder(root), device, profile, f"xrayhpc-{device}")
+    _send(executor, batch, sched, device, root)
 
 
-def _record(batch: list[Decision], jobs: list[Any], executor: str, root: Path) -> None:
+def _record(batch: list[Decision], jobs: list[Any], sched: Scheduler, root: Path) -> None:
     from submitit.core.utils import JobPaths
 
     now, private = time.time(), job_folder(root)  # checked once, not once per job of the array
@@ -186,13 +192,14 @@ def _record(batch: list[Decision], jobs: list[Any], executor: str, root: Path) -
         write_record(
             folder,
             JobRecord(
-                executor=executor,
+                executor=sched.name,
                 job_id=job.job_id,
                 fingerprint=d.exp.fingerprint,
                 script=str(script),
                 log=str(job.paths.stdout),
                 submitted=now,
                 attempt=_attempt(folder, d.exp.fingerprint),
+                scheduler_id=sched.display_id(job.job_id),
             ),
         )
         d.settle("submitted", f"job {job.job_id}")
@@ -253,17 +260,23 @@ def _wait_for(job: Any, folder: Path, timeout_s: float = 30) -> None:
         time.sleep(0.1)
 
 
-def dry_run(batches: dict[str, list[Decision]], profile: Profile, root: Path, console: Console) -> None:
-    """Write and print the exact job scripts and qsub lines; submit and record nothing."""
+def dry_run(
+    batches: dict[str, list[Decision]], profile: Profile, root: Path, console: Console, sched: Scheduler
+) -> None:
+    """Write and print the exact job scripts and the commands that would send them; submit and
+    record nothing."""
     out = root / "dry-run"
     for device, batch in batches.items():
-        executor = cluster_executor("sge", device, profile, job_folder(root), f"xrayhpc-{device}")
-        script, text = out / f"{device}.sh", executor.script(len(batch))
+        executor = sched.executor(job_folder(root), device, profile, f"xrayhpc-{device}")
+        script = out / f"{device}.sh"
+        text, command = sched.preview(executor, len(batch), script)
         write_text(script, text)
-        console.rule(f"{device}: {len(batch)} experiment(s) as one {'array ' if len(batch) > 1 else ''}job")
-        print(text, end="", flush=True)
+        console.rule(
+            f"{device}: {len(batch)} experiment(s) as one {sched.title} {'array ' if len(batch) > 1 else ''}job"
+        )
+        print(text, end="" if text.endswith("\n") else "\n", flush=True)
         print("# tasks: " + ", ".join(f"{i + 1}={d.exp.id}" for i, d in enumerate(batch)))
-        print("$ " + " ".join(submit_command(script)), flush=True)
+        print("$ " + " ".join(command), flush=True)
         for task, d in enumerate(batch, start=1):
             d.settle("dry-run", f"would be task {task} of {script}")
 
@@ -310,6 +323,14 @@ def _parser() -> argparse.ArgumentParser:
         "--executor", choices=EXECUTORS, help="default: sge if installed, slurm if installed, else local"
     )
     parser.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="print the exact job scripts and commands for --executor's scheduler; send nothing",
+    )
+    parser.add_argument(
+        "--cancel", action="store_true", help="remove the grid's queued and running jobs (one scheduler call)"
+    )
+    parser.add_argument(
         "--profile", help="site profile: a file, or a name in qsub/ (default: $XRAYHPC_PROFILE, else scc)"
     )
     parser.add_argument("--project", help="the project to charge (-P); default: the profile's or $XRAYHPC_PROJECT")
@@ -326,6 +347,8 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     console = Console(highlight=False, soft_wrap=True)
     kind = args.executor or default_executor()
+    if args.dry_run or kind == "dry-run":
+        preview, kind = preview_scheduler(None if kind == "dry-run" else kind), "dry-run"
     profile = load_profile(args.profile, args.project)
     experiments = select(load_grid(Path(args.grid), parse_overrides(args.set), args.data), args.only)
     if not experiments:
@@ -335,14 +358,23 @@ def main(argv: list[str] | None = None) -> int:
         raise UserError(f"--max-attempts {args.max_attempts}: give 1 or more")
     if kind != "local" and (problem := script_path_problem(root)):
         raise UserError(problem)
-    for note in sitefiles.overrides([profile.path, sitefiles.find("jobs", args.grid, ".toml"), template_path()]):
+    if args.cancel:
+        with results_lock(root, args.wait, lambda m: console.print(Text(m, style="yellow"))):
+            return cancel(experiments, root, console)
+    used = preview if kind == "dry-run" else scheduler.get(kind)
+    templates = used.site_files() if used else []
+    for note in sitefiles.overrides([profile.path, sitefiles.find("jobs", args.grid, ".toml"), *templates]):
         console.print(Text(note, style="yellow"))
     with results_lock(root, args.wait, lambda m: console.print(Text(m, style="yellow"))):
         decisions, warning = plan(experiments, root, args.force, args.max_attempts, args.retry)
         if warning:
             console.print(Text(f"warning: {warning}", style="yellow"))
+        ask_about_cancelled(decisions, console)
         try:
-            dispatch(kind, groups(decisions), profile, root, console)
+            if kind == "dry-run":
+                dry_run(groups(decisions), _shown_profile(profile, preview, console), root, console, preview)
+            else:
+                dispatch(kind, groups(decisions), profile, root, console)
         except KeyboardInterrupt:
             summary(decisions, console)
             console.print(
@@ -361,16 +393,67 @@ def main(argv: list[str] | None = None) -> int:
     return 1 if any(d.action in ("failed", "held") for d in decisions) else 0
 
 
+def _shown_profile(profile: Profile, sched: Scheduler, console: Console) -> Profile:
+    """The profile a dry run renders: a placeholder project where the site wants one and none is set."""
+    if problem := sched.project_needed(profile):
+        console.print(Text(f"warning: {problem}; the scripts show {PLACEHOLDER_PROJECT}", style="yellow"))
+        return profile.with_project(PLACEHOLDER_PROJECT)
+    return profile
+
+
 def dispatch(kind: str, batches: dict[str, list[Decision]], profile: Profile, root: Path, console: Console) -> None:
-    if kind == "dry-run":
-        if problem := missing_project(profile):
-            console.print(Text(f"warning: {problem}; the scripts show -P {PLACEHOLDER_PROJECT}", style="yellow"))
-            profile = profile.with_project(PLACEHOLDER_PROJECT)
-        dry_run(batches, profile, root, console)
-    elif kind == "local":
+    if kind == "local":
         run_local([d for b in batches.values() for d in b], root, console)
-    else:
-        if kind == "sge" and (problem := missing_project(profile)):
-            raise UserError(problem)
-        for device, batch in batches.items():
-            submit_cluster(kind, batch, device, profile, root)
+        return
+    sched = scheduler.get(kind)
+    if sched is None:
+        raise UserError(f"--executor {kind}: no such scheduler; the schedulers are {', '.join(scheduler.names())}")
+    if problem := sched.project_needed(profile):
+        raise UserError(problem)
+    for device, batch in batches.items():
+        submit_cluster(sched, batch, device, profile, root)
+
+
+def ask_about_cancelled(decisions: list[Decision], console: Console) -> None:
+    """Experiments cancelled with --cancel go again only when the user says so (at a terminal)."""
+    cancelled = [d for d in decisions if d.action == "held" and d.detail.startswith("cancelled with --cancel")]
+    if not cancelled or not (sys.stdin.isatty() and console.is_terminal):
+        return
+    names = ", ".join(d.exp.id for d in cancelled)
+    answer = console.input(
+        f"{len(cancelled)} experiment(s) were cancelled with --cancel ({names}); send them again? [y/N] "
+    )
+    if answer.strip().lower() in ("y", "yes"):
+        for d in cancelled:
+            d.action, d.detail = "submit", "sent again after --cancel (answered yes)"
+
+
+def cancel(experiments: list[Experiment], root: Path, console: Console) -> int:
+    """Remove the grid's queued and running jobs, one scheduler call per scheduler, and record it so
+    that status says `deleted` and the next submit asks before sending them again."""
+    rows, warning = collect(root, {e.id: e.fingerprints for e in experiments})
+    if warning:
+        console.print(Text(f"warning: {warning}", style="yellow"))
+    live = [(e, r) for e, r in zip(experiments, rows, strict=True) if r.state in ("queued", "running", "error")]
+    by_scheduler: dict[str, list[tuple[Experiment, JobRecord]]] = {}
+    for exp, _ in live:
+        record = read_record(root / exp.id)
+        if record is not None:
+            by_scheduler.setdefault(record.executor, []).append((exp, record))
+    failed = 0
+    for name, jobs in by_scheduler.items():
+        sched = scheduler.get(name)
+        if sched is None:
+            console.print(f"{len(jobs)} run(s) here, not by a scheduler: stop them with Ctrl-C where they run")
+            continue
+        problem = sched.cancel([r.job_id for _, r in jobs])
+        if problem:
+            console.print(Text(f"{sched.cancel_command}: {problem}", style="red"))
+            failed += 1
+        now = time.time()
+        for exp, record in jobs:
+            write_record(root / exp.id, dataclasses.replace(record, cancelled=now))
+            console.print(f"{exp.id}: {sched.title} job {record.shown_id} cancelled", markup=False)
+    if not live:
+        console.print("nothing to cancel: no job of this grid is queued or running")
+    return 1 if failed else 0

@@ -3,7 +3,8 @@
 A CPU run must never be recorded as a GPU run, or the timing report lies: `gpu` fails unless the
 backend sees a GPU, and `cpu` hides every GPU. When a GPU run finds none, the refusal says which of
 three causes holds (a build without CUDA, no GPU allocated, a GPU too old for the build), since each
-has another fix. Thread pools follow NSLOTS (SCC kills jobs that use more cores than they asked for).
+has another fix. Thread pools follow XRAYHPC_SLOTS, which each job script sets from its scheduler's
+own count (SCC kills jobs that use more cores than they asked for).
 """
 
 from __future__ import annotations
@@ -38,12 +39,10 @@ class DeviceError(UserError):
 
 
 def slots() -> int | None:
-    """Cores granted by the scheduler (SGE's NSLOTS, Slurm's SLURM_CPUS_PER_TASK), if any."""
-    for name in ("NSLOTS", "SLURM_CPUS_PER_TASK"):
-        value = os.environ.get(name, "")
-        if value.isdigit() and int(value) > 0:
-            return int(value)
-    return None
+    """Cores granted by the scheduler, if any: XRAYHPC_SLOTS, which every job script sets from its
+    scheduler's own variable (a script of your own: `export XRAYHPC_SLOTS=$NSLOTS`)."""
+    value = os.environ.get("XRAYHPC_SLOTS", "")
+    return int(value) if value.isdigit() and int(value) > 0 else None
 
 
 def backend_name() -> str:
@@ -313,7 +312,7 @@ def environment(device: str, used: str, backend: bool = True) -> Environment:
     Keras's and the backend's versions; a run that used neither leaves them out)."""
     env: dict[str, Any] = {
         "host": socket.gethostname(),
-        "scheduler_job_id": os.environ.get("JOB_ID") or os.environ.get("SLURM_JOB_ID"),
+        "scheduler_job_id": os.environ.get("XRAYHPC_SCHEDULER_JOB") or None,
         "scheduler_task_id": _task_id(),
         "slots": slots(),
         "cpu_count": os.cpu_count(),
@@ -341,8 +340,5 @@ def environment(device: str, used: str, backend: bool = True) -> Environment:
 
 
 def _task_id() -> str | None:
-    for name in ("SGE_TASK_ID", "SLURM_ARRAY_TASK_ID"):
-        value = os.environ.get(name)
-        if value and value != "undefined":
-            return value
-    return None
+    """The array task as the scheduler counts it (XRAYHPC_TASK_ID, set by the job script)."""
+    return os.environ.get("XRAYHPC_TASK_ID") or None
