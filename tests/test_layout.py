@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 import pytest
@@ -105,3 +106,20 @@ def test_study_and_cluster_functions_are_short() -> None:
                 if lines > 60:
                     long.append(f"{module_name(path)}.{node.name}: {lines} lines")
     assert not long
+
+
+NEUTRAL = ("cluster/state.py", "cluster/submit.py", "doctor.py", "schema.py", "study/device.py", "study/worker.py")
+
+
+@pytest.mark.parametrize("path", NEUTRAL)
+def test_no_scheduler_is_named_outside_its_own_module(path: str) -> None:
+    """What each scheduler knows lives in its module (cluster/sge.py, cluster/slurm.py): these hold
+    no scheduler's name, command or variable, so a third scheduler is one module away."""
+    from xrayhpc.cluster import scheduler
+
+    words = set()
+    for s in scheduler.schedulers().values():
+        words |= {f'"{s.name}"', s.submit_command, s.cancel_command, *s.query_command[:1]}
+    words |= {"NSLOTS", "SGE_TASK_ID", "SLURM_", '"JOB_ID"', "qacct", "sacct", "h_rt"}
+    text = (PACKAGE / path).read_text().replace("qsub/", "the profiles' folder/")  # a folder, not the command
+    assert not [w for w in sorted(words) if re.search(rf"(?<![\w]){re.escape(w)}", text)]

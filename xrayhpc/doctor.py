@@ -197,7 +197,7 @@ def profile_request(experiments: list[Experiment], profile: Profile, kind: str) 
 
 def scheduler(experiments: list[Experiment], kind: str, profile: Profile, root: Path) -> list[Finding]:
     """Does the scheduler answer, and could it ever run each device's request (asked without
-    submitting: qsub -w v, sbatch --test-only)?"""
+    submitting: each scheduler's own verification)?"""
     sched = schedulers.get(kind)
     if sched is None:
         return [

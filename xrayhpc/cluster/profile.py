@@ -42,6 +42,7 @@ DEVICE_KEYS = {"cores": int, "gpus": int, "gpu_c": float, "gpu_type": str, "gpu_
 # What each value that lands in a `#$` line may hold: one qsub option each, nothing a shell or
 # qsub would read as more (no spaces, newlines, quotes or `$`).
 NAME = r"[A-Za-z0-9][A-Za-z0-9_.-]*"
+FEATURES = (r"[A-Za-z0-9_.&|,()\[\]*:-]+", 'node features such as "a100" or "v100|a100" (no spaces)')
 TEXT_RULES = {
     "project": (NAME, "letters, digits and _ . - (not first)"),
     "queue": (
@@ -51,8 +52,8 @@ TEXT_RULES = {
     "partition": (r"[A-Za-z0-9][A-Za-z0-9_.,-]*", "a partition name or a comma-separated list"),
     "account": (NAME, "letters, digits and _ . - (not first)"),
     "qos": (NAME, "letters, digits and _ . - (not first)"),
-    "constraint": (r"[A-Za-z0-9_.&|,()\[\]*:-]+", 'node features such as "a100" or "v100|a100" (no spaces)'),
-    "gpu_constraint": (r"[A-Za-z0-9_.&|,()\[\]*:-]+", 'node features such as "a100" or "v100|a100" (no spaces)'),
+    "constraint": FEATURES,
+    "gpu_constraint": FEATURES,
     "gres": (r"[A-Za-z0-9_:,.-]+", 'generic resources such as "gpu:1" or "gpu:a100:2"'),
     "mail": (r"[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+(,[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+)*", "an address such as you@bu.edu"),
     "mail_events": (r"[beasn]+", "letters of b e a s n (begin, end, abort, suspend, none)"),
@@ -60,6 +61,9 @@ TEXT_RULES = {
     "gpu_memory": (r"\d+(\.\d+)?[KMGT]?", 'an amount such as "16G"'),
     "mem_per_core": (r"\d+(\.\d+)?[KMGT]?", 'an amount such as "4G"'),
 }
+# [slurm] extra_directives: each one sbatch option, as `#SBATCH` takes it (Grid Engine's are whole
+# `#$` lines, checked for control characters only).
+SBATCH_OPTION = (r"--[a-z][a-z-]*(=[A-Za-z0-9_.:,+=@%/-]+)?", 'sbatch options such as "--begin=now+1hour" or "--hold"')
 # Numbers: the lowest and highest value each may take.
 NUMBER_RULES = {"cores": (1, 1024), "gpus": (0, 64), "gpu_c": (1.0, 20.0), "array_parallelism": (1, 100_000),
                 "signal_delay_s": (0, 48 * 3600)}  # fmt: skip
@@ -109,11 +113,14 @@ def _check_value(key: str, value: Any, where: str) -> None:
         if not (math.isfinite(value) and low <= value <= high):
             raise UserError(f"{where}: `{key}` = {value!r} is not allowed; give a number from {low:g} to {high:g}")
     elif isinstance(value, list):
+        rule = SBATCH_OPTION if where.endswith("[slurm]") else None
         for line in value:
             if not isinstance(line, str) or CONTROL.search(line):
                 raise UserError(
                     f"{where}: `{key}` holds {line!r}; give each as one line of text (no newline or control character)"
                 )
+            if rule and not re.fullmatch(rule[0], line):
+                raise UserError(f"{where}: `{key}` holds {line!r}; use {rule[1]}")
 
 
 def check_text(key: str, value: str, where: str) -> str:

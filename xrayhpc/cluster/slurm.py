@@ -240,6 +240,12 @@ class SlurmExecutor(jobstart.CheckedStart, submitit_slurm.SlurmExecutor):
         return submitit_slurm._make_sbatch_string(command=self._submitit_command_str, folder=self.folder, **params)
 
 
+def _option(text: str) -> tuple[str, tp.Any]:
+    """`--begin=now+1hour` -> ("begin", "now+1hour"); `--hold` -> ("hold", True)."""
+    name, sep, value = text[2:].partition("=")
+    return name, value if sep else True
+
+
 class Slurm(scheduler.Scheduler):
     name = "slurm"
     title = "Slurm"
@@ -254,6 +260,7 @@ class Slurm(scheduler.Scheduler):
         "constraint": str,
         "gpu_constraint": str,
         "gres": str,
+        "extra_directives": list,
     }
 
     def installed(self) -> bool:
@@ -287,6 +294,8 @@ class Slurm(scheduler.Scheduler):
         if site.get("mail"):
             params["mail_user"] = site["mail"]
             params["mail_type"] = "END,FAIL"
+        if own.get("extra_directives"):
+            params["additional_parameters"] = dict(_option(o) for o in own["extra_directives"])
         return params
 
     def executor(self, folder: Path, device: str, profile: Profile, name: str) -> SlurmExecutor:

@@ -4,8 +4,8 @@
                              [--watch] [--json] [--results DIR]
 
 One row per experiment: job, state, epoch k of N, elapsed and remaining time, host, test accuracy
-once done, and for a failure the reason and the log. `--state done` adds what each job used (Grid
-Engine's accounting: wall clock, CPU time, memory, CPU use against the slots, h_rt) with a hint
+once done, and for a failure the reason and the log. `--state done` adds what each job used (the
+scheduler's accounting: wall clock, CPU time, memory, CPU use against the slots, the time limit) with a hint
 where it asked for far more. A result file that cannot be read shows as `unreadable`, naming the
 file and why. One scheduler refresh per table, however many jobs. Exit status 1 when anything
 failed, was deleted, is lost or unreadable.

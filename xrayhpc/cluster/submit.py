@@ -138,7 +138,7 @@ def _attempt(folder: Path, fingerprint: str) -> int:
     return old.attempt + 1 if old and old.fingerprint == fingerprint else 1
 
 
-def _qsub_message(err: Exception) -> str:
+def _refusal(err: Exception) -> str:
     """The scheduler's own words on one line: the command's stderr, which submitit keeps on the
     error's cause (a CalledProcessError); the error's text where there is none."""
     cause = err.__cause__ if isinstance(err.__cause__, subprocess.CalledProcessError) else err
@@ -162,7 +162,7 @@ def _send(executor: Any, batch: list[Decision], sched: Scheduler, device: str, r
                 jobs = [executor.submit(ExperimentJob(), d.exp, str(root)) for d in batch]
         except (FailedJobError, subprocess.CalledProcessError, OSError) as err:
             raise UserError(
-                f"{sched.submit_command} refused the {device} jobs ({len(batch)}): {_qsub_message(err)}"
+                f"{sched.submit_command} refused the {device} jobs ({len(batch)}): {_refusal(err)}"
             ) from None
         _record(batch, jobs, sched, root)
 

@@ -49,7 +49,7 @@ def build(root: Path) -> tuple[list[Section], list[str], str]:
         sections.append(
             Section(
                 "What the jobs used",
-                "Grid Engine's accounting of each ended job against its request: "
+                "The scheduler's accounting of each ended job against its request: "
                 "right-size `cores` and `time` in the profile from these.",
                 usage_table(used),
             )

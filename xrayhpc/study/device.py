@@ -40,13 +40,13 @@ class DeviceError(UserError):
 
 def slots() -> int | None:
     """Cores granted by the scheduler, if any: XRAYHPC_SLOTS, which every job script sets from its
-    scheduler's own variable (a script of your own: `export XRAYHPC_SLOTS=$NSLOTS`)."""
+    scheduler's own count (a job script of your own: export XRAYHPC_SLOTS from it)."""
     value = os.environ.get("XRAYHPC_SLOTS", "")
     return int(value) if value.isdigit() and int(value) > 0 else None
 
 
 def backend_name() -> str:
-    """Keras's backend; an empty KERAS_BACKEND (as `qsub -v` passes an unset one) means the default."""
+    """Keras's backend; an empty KERAS_BACKEND (as a scheduler may pass an unset one) means the default."""
     return os.environ.get("KERAS_BACKEND") or "tensorflow"
 
 
