@@ -94,7 +94,7 @@ class Scheduler:
     submit_command: ClassVar[str]  # qsub
     cancel_command: ClassVar[str]  # qdel
     query_command: ClassVar[tuple[str, ...]]  # what the doctor runs to see that it answers
-    limit_name: ClassVar[str]  # the wall-time limit as this scheduler's users know it: "h_rt"
+    first_task: ClassVar[int] = 1  # how its arrays number their first task (Grid Engine 1, Slurm 0)
     section: ClassVar[dict[str, type]] = {}  # the keys of its own profile table ([slurm]), if any
 
     def installed(self) -> bool:

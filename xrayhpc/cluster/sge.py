@@ -678,8 +678,14 @@ def job_info(info: dict[str, str]) -> JobInfo:
         reason=reasons.get(state, ""),
         held="h" in code,
         usage=usage(info),
-        current=info.get("ContinuedAs", ""),
+        current=display_id(info["ContinuedAs"]) if info.get("ContinuedAs") else "",
     )
+
+
+def display_id(job_id: str) -> str:
+    """`123.1` for the first task of array 123, as qdel and qstat -j take it."""
+    job, sep, index = job_id.partition("_")
+    return f"{job}.{int(index) + 1}" if sep else job_id
 
 
 def record_folder(record: JobRecord) -> Path | None:
@@ -693,7 +699,6 @@ class GridEngine(scheduler.Scheduler):
     submit_command = "qsub"
     cancel_command = "qdel"
     query_command = ("qstat",)
-    limit_name = "h_rt"
 
     def installed(self) -> bool:
         return SgeExecutor.affinity() > 0

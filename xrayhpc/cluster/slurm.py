@@ -252,7 +252,7 @@ class Slurm(scheduler.Scheduler):
     submit_command = "sbatch"
     cancel_command = "scancel"
     query_command = ("squeue", "--me")
-    limit_name = "--time"
+    first_task = 0
     section: tp.ClassVar[dict[str, type]] = {
         "partition": str,
         "account": str,

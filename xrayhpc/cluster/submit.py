@@ -275,9 +275,9 @@ def dry_run(
             f"{device}: {len(batch)} experiment(s) as one {sched.title} {'array ' if len(batch) > 1 else ''}job"
         )
         print(text, end="" if text.endswith("\n") else "\n", flush=True)
-        print("# tasks: " + ", ".join(f"{i + 1}={d.exp.id}" for i, d in enumerate(batch)))
+        print("# tasks: " + ", ".join(f"{i}={d.exp.id}" for i, d in enumerate(batch, start=sched.first_task)))
         print("$ " + " ".join(command), flush=True)
-        for task, d in enumerate(batch, start=1):
+        for task, d in enumerate(batch, start=sched.first_task):
             d.settle("dry-run", f"would be task {task} of {script}")
 
 
