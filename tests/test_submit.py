@@ -193,7 +193,7 @@ def test_a_refusal_is_read_from_the_commands_stderr() -> None:
     """submitit raises FailedJobError with qsub's stderr on its cause: that text, on one line, not a scrape."""
     from submitit.core.utils import FailedJobError
 
-    from xrayhpc.cluster.submit import _qsub_message
+    from xrayhpc.cluster.submit import _refusal
 
     stderr = "Unable to run job: error: no suitable queues.\nExiting."
     try:
@@ -202,5 +202,5 @@ def test_a_refusal_is_read_from_the_commands_stderr() -> None:
         except subprocess.CalledProcessError as cause:
             raise FailedJobError("Job submission failed") from cause
     except FailedJobError as err:
-        assert _qsub_message(err) == "Unable to run job: error: no suitable queues. Exiting."
-    assert _qsub_message(OSError("qsub: not found")) == "qsub: not found"
+        assert _refusal(err) == "Unable to run job: error: no suitable queues. Exiting."
+    assert _refusal(OSError("qsub: not found")) == "qsub: not found"

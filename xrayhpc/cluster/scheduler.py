@@ -96,21 +96,49 @@ class Scheduler:
     query_command: ClassVar[tuple[str, ...]]  # what the doctor runs to see that it answers
     first_task: ClassVar[int] = 1  # how its arrays number their first task (Grid Engine 1, Slurm 0)
     section: ClassVar[dict[str, type]] = {}  # the keys of its own profile table ([slurm]), if any
+    executor_class: ClassVar[type]  # its submitit executor, with xrayhpc's checked job start
 
     def installed(self) -> bool:
         raise NotImplementedError
 
+    def parameters(self, profile: Profile, device: str) -> dict[str, Any]:
+        """The executor's parameters for jobs of `device`, from the profile."""
+        raise NotImplementedError
+
     def executor(self, folder: Path, device: str, profile: Profile, name: str) -> Any:
         """A submitit executor asking the profile's request for `device`."""
-        raise NotImplementedError
+        executor = self.executor_class(folder)
+        executor.update_parameters(**self.parameters(profile, device), job_name=name)
+        return executor
 
     def preview(self, executor: Any, count: int, script: Path) -> tuple[str, list[str]]:
         """(the exact job script a submission of `count` jobs sends, the command that sends it)."""
         raise NotImplementedError
 
+    def watcher(self, records: dict[str, JobRecord]) -> Any:
+        """A fresh watcher with every record registered: its `update()` makes the batched calls, then
+        `listed` says whether the queue answered and `last_error` what failed."""
+        raise NotImplementedError
+
+    def job_info(self, info: dict[str, str]) -> JobInfo:
+        """The watcher's record of one job, in the words every scheduler shares."""
+        raise NotImplementedError
+
     def refresh(self, records: dict[str, JobRecord]) -> Refresh:
         """Every recorded job's state in one batch (live and ended; the accounting included)."""
-        raise NotImplementedError
+        files_only = "states come from the result folders only"
+        if not records:
+            return Refresh({})
+        if not self.installed():
+            return Refresh({}, f"{self.title} is not installed here: {files_only}")
+        watcher = self.watcher(records)
+        watcher.update()
+        if not watcher.listed:
+            return Refresh(
+                {}, f"{self.title} cannot be reached ({watcher.last_error}): {files_only}", watcher.num_calls
+            )
+        infos = {eid: self.job_info(watcher.get_info(r.job_id, mode="cache")) for eid, r in records.items()}
+        return Refresh(infos, f"{self.title}: {watcher.last_error}" if watcher.last_error else "", watcher.num_calls)
 
     def cancel(self, job_ids: list[str]) -> str:
         """Remove these jobs (submitit ids) with one call; "" or the scheduler's complaint."""

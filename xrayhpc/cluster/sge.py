@@ -35,7 +35,7 @@ from submitit.core import core, job_environment, utils
 from xrayhpc import safefiles, sitefiles
 from xrayhpc.cluster import jobstart, scheduler
 from xrayhpc.cluster.profile import DEFAULT_ENV
-from xrayhpc.cluster.scheduler import LIVE, JobInfo, Refresh, Usage, script_path_problem
+from xrayhpc.cluster.scheduler import LIVE, JobInfo, Usage, script_path_problem
 
 if tp.TYPE_CHECKING:
     from xrayhpc.cluster.profile import Profile
@@ -214,6 +214,7 @@ class SgeInfoWatcher(core.InfoWatcher):
         self._folders: dict[str, Path] = {}  # each job's submitit folder, where a continuation is noted
         self._continued: dict[str, str] = {}  # job -> the job that now carries its work
         self.last_error = ""
+        self.listed = False  # the last update's qstat answered
 
     def register_job(self, job_id: str, since: float | None = None, folder: Path | None = None) -> None:
         """`since`: when the job was submitted, if known (a record read back from disk); `folder`:
@@ -257,6 +258,7 @@ class SgeInfoWatcher(core.InfoWatcher):
         self.last_error = ""
         now = time.time()
         listed = self._run(["qstat", "-xml"])
+        self.listed = listed is not None
         if listed is not None:
             current = read_qstat_xml(listed)
             self._info_dict.update(current)
@@ -699,6 +701,7 @@ class GridEngine(scheduler.Scheduler):
     submit_command = "qsub"
     cancel_command = "qdel"
     query_command = ("qstat",)
+    executor_class = SgeExecutor
 
     def installed(self) -> bool:
         return SgeExecutor.affinity() > 0
@@ -720,32 +723,18 @@ class GridEngine(scheduler.Scheduler):
             **resources,
         }
 
-    def executor(self, folder: Path, device: str, profile: Profile, name: str) -> SgeExecutor:
-        executor = SgeExecutor(folder)
-        executor.update_parameters(**self.parameters(profile, device), job_name=name)
-        return executor
-
     def preview(self, executor: tp.Any, count: int, script: Path) -> tuple[str, list[str]]:
         return executor.script(count), submit_command(script)
 
-    def refresh(self, records: dict[str, JobRecord]) -> Refresh:
-        """One qstat (and at most one qacct) for every recorded job."""
-        if not records:
-            return Refresh({})
-        if not self.installed():
-            return Refresh({}, "Grid Engine is not installed here: states come from the result folders only")
+    def watcher(self, records: dict[str, JobRecord]) -> SgeInfoWatcher:
+        """One qstat (and at most one qacct) for every recorded job, following continuations."""
         watcher = SgeInfoWatcher()
         for record in records.values():
             watcher.register_job(record.job_id, since=record.submitted, folder=record_folder(record))
-        watcher.update()
-        if watcher.last_error:
-            return Refresh(
-                {},
-                f"Grid Engine cannot be reached ({watcher.last_error}): states come from the result folders only",
-                watcher.num_calls,
-            )
-        infos = {eid: job_info(watcher.get_info(r.job_id, mode="cache")) for eid, r in records.items()}
-        return Refresh(infos, "", watcher.num_calls)
+        return watcher
+
+    def job_info(self, info: dict[str, str]) -> JobInfo:
+        return job_info(info)
 
     def cancel(self, job_ids: list[str]) -> str:
         ok, said = scheduler.run(["qdel", *[self.display_id(j) for j in job_ids]])

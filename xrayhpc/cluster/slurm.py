@@ -21,7 +21,7 @@ from submitit.core import core
 from submitit.slurm import slurm as submitit_slurm
 
 from xrayhpc.cluster import jobstart, scheduler
-from xrayhpc.cluster.scheduler import LIVE, JobInfo, Refresh, Usage
+from xrayhpc.cluster.scheduler import LIVE, JobInfo, Usage
 
 if tp.TYPE_CHECKING:
     from xrayhpc.cluster.profile import Profile
@@ -177,6 +177,7 @@ class SlurmStateWatcher(core.InfoWatcher):
         super().__init__(delay_s)
         self._seen: dict[str, float] = {}
         self.last_error = ""
+        self.listed = False  # the last update's squeue answered
 
     def register_job(self, job_id: str, since: float | None = None) -> None:
         super().register_job(job_id)
@@ -200,6 +201,7 @@ class SlurmStateWatcher(core.InfoWatcher):
         self.last_error = ""
         now = time.time()
         listed = self._run(["squeue", "-h", "-r", "-u", getpass.getuser(), "-o", SQUEUE_FORMAT])
+        self.listed = listed is not None
         if listed is not None:
             current = read_squeue(listed)
             self._info_dict.update(current)
@@ -253,6 +255,7 @@ class Slurm(scheduler.Scheduler):
     cancel_command = "scancel"
     query_command = ("squeue", "--me")
     first_task = 0
+    executor_class = SlurmExecutor
     section: tp.ClassVar[dict[str, type]] = {
         "partition": str,
         "account": str,
@@ -298,32 +301,18 @@ class Slurm(scheduler.Scheduler):
             params["additional_parameters"] = dict(_option(o) for o in own["extra_directives"])
         return params
 
-    def executor(self, folder: Path, device: str, profile: Profile, name: str) -> SlurmExecutor:
-        executor = SlurmExecutor(folder)
-        executor.update_parameters(**self.parameters(profile, device), job_name=name)
-        return executor
-
     def preview(self, executor: tp.Any, count: int, script: Path) -> tuple[str, list[str]]:
         return executor.script(count), ["sbatch", str(script)]
 
-    def refresh(self, records: dict[str, JobRecord]) -> Refresh:
+    def watcher(self, records: dict[str, JobRecord]) -> SlurmStateWatcher:
         """One squeue (and at most one sacct) for every recorded job."""
-        if not records:
-            return Refresh({})
-        if not self.installed():
-            return Refresh({}, "Slurm is not installed here: states come from the result folders only")
         watcher = SlurmStateWatcher()
         for record in records.values():
             watcher.register_job(record.job_id, since=record.submitted)
-        watcher.update()
-        if watcher.last_error and not watcher._info_dict:
-            return Refresh(
-                {},
-                f"Slurm cannot be reached ({watcher.last_error}): states come from the result folders only",
-                watcher.num_calls,
-            )
-        infos = {eid: job_info(watcher.get_info(r.job_id, mode="cache")) for eid, r in records.items()}
-        return Refresh(infos, f"sacct: {watcher.last_error}" if watcher.last_error else "", watcher.num_calls)
+        return watcher
+
+    def job_info(self, info: dict[str, str]) -> JobInfo:
+        return job_info(info)
 
     def cancel(self, job_ids: list[str]) -> str:
         ok, said = scheduler.run(["scancel", *job_ids])
