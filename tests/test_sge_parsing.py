@@ -206,3 +206,17 @@ def test_requested_wall_time_from_the_category(category: str, seconds: float | N
     from xrayhpc.cluster.sge import requested_seconds
 
     assert requested_seconds(category) == seconds
+
+
+def test_a_continuation_keeps_the_first_jobs_id_and_only_its_task(tmp_path: Path) -> None:
+    from xrayhpc.cluster.sge import CONTINUED, continuation_command, current_job
+
+    assert continuation_command("/spool/job_scripts/7", "7", 3) == [
+        "qsub", "-terse", "-v", "XRAYHPC_CONTINUES=7", "-t", "3", "/spool/job_scripts/7"
+    ]  # fmt: skip
+    assert continuation_command("", "7", None) == [] and continuation_command("/s", "7; rm", None) == []
+    assert current_job("7_2", tmp_path) == "7_2"
+    (tmp_path / CONTINUED).write_text("12_2\n")
+    assert current_job("7_2", tmp_path) == "12_2"
+    (tmp_path / CONTINUED).write_text("12_2; rm -rf ~\n")  # not an id: ignored
+    assert current_job("7_2", tmp_path) == "7_2"

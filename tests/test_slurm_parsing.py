@@ -88,3 +88,23 @@ def test_the_sbatch_script_hands_the_worker_neutral_variables(tmp_path: Path) ->
     text = executor.script(3)
     assert "#SBATCH --array=0-2%3" in text and "-m xrayhpc.cluster.jobstart" in text
     assert 'XRAYHPC_SLOTS="${SLURM_CPUS_PER_TASK:-1}"' in text and "export SUBMITIT_JOB_ID=" in text
+
+
+def test_a_state_squeue_names_that_we_do_not_know_is_still_live() -> None:
+    listed = read_squeue("9|SOMETHING_NEW|vm|None\n")
+    assert job_info(listed["9"]).live
+
+
+def test_extra_directives_may_not_override_what_xrayhpc_sets(tmp_path: Path) -> None:
+    profile = tmp_path / "site.toml"
+    profile.write_text('[slurm]\nextra_directives = ["--time=9999"]\n')
+    with pytest.raises(UserError, match="--time is set by xrayhpc; set time in the profile"):
+        SCHEDULER.parameters(load_profile(profile), "cpu")
+
+
+def test_a_dry_run_renders_the_sbatch_script_where_slurm_is_not_installed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PATH", "/nonexistent")  # no srun, no sbatch
+    executor = SCHEDULER.executor(tmp_path / "%j", "gpu", load_profile(ROOT / "qsub" / "local.toml"), "x")
+    assert "#SBATCH --gres=gpu:1" in executor.script(1) and not SCHEDULER.installed()

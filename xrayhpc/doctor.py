@@ -222,6 +222,8 @@ def scheduler(experiments: list[Experiment], kind: str, profile: Profile, root: 
     ]
     if not ok:
         return found
+    if problem := script_path_problem(root):
+        return [*found, Finding(False, "request", problem, "", _ids(experiments))]
     folder = private_folder(root / ".doctor") / "%j"
     for node in sorted({e.device for e in experiments}):
         executor = sched.executor(folder, node, profile, f"xrayhpc-doctor-{node}")
@@ -245,12 +247,14 @@ def submits_here() -> list[Finding]:
     sched = schedulers.get(os.environ.get("SUBMITIT_EXECUTOR", ""))
     if sched is None:
         return []
+    if not sched.continues_by_submitting:
+        return [Finding(None, "requeue", f"at its time-limit warning a job {sched.requeue}")]
     found = shutil.which(sched.submit_command) is not None and schedulers.run(list(sched.query_command))[0]
     return [
         Finding(
             None,
             "requeue",
-            f"this node can submit ({sched.submit_command}): a job continues past its time limit on its own"
+            f"this node can submit ({sched.submit_command}): at its time-limit warning a job {sched.requeue}"
             if found
             else f"this node cannot submit ({sched.submit_command}): a job stopped at its time limit goes "
             "on at the next `make submit-all`",

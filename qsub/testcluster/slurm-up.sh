@@ -140,6 +140,7 @@ node_ready() { sinfo -h -N -o '%t' 2>/dev/null | grep -qxE '(idle|mix|alloc)'; }
 
 start_slurm() {
     if ! alive slurmdbd && ! dbd_up; then
+        rm -f "$STATE/slurmdbd.pidfile"  # a stale one (after kill -9) would name another process
         /usr/sbin/slurmdbd
         wait_for 120 "slurmdbd (see /var/log/slurm/slurmdbd.log)" test -s "$STATE/slurmdbd.pidfile"
         cp "$STATE/slurmdbd.pidfile" "$STATE/slurmdbd.pid"
@@ -152,12 +153,14 @@ start_slurm() {
     sacctmgr -n -P list assoc format=user,account | grep -qx "root|$ACCOUNT" \
         || sacctmgr -i add user root account="$ACCOUNT" >/dev/null
     if ! alive slurmctld && ! ctld_up; then
+        rm -f "$STATE/slurmctld.pidfile"  # a stale one (after kill -9) would name another process
         /usr/sbin/slurmctld
         wait_for 120 "slurmctld (see /var/log/slurm/slurmctld.log)" test -s "$STATE/slurmctld.pidfile"
         cp "$STATE/slurmctld.pidfile" "$STATE/slurmctld.pid"
         wait_for 120 "slurmctld to answer" ctld_up
     fi
     if ! alive slurmd && ! node_ready; then
+        rm -f "$STATE/slurmd.pidfile"  # a stale one (after kill -9) would name another process
         /usr/sbin/slurmd
         wait_for 120 "slurmd (see /var/log/slurm/slurmd.log)" test -s "$STATE/slurmd.pidfile"
         cp "$STATE/slurmd.pidfile" "$STATE/slurmd.pid"

@@ -130,8 +130,8 @@ def bench_dispatch(sizes: list[int], workdir: Path, data: Path, naive_max: int =
             row[name]["status_refresh_s"] = round(time.perf_counter() - t, 3)
             row[name]["status_calls"] = count_calls(calls)
             row[name]["states_seen"] = sorted({r.state for r in rows})
-            records = [read_record(results / r.id) for r in rows]
-            sched.cancel(sorted({r.job_id.split("_")[0] for r in records if r}))
+            arrays = {r.job_id.split("_")[0] for r in (read_record(results / state.id) for state in rows) if r}
+            subprocess.run([sched.cancel_command, *sorted(arrays)], capture_output=True)  # whole arrays
             count_calls(calls)
             if sched.name == "sge" and n <= naive_max:
                 row["naive_submit_s"] = naive_submit(n, workdir, load_profile(profile).site.get("project"))

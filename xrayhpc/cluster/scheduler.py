@@ -95,6 +95,8 @@ class Scheduler:
     cancel_command: ClassVar[str]  # qdel
     query_command: ClassVar[tuple[str, ...]]  # what the doctor runs to see that it answers
     first_task: ClassVar[int] = 1  # how its arrays number their first task (Grid Engine 1, Slurm 0)
+    requeue: ClassVar[str]  # how a job goes on past its time limit, in a few words for the doctor
+    continues_by_submitting: ClassVar[bool] = False  # does that need the node to submit a job?
     section: ClassVar[dict[str, type]] = {}  # the keys of its own profile table ([slurm]), if any
     executor_class: ClassVar[type]  # its submitit executor, with xrayhpc's checked job start
 
@@ -140,8 +142,8 @@ class Scheduler:
         infos = {eid: self.job_info(watcher.get_info(r.job_id, mode="cache")) for eid, r in records.items()}
         return Refresh(infos, f"{self.title}: {watcher.last_error}" if watcher.last_error else "", watcher.num_calls)
 
-    def cancel(self, job_ids: list[str]) -> str:
-        """Remove these jobs (submitit ids) with one call; "" or the scheduler's complaint."""
+    def cancel(self, records: list[JobRecord]) -> str:
+        """Remove these recorded jobs with one call; "" or the scheduler's complaint."""
         raise NotImplementedError
 
     def display_id(self, job_id: str) -> str:
@@ -181,7 +183,7 @@ def script_path_problem(path: str | Path) -> str:
 def run(command: list[str], timeout: float = 60) -> tuple[bool, str]:
     """(succeeded, stdout or the command's own complaint on one line)."""
     try:
-        done = subprocess.run(command, capture_output=True, text=True, timeout=timeout)
+        done = subprocess.run(command, capture_output=True, text=True, errors="replace", timeout=timeout)
     except (OSError, subprocess.SubprocessError) as err:
         return False, f"{command[0]}: {err}"
     if done.returncode:

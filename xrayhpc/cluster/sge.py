@@ -281,10 +281,11 @@ class SgeInfoWatcher(core.InfoWatcher):
         """A job that left the queue may have continued as a new submission (each continuation notes
         the latest in the first job's folder): from now on it stands for that one."""
         for job_id in unlisted:
-            target = read_continuation(self._folders.get(job_id))
+            folder = self._folders.get(job_id)
+            target = read_continuation(folder)
             if target and target != job_id and target != self._continued.get(job_id):
                 self._continued[job_id] = target
-                self._seen[target] = now
+                self._seen[target] = continued_at(folder) or now  # so a vanished one becomes LOST
 
     def is_done(self, job_id: str, mode: str = "standard") -> bool:
         return self.get_state(job_id, mode=mode).upper() not in LIVE
@@ -319,6 +320,19 @@ def _whoami() -> str:
     return pwd.getpwuid(os.getuid()).pw_name
 
 
+def current_job(job_id: str, folder: Path | None) -> str:
+    """The job now carrying `job_id`'s work: its latest continuation, else itself."""
+    return read_continuation(folder) or job_id
+
+
+def continued_at(folder: Path | None) -> float | None:
+    """When the latest continuation was noted (its file's time), if it was."""
+    try:
+        return (folder / CONTINUED).stat().st_mtime if folder else None
+    except OSError:
+        return None
+
+
 def read_continuation(folder: Path | None) -> str:
     """The submitit id in a job folder's `continued_as` ("" when there is none or it is no id)."""
     if folder is None:
@@ -341,7 +355,7 @@ class SgeJob(core.Job[core.R]):
 
     def cancel(self, check: bool = True) -> None:
         """qdel the job, or just this task of an array."""
-        job, _, index = self.job_id.partition("_")
+        job, _, index = current_job(self.job_id, self.paths.folder).partition("_")
         command = ["qdel", job] + (["-t", str(int(index) + 1)] if index else [])
         (subprocess.check_call if check else subprocess.call)(command, stdout=subprocess.DEVNULL)
 
@@ -378,18 +392,26 @@ class SgeJobEnvironment(job_environment.JobEnvironment):
         log = logging.getLogger("submitit")
         first, _, index = self.job_id.partition("_")
         command = continuation_command(os.environ.get("JOB_SCRIPT", ""), first, int(index) + 1 if index else None)
-        answer = subprocess.run(command, capture_output=True, text=True, timeout=120) if command else None
-        if answer is not None and answer.returncode == 0:
-            number = answer.stdout.strip().split(".")[0]
-            target = submitit_id(number, int(index) + 1 if index else None)
-            safefiles.write_text(self.paths.folder / CONTINUED, target + "\n")
-            log.info("job %s continues as job %s (%d timeouts left)", self.job_id, target, countdown)
-            code = 0
+        try:
+            answer = subprocess.run(command, capture_output=True, text=True, timeout=120) if command else None
+        except (OSError, subprocess.SubprocessError) as err:  # no qsub on the node, or it hung
+            answer, why = None, str(err)
         else:
             why = answer.stderr.strip() if answer is not None else "no spooled job script (JOB_SCRIPT)"
+        number = re.match(r"\s*(\d+)(?:\.\S+)?\s*$", answer.stdout) if answer and answer.returncode == 0 else None
+        code = 0 if number else 99  # once a continuation is queued, this run must not be requeued too
+        if number:
+            target = submitit_id(number.group(1), int(index) + 1 if index else None)
+            try:
+                safefiles.write_text(self.paths.folder / CONTINUED, target + "\n")
+            except OSError as err:  # the continuation runs; only the redirect is missing
+                log.error(
+                    "job %s continues as job %s, but %s could not be noted: %s", self.job_id, target, CONTINUED, err
+                )
+            log.info("job %s continues as job %s (%d timeouts left)", self.job_id, target, countdown)
+        else:
             log.info("job %s cannot submit its continuation (%s): requeued by exit 99 (%d timeouts left)",
-                     self.job_id, why, countdown)  # fmt: skip
-            code = 99
+                     self.job_id, why or answer and answer.stdout.strip(), countdown)  # fmt: skip
         logging.shutdown()
         sys.stdout.flush()
         sys.stderr.flush()
@@ -702,6 +724,8 @@ class GridEngine(scheduler.Scheduler):
     cancel_command = "qdel"
     query_command = ("qstat",)
     executor_class = SgeExecutor
+    requeue = "submits its continuation, a new job with its own h_rt"
+    continues_by_submitting = True
 
     def installed(self) -> bool:
         return SgeExecutor.affinity() > 0
@@ -736,8 +760,10 @@ class GridEngine(scheduler.Scheduler):
     def job_info(self, info: dict[str, str]) -> JobInfo:
         return job_info(info)
 
-    def cancel(self, job_ids: list[str]) -> str:
-        ok, said = scheduler.run(["qdel", *[self.display_id(j) for j in job_ids]])
+    def cancel(self, records: list[JobRecord]) -> str:
+        """qdel of each job, or of its continuation where it continued past h_rt."""
+        current = [current_job(r.job_id, record_folder(r)) for r in records]
+        ok, said = scheduler.run(["qdel", *[self.display_id(j) for j in current]])
         return "" if ok else said
 
     def display_id(self, job_id: str) -> str:

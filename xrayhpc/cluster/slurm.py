@@ -22,6 +22,7 @@ from submitit.slurm import slurm as submitit_slurm
 
 from xrayhpc.cluster import jobstart, scheduler
 from xrayhpc.cluster.scheduler import LIVE, JobInfo, Usage
+from xrayhpc.errors import UserError
 
 if tp.TYPE_CHECKING:
     from xrayhpc.cluster.profile import Profile
@@ -57,7 +58,7 @@ STATES = {
     "PREEMPTED": "FAILED",
 }
 # squeue's reasons for a pending job that say nothing beyond "waiting its turn"
-ORDINARY_WAIT = ("None", "(null)", "Priority", "Resources", "BeginTime")
+ORDINARY_WAIT = ("None", "(null)", "Priority", "Resources", "BeginTime", "JobArrayTaskLimit")
 SQUEUE_FORMAT = "%i|%T|%N|%r"
 SACCT_FIELDS = ("JobID", "State", "ExitCode", "Elapsed", "TotalCPU", "MaxRSS", "AllocCPUS", "Timelimit", "NodeList", "Reason")  # fmt: skip
 # What the worker reads, in words that hold for every scheduler (the sbatch script's setup lines).
@@ -83,7 +84,9 @@ def read_squeue(text: str) -> dict[str, dict[str, str]]:
         if len(parts) != 4 or not re.fullmatch(r"\d+(_\d+)?", parts[0]):
             continue  # a pending array's `12_[3-9]` appears as one line per task under -r
         job_id, state, nodes, reason = parts
-        out[job_id] = {"JobID": job_id, "State": state_name(state), "SlurmState": state, "NodeList": nodes,
+        # squeue lists only jobs that have not ended: a state word it does not know is still live
+        live = state_name(state) if state_name(state) in (*LIVE, "ERROR") else "UNKNOWN"
+        out[job_id] = {"JobID": job_id, "State": live, "SlurmState": state, "NodeList": nodes,
                        "Reason": reason}  # fmt: skip
     return out
 
@@ -183,9 +186,6 @@ class SlurmStateWatcher(core.InfoWatcher):
         super().register_job(job_id)
         self._seen.setdefault(job_id, since or time.time())
 
-    def read_info(self, string: bytes | str) -> dict[str, dict[str, str]]:
-        return read_sacct(string.decode() if isinstance(string, bytes) else string)
-
     def _run(self, command: list[str]) -> str | None:
         self._num_calls += 1
         ok, said = scheduler.run(command)
@@ -200,7 +200,7 @@ class SlurmStateWatcher(core.InfoWatcher):
             return
         self.last_error = ""
         now = time.time()
-        listed = self._run(["squeue", "-h", "-r", "-u", getpass.getuser(), "-o", SQUEUE_FORMAT])
+        listed = self._run(["squeue", "-h", "-a", "-r", "-u", getpass.getuser(), "-o", SQUEUE_FORMAT])
         self.listed = listed is not None
         if listed is not None:
             current = read_squeue(listed)
@@ -220,7 +220,9 @@ class SlurmStateWatcher(core.InfoWatcher):
         answer = self._run(["sacct", "-P", "-n", "-o", ",".join(SACCT_FIELDS), "-j", ",".join(jobs)])
         records = read_sacct(answer) if answer else {}
         for job_id in gone:
-            if job_id in records and records[job_id]["State"] not in ("PENDING", "RUNNING"):
+            if answer is None:  # no accounting to ask: not known to have ended, so not lost either
+                self._info_dict.setdefault(job_id, {"JobID": job_id})["State"] = "UNKNOWN"
+            elif job_id in records and records[job_id]["State"] not in ("PENDING", "RUNNING"):
                 self._info_dict[job_id] = records[job_id]
             elif job_id in records:  # sacct lags squeue: it still calls an ended job live
                 self._info_dict[job_id] = {**records[job_id], "State": "COMPLETING"}
@@ -234,6 +236,12 @@ class SlurmExecutor(jobstart.CheckedStart, submitit_slurm.SlurmExecutor):
     """submitit's Slurm executor, whose jobs start through xrayhpc's checked entry point (its arrays
     take this command too) and hand the worker the neutral variables."""
 
+    @classmethod
+    def affinity(cls) -> int:
+        """Made only by xrayhpc, which checks that Slurm is installed before it submits: a dry run
+        renders the script on any machine (submitit's own refuses to start without `srun`)."""
+        return 2
+
     def script(self, count: int = 1) -> str:
         """The exact sbatch script a submission of `count` jobs sends (what a dry run prints)."""
         params = dict(self.parameters)
@@ -242,9 +250,23 @@ class SlurmExecutor(jobstart.CheckedStart, submitit_slurm.SlurmExecutor):
         return submitit_slurm._make_sbatch_string(command=self._submitit_command_str, folder=self.folder, **params)
 
 
+# sbatch options that submitit or a profile key sets: extra_directives may not override them
+OWNED = {"output": "", "error": "", "signal": "signal_delay_s", "array": "array_parallelism", "open-mode": "",
+         "export": "", "chdir": "", "partition": "[slurm] partition", "account": "[slurm] account",
+         "qos": "[slurm] qos", "constraint": "[slurm] constraint", "gres": "[slurm] gres", "time": "time",
+         "cpus-per-task": "[cpu]/[gpu] cores", "mem-per-cpu": "mem_per_core", "job-name": "", "wckey": "",
+         "nodes": "", "gpus-per-node": "[slurm] gres"}  # fmt: skip
+
+
 def _option(text: str) -> tuple[str, tp.Any]:
     """`--begin=now+1hour` -> ("begin", "now+1hour"); `--hold` -> ("hold", True)."""
     name, sep, value = text[2:].partition("=")
+    if name.replace("_", "-") in OWNED:
+        key = OWNED[name.replace("_", "-")]
+        raise UserError(
+            f"[slurm] extra_directives: --{name} is set by xrayhpc"
+            + (f"; set {key} in the profile instead" if key else "; leave it out")
+        )
     return name, value if sep else True
 
 
@@ -256,6 +278,7 @@ class Slurm(scheduler.Scheduler):
     query_command = ("squeue", "--me")
     first_task = 0
     executor_class = SlurmExecutor
+    requeue = "requeues itself (scontrol requeue) with a new --time"
     section: tp.ClassVar[dict[str, type]] = {
         "partition": str,
         "account": str,
@@ -314,9 +337,12 @@ class Slurm(scheduler.Scheduler):
     def job_info(self, info: dict[str, str]) -> JobInfo:
         return job_info(info)
 
-    def cancel(self, job_ids: list[str]) -> str:
-        ok, said = scheduler.run(["scancel", *job_ids])
+    def cancel(self, records: list[JobRecord]) -> str:
+        ok, said = scheduler.run(["scancel", *[r.job_id for r in records]])
         return "" if ok else said
+
+    def project_needed(self, profile: Profile) -> str | None:
+        return None if profile.section(self.name).get("account") else super().project_needed(profile)
 
     def notes(self, profile: Profile) -> list[str]:
         return ["jobs receive the submitting shell's environment (sbatch's default, --export=ALL)"]

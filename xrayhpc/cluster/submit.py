@@ -359,6 +359,8 @@ def main(argv: list[str] | None = None) -> int:
     if kind != "local" and (problem := script_path_problem(root)):
         raise UserError(problem)
     if args.cancel:
+        if kind == "dry-run":
+            raise UserError("--cancel --dry-run: a dry run sends nothing, so it cancels nothing; leave one out")
         with results_lock(root, args.wait, lambda m: console.print(Text(m, style="yellow"))):
             return cancel(experiments, root, console)
     used = preview if kind == "dry-run" else scheduler.get(kind)
@@ -369,7 +371,8 @@ def main(argv: list[str] | None = None) -> int:
         decisions, warning = plan(experiments, root, args.force, args.max_attempts, args.retry)
         if warning:
             console.print(Text(f"warning: {warning}", style="yellow"))
-        ask_about_cancelled(decisions, console)
+        if kind != "dry-run":
+            ask_about_cancelled(decisions, console)
         try:
             if kind == "dry-run":
                 dry_run(groups(decisions), _shown_profile(profile, preview, console), root, console, preview)
@@ -410,6 +413,11 @@ def dispatch(kind: str, batches: dict[str, list[Decision]], profile: Profile, ro
         raise UserError(f"--executor {kind}: no such scheduler; the schedulers are {', '.join(scheduler.names())}")
     if problem := sched.project_needed(profile):
         raise UserError(problem)
+    if batches and not sched.installed():
+        raise UserError(
+            f"--executor {kind}: {sched.title} is not installed here (no {sched.submit_command}); submit from a "
+            "login node of the cluster, or pass --dry-run to see the scripts"
+        )
     for device, batch in batches.items():
         submit_cluster(sched, batch, device, profile, root)
 
@@ -446,10 +454,11 @@ def cancel(experiments: list[Experiment], root: Path, console: Console) -> int:
         if sched is None:
             console.print(f"{len(jobs)} run(s) here, not by a scheduler: stop them with Ctrl-C where they run")
             continue
-        problem = sched.cancel([r.job_id for _, r in jobs])
-        if problem:
+        problem = sched.cancel([r for _, r in jobs])
+        if problem:  # nothing recorded: status asks the scheduler what became of each
             console.print(Text(f"{sched.cancel_command}: {problem}", style="red"))
             failed += 1
+            continue
         now = time.time()
         for exp, record in jobs:
             write_record(root / exp.id, dataclasses.replace(record, cancelled=now))
