@@ -55,10 +55,12 @@ def test_warned_job_saves_requeues_and_ends_like_an_uninterrupted_run(tmp_path: 
     """Whatever the machine's speed: the worker is stopped in its first epochs until the s_rt warning is
     pending, so the warning always comes mid-training; then it goes on, saves, requeues and resumes."""
     results = tmp_path / "results"
-    # s_rt at 150 s, h_rt at 10 min. At the warning the job continues as a new submission with an
-    # h_rt of its own (Grid Engine's exit-99 requeue would keep counting from the first start); the
-    # first run waits for the warning whatever the machine's speed.
-    prof = profile(tmp_path, time='"00:10:00"', signal_delay_s="450")
+    # s_rt at 60 s (the least xrayhpc asks for), h_rt at 5 min. At the warning the job continues as
+    # a new submission with an h_rt of its own (Grid Engine's exit-99 requeue would keep counting
+    # from the first start); the first run waits for the warning whatever the machine's speed. On a
+    # machine too slow to train an epoch in 60 s, the warning requeues an untrained run instead and
+    # the continuation is the one stopped for its own warning: slower, the same ending.
+    prof = profile(tmp_path, time='"00:05:00"', signal_delay_s="240")
     out = submit(results, synthetic, prof, *SLOW, "--set", f"epochs={EPOCHS}")
     assert out.returncode == 0, out.stderr
     wait(
