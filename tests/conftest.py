@@ -14,6 +14,12 @@ from xrayhpc.study.synthetic import make_dataset
 ROOT = Path(__file__).resolve().parent.parent
 
 
+def faked(boundary: str) -> dict[str, str]:
+    """PYTHONPATH for a child process with tests/<boundary>/sitecustomize.py first, which fakes that
+    boundary there: `fakegpu` (a GPU TensorFlow lists) or `notensorflow` (no TensorFlow installed)."""
+    return {"PYTHONPATH": os.pathsep.join([str(ROOT / "tests" / boundary), os.environ.get("PYTHONPATH", "")])}
+
+
 def real_data() -> Path | None:
     """The real dataset: $XRAYHPC_REAL_DATA, else ../shared/data/covid-xray beside the checkout."""
     given = os.environ.get("XRAYHPC_REAL_DATA")

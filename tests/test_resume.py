@@ -81,3 +81,20 @@ def test_checkpoint_of_other_settings_is_not_resumed(
 
 def test_save_interval_is_not_part_of_the_fingerprint(synthetic: Path) -> None:
     assert small(synthetic, save_every_s=0.0).fingerprint == small(synthetic).fingerprint
+
+
+def test_a_run_resumed_on_another_device_says_so(
+    synthetic: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A requeued GPU job may land on another GPU model: the resumed run names both, and metrics.json
+    lists each run's device (here the CPU's name stands in for two GPU models)."""
+    from xrayhpc.study import device
+
+    exp = small(synthetic, epochs=3, save_every_s=0.0)
+    monkeypatch.setattr(device, "check", lambda asked: "cpu: model A")
+    stopped_at(1, exp, tmp_path, monkeypatch)
+    monkeypatch.setattr(device, "check", lambda asked: "cpu: model B")
+    metrics = read_metrics(run_experiment(exp, tmp_path, tty=False))
+    assert metrics.devices == ["cpu: model A", "cpu: model B"]
+    assert "resuming on cpu: model B after a run on cpu: model A" in (tmp_path / exp.id / "worker.log").read_text()
+    assert metrics.environment.deterministic is False

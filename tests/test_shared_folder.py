@@ -546,11 +546,19 @@ def test_a_setting_added_later_leaves_finished_runs_finished(monkeypatch: pytest
 
     exp = Experiment("binary", "vgg16", "cpu", data="/data", weights="none")
     # a run finished by a release without `xla`: its fingerprint had no such setting
-    older = experiment._digest({k: v for k, v in exp.settings().items() if k not in ("xla", "save_every_s")})
+    first = experiment.FIRST_SETTINGS - {"xla", "save_every_s"}
+    older = experiment._digest({k: v for k, v in exp.settings().items() if k in first})
     # as if `xla` had come in this release: at its default it leaves that fingerprint as it was
     monkeypatch.setattr(experiment, "FIRST_SETTINGS", experiment.FIRST_SETTINGS - {"xla"})
     assert exp.fingerprint == older
     assert Experiment("binary", "vgg16", "cpu", data="/data", weights="none", xla="off").fingerprint != older
+
+
+def test_a_new_setting_keeps_the_first_releases_runs_done_only_at_its_default() -> None:
+    plain = Experiment("binary", "vgg16", "cpu", data="/data", weights="none")
+    deterministic = Experiment("binary", "vgg16", "cpu", data="/data", weights="none", deterministic=True)
+    assert len(plain.fingerprints) == 2 and deterministic.fingerprints == (deterministic.fingerprint,)
+    assert deterministic.fingerprint not in plain.fingerprints
 
 
 def test_a_run_with_the_first_releases_fingerprint_is_still_done(tmp_path: Path) -> None:

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import ROOT, real_data
+from conftest import ROOT, faked, real_data
 from xrayhpc.experiment import Experiment
 from xrayhpc.schema import read_json, read_metrics
 from xrayhpc.study.device import DeviceError
@@ -120,7 +120,7 @@ def test_gpu_run_without_a_gpu_fails_and_says_so(synthetic: Path, tmp_path: Path
 
 def test_slots_size_the_thread_pools(synthetic: Path, tmp_path: Path) -> None:
     code = (
-        "import os, sys; from xrayhpc.study import device; device.configure('cpu'); device.check('cpu');"
+        "import os, sys; from xrayhpc.study import device\nwith device.configured('cpu'):\n device.check('cpu');"
         "import tensorflow as tf; print(os.environ['OMP_NUM_THREADS'], tf.config.threading.get_intra_op_parallelism_threads())"
     )
     out = subprocess.run(
@@ -163,13 +163,27 @@ def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.Complet
     )
 
 
-def test_cli_runs_a_grid_experiment_with_the_jax_backend(synthetic: Path, tmp_path: Path) -> None:
+def test_cli_runs_a_grid_experiment_with_the_jax_backend_without_tensorflow(synthetic: Path, tmp_path: Path) -> None:
+    """As on a machine with JAX and no TensorFlow: every step compiled, the augmentation one XLA warp."""
     pytest.importorskip("jax")
-    out = run_cli(*tiny_task1(synthetic, tmp_path), env={"KERAS_BACKEND": "jax"})
+    out = run_cli(
+        *tiny_task1(synthetic, tmp_path), "--set", "augment=true", env={"KERAS_BACKEND": "jax", **faked("notensorflow")}
+    )
     assert out.returncode == 0, out.stderr
     m = read_metrics(tmp_path / "task1-vgg16-cpu")
-    assert m.environment.backend == "jax" and m.environment.jax
+    assert m.environment.backend == "jax" and m.environment.jax and m.environment.tensorflow is None
+    assert m.augmentation == "device" and m.timing.train_breakdown["augment"] > 0
     assert "epoch 1/1" in out.stdout  # plain lines when not on a terminal
+
+
+def test_a_deterministic_run_switches_tf32_off_and_records_it(synthetic: Path, tmp_path: Path) -> None:
+    out = run_cli(*tiny_task1(synthetic, tmp_path), "--set", "deterministic=true")
+    assert out.returncode == 0, out.stderr
+    folder = tmp_path / "task1-vgg16-cpu"
+    m = read_metrics(folder)
+    assert m.experiment["deterministic"] is True
+    assert (m.environment.deterministic, m.environment.tf32) == (True, False)
+    assert "op determinism on; TF32 off" in (folder / "worker.log").read_text()
 
 
 @pytest.mark.parametrize(

@@ -120,19 +120,35 @@ def backend(experiments: list[Experiment], here: str | None) -> list[Finding]:
     shown = ", ".join(f"{n} (compute capability {c if c is not None else '?'})" for n, c in facts.physical) or "none"
     if here == "gpu":
         reason = device.diagnose(facts)
+        driver = f"driver {facts.driver_version}" if facts.driver_version else "driver"
         out.append(
             Finding(
                 reason is None,
                 "gpu",
-                f"GPUs the backend uses: {', '.join(facts.visible) or 'none'}; driver reports: {shown}",
+                f"GPUs the backend uses: {', '.join(facts.visible) or 'none'}; {driver} reports: {shown}",
                 reason or "",
                 gpu_jobs if reason else (),
             )
         )
+        if reason is None:
+            out.append(kernel_check(experiments, facts.visible[0]))
     else:
         note = "" if facts.visible else " (login nodes have none: --on-node gpu asks a GPU node)" if gpu_jobs else ""
         out.append(Finding(None, "gpu", f"GPUs here: {', '.join(facts.visible) or shown}{note}"))
     return out
+
+
+def kernel_check(experiments: list[Experiment], gpu: str) -> Finding:
+    """The GPU jobs' operations, run on this GPU in their precision, as the worker runs them first."""
+    from xrayhpc.study import kernels
+
+    gpu_runs = [e for e in experiments if e.device == "gpu"] or experiments
+    precision = gpu_runs[0].precision
+    try:
+        check = kernels.run(f"gpu: {gpu}", precision)
+    except device.DeviceError as err:
+        return Finding(False, "kernels", str(err), "", _ids(experiments, "gpu"))
+    return Finding(True, "kernels", check.line())
 
 
 def data(experiments: list[Experiment]) -> list[Finding]:
@@ -264,15 +280,14 @@ def submits_here() -> list[Finding]:
 
 def on_this_host(experiments: list[Experiment], grid: str, here: str | None) -> list[Finding]:
     """What a job of these experiments finds on this host (run here, or inside a job)."""
-    if here:
-        device.configure(here)
-    return [
-        *packages(experiments),
-        *backend(experiments, here),
-        *data(experiments),
-        *weights(experiments, grid),
-        *submits_here(),
-    ]
+    with device.configured(here) if here else contextlib.nullcontext():
+        return [
+            *packages(experiments),
+            *backend(experiments, here),
+            *data(experiments),
+            *weights(experiments, grid),
+            *submits_here(),
+        ]
 
 
 def on_node(

@@ -79,6 +79,7 @@ class Experiment:
     checkpoint: str = "last"
     fast_path: bool = True
     xla: str = "auto"
+    deterministic: bool = False
     tag: str = ""
     save_every_s: float = 60.0
     id_suffix: str = field(default="", compare=False, repr=False)
@@ -145,8 +146,10 @@ class Experiment:
     def fingerprints(self) -> tuple[str, ...]:
         """Every fingerprint a finished run of this experiment may carry: today's, then the one xrayhpc
         0.1 wrote (every setting, the data by its path), so those runs are not sent again."""
-        first = {k: v for k, v in self.settings().items() if k not in RUN_ONLY}
-        return self.fingerprint, _digest(first)
+        settings = self.settings()
+        if any(settings[k] != _default(k) for k in settings if k not in FIRST_SETTINGS):
+            return (self.fingerprint,)  # a setting 0.1 did not have: none of its runs is this one
+        return self.fingerprint, _digest({k: v for k, v in settings.items() if k in FIRST_SETTINGS - set(RUN_ONLY)})
 
     @classmethod
     def from_settings(cls, settings: dict[str, Any], source: str = "spec", files: bool = True) -> Experiment:

@@ -249,6 +249,9 @@ class Environment:
     backend: str | None = None
     tensorflow: str | None = None
     jax: str | None = None
+    kernel_check: dict[str, Any] | None = None  # a GPU run's (study/kernels.py)
+    deterministic: bool | None = None  # op determinism was on (None: not recorded, or no backend)
+    tf32: bool | None = None  # float32 matrix products may use TF32 (on GPUs that have it)
 
 
 @dataclass(frozen=True)
@@ -271,6 +274,7 @@ class Metrics:
     skipped_images: list[dict[str, str]] = field(default_factory=list)  # file and reason
     runs: int = 1
     resumed_from: int = 0
+    devices: list[str] = field(default_factory=list)  # each run's device, where a resumed run changed it
     augmentation: str = "off"  # off | cpu | device
     tsne: str | None = None  # why there is no t-SNE, where there is none
     schema_version: int = SCHEMA_VERSION

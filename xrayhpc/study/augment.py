@@ -117,40 +117,44 @@ def device_draws(n: int, h: int, w: int, seed: int, aug: Augmentation = TEMPLATE
 
 
 def augment_on_device(images: np.ndarray, seed: int, aug: Augmentation = TEMPLATE) -> Any:
-    """The same transforms as `augment`, drawn from the same seed, applied by TensorFlow where the
-    backend runs (a GPU job's GPU): one projective warp per image, then the channel shift and flips.
+    """The same transforms as `augment`, drawn from the same seed, applied by the backend where it
+    runs (a GPU job's GPU; under JAX, XLA on any device): one projective warp per image, then the
+    channel shift and flips.
 
     Bilinear sampling at the border differs from scipy's by a little (tests/test_augment.py bounds
     it); everything drawn is the same. Returns a float32 tensor on the 0-255 scale.
     """
-    import tensorflow as tf
+    import keras
 
     transforms, extras = device_draws(len(images), *images.shape[1:3], seed, aug)
-    return _compiled_warp()(tf.constant(images), tf.constant(transforms), tf.constant(extras), float(aug.cval))
+    return _compiled_warp()(keras.ops.convert_to_tensor(images), transforms, extras, float(aug.cval))
 
 
 def warp(images: Any, transforms: Any, extras: Any, cval: float) -> Any:
-    """`augment_on_device`'s operations on tensors, to be traced inside a larger compiled function."""
-    import tensorflow as tf
+    """`augment_on_device`'s operations, in Keras's ops (TensorFlow's ImageProjectiveTransformV3 on
+    that backend), to be traced inside a larger compiled function."""
+    from keras import ops
 
-    x = tf.cast(images, tf.float32)
-    out = tf.raw_ops.ImageProjectiveTransformV3(
-        images=x,
-        transforms=transforms,
-        output_shape=tf.shape(x)[1:3],
-        fill_value=cval,
-        interpolation="BILINEAR",
-        fill_mode="CONSTANT",
+    x = ops.cast(images, "float32")
+    out = ops.image.affine_transform(
+        x, transforms, interpolation="bilinear", fill_mode="constant", fill_value=cval, data_format="channels_last"
     )
-    low = tf.reduce_min(out, axis=[1, 2, 3], keepdims=True)
-    high = tf.reduce_max(out, axis=[1, 2, 3], keepdims=True)
-    out = tf.clip_by_value(out + extras[:, 0, None, None, None], low, high)
-    out = tf.where(extras[:, 1, None, None, None] > 0, tf.reverse(out, axis=[2]), out)
-    return tf.where(extras[:, 2, None, None, None] > 0, tf.reverse(out, axis=[1]), out)
+    low = ops.min(out, axis=(1, 2, 3), keepdims=True)
+    high = ops.max(out, axis=(1, 2, 3), keepdims=True)
+    out = ops.clip(out + extras[:, 0, None, None, None], low, high)
+    out = ops.where(extras[:, 1, None, None, None] > 0, ops.flip(out, axis=2), out)
+    return ops.where(extras[:, 2, None, None, None] > 0, ops.flip(out, axis=1), out)
 
 
 @functools.cache
 def _compiled_warp() -> Any:
+    """Under JAX, one XLA program per batch shape; TensorFlow's warp has no XLA kernel, so a graph there."""
+    import keras
+
+    if keras.backend.backend() == "jax":
+        import jax
+
+        return jax.jit(warp, static_argnums=3)
     import tensorflow as tf
 
     return tf.function(warp, jit_compile=False, reduce_retracing=True)

@@ -40,6 +40,12 @@ class TrainState:
     seconds: dict[str, float] = field(default_factory=dict)
     runs: int = 1
     resumed_from: int = 0
+    devices: list[str] = field(default_factory=list)  # the device of each run that trained
+
+
+def _devices(saved: Any) -> list[str]:
+    """The saved runs' devices; an older checkpoint has none, a damaged one's are dropped."""
+    return [d for d in saved if isinstance(d, str)] if isinstance(saved, list) else []
 
 
 class Checkpoint:
@@ -57,6 +63,7 @@ class Checkpoint:
         self.log = log
         self.saved_epoch = -1
         self.runs, self.resumed_from = 1, 0
+        self.device = ""  # what this run trains on, as the worker found it
         self._last = time.monotonic()
         self.groups: dict[str, list[Any]] = {"model": [], "optimizer": []}
 
@@ -106,10 +113,16 @@ class Checkpoint:
             seconds=meta["seconds"],
             runs=meta["runs"] + 1,
             resumed_from=meta["epoch"],
+            devices=[*_devices(meta.get("devices")), self.device],
         )
         self.saved_epoch = state.epoch
         self.runs, self.resumed_from = state.runs, state.epoch
         self.log(f"resuming from the checkpoint at epoch {state.epoch} (run {state.runs} of this experiment)")
+        if len(state.devices) > 1 and state.devices[-2] != self.device:
+            self.log(
+                f"resuming on {self.device} after a run on {state.devices[-2]}: from epoch {state.epoch} on the "
+                "history may differ from an uninterrupted run's by more than rounding (README, Resuming)"
+            )
         return state
 
     def due(self) -> bool:
@@ -132,6 +145,7 @@ class Checkpoint:
             "best_value": state.best_value,
             "seconds": state.seconds,
             "runs": state.runs,
+            "devices": state.devices or [self.device],
             "saved": time.time(),
             "counts": {**{k: len(v) for k, v in self.groups.items()}, "best": len(best)},
         }

@@ -26,10 +26,13 @@ from typing import Any
 
 from xrayhpc.errors import UserError
 from xrayhpc.schema import Environment
+from xrayhpc.study import driver
 
 GPU_INSTALL = "make install GPU=1 (pip install -e '.[gpu]') in the environment the jobs use"
-# jax[cuda12]'s wheels need compute capability 5.2 or newer (JAX's installation guide).
-JAX_MIN_COMPUTE = 5.2
+# JAX's CUDA plugins and the oldest compute capability each drives (JAX's installation guide):
+# CUDA 12's from 5.2, CUDA 13's (the lent H200 machines' JAX) from 7.5.
+JAX_PLUGINS = {"jax_cuda13_plugin": 7.5, "jax_cuda12_plugin": 5.2}
+JAX_MIN_COMPUTE = min(JAX_PLUGINS.values())
 # NVIDIA's CUDA wheels that tensorflow[and-cuda] and jax[cuda12] bring; one is enough to tell.
 CUDA_WHEELS = ("nvidia-cudnn-cu12", "nvidia-cuda-runtime-cu12")
 
@@ -94,22 +97,98 @@ def _backend_started() -> bool:
     return "tensorflow" in sys.modules or "jax" in sys.modules
 
 
-def configure(device: str) -> None:
-    """Hide GPUs for `cpu` and size thread pools from the slots, before the backend starts."""
+# The device this process's backend was started for, when a `configured` call started it.
+_started_for: str | None = None
+# Op determinism, once switched on in a process, stays on there (TensorFlow has no switch back).
+_deterministic = False
+DETERMINISTIC_XLA = "--xla_gpu_deterministic_ops=true"
+
+
+def variables(device: str, deterministic: bool = False) -> dict[str, str]:
+    """The environment a process running on `device` needs before its backend starts: thread
+    pools from the slots, for `cpu` every GPU hidden, and XLA's deterministic GPU kernels when asked
+    (JAX reads them when it starts)."""
+    out = {"TF_CPP_MIN_LOG_LEVEL": os.environ.get("TF_CPP_MIN_LOG_LEVEL", "2")}
+    if deterministic:
+        out["XLA_FLAGS"] = f"{os.environ.get('XLA_FLAGS', '')} {DETERMINISTIC_XLA}".strip()
     n = slots()
     if n:
-        for var in ("OMP_NUM_THREADS", "TF_NUM_INTRAOP_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
-            os.environ[var] = str(n)
-        os.environ["TF_NUM_INTEROP_THREADS"] = str(min(n, 2))
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+        out.update(
+            dict.fromkeys(
+                ("OMP_NUM_THREADS", "TF_NUM_INTRAOP_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"), str(n)
+            )
+        )
+        out["TF_NUM_INTEROP_THREADS"] = str(min(n, 2))
     if device == "cpu":
-        if not _backend_started():
-            os.environ["CUDA_VISIBLE_DEVICES"] = "-1"
-            os.environ["JAX_PLATFORMS"] = "cpu"
-        elif "tensorflow" in sys.modules and backend_name() == "tensorflow":
-            import tensorflow as tf
+        out.update(CUDA_VISIBLE_DEVICES="-1", JAX_PLATFORMS="cpu")
+    return out
 
-            tf.config.set_visible_devices([], "GPU")
+
+@contextlib.contextmanager
+def configured(device: str, deterministic: bool = False) -> Iterator[None]:
+    """This process on `device` for the length of the call, its environment put back after.
+
+    A backend picks its devices once, when it starts: TensorFlow refuses to hide a GPU it has
+    seen ("Visible devices cannot be modified after being initialized"). So a process whose
+    backend already runs on the other device is refused, in one line, rather than half-switched;
+    `python -m xrayhpc.worker` runs each device in a process of its own. (Where the node has no
+    GPU at all, hiding them changed nothing, and the GPU check says why there is none.)
+    """
+    global _started_for
+    if _backend_started():
+        _refuse_switch(device)
+        yield
+        return
+    wanted = variables(device, deterministic)
+    saved = {k: os.environ.get(k) for k in wanted}
+    os.environ.update(wanted)
+    _started_for = device
+    try:
+        yield
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+        if not _backend_started():
+            _started_for = None
+
+
+def determinism(on: bool) -> dict[str, bool]:
+    """Switch op determinism on when asked (and TF32 off with it), after the backend started; the
+    state this process is in, for metrics.json.
+
+    Off, the default: cuDNN picks its algorithms per process, some GPU kernels (MobileNet's
+    backward convolutions among them) add in any order, and float32 matrix products use TF32 on
+    Ampere and newer GPUs, so two runs, or a run and its resumption, agree only to rounding.
+    """
+    global _deterministic
+    if backend_name() == "tensorflow":
+        import tensorflow as tf
+
+        if on:
+            tf.config.experimental.enable_op_determinism()
+            tf.config.experimental.enable_tensor_float_32_execution(False)
+            _deterministic = True
+        return {"deterministic": _deterministic, "tf32": tf.config.experimental.tensor_float_32_execution_enabled()}
+    import jax
+
+    if on:
+        jax.config.update("jax_default_matmul_precision", "highest")
+        _deterministic = DETERMINISTIC_XLA in os.environ.get("XLA_FLAGS", "")
+    precision = jax.config.jax_default_matmul_precision
+    return {"deterministic": _deterministic, "tf32": precision not in ("highest", "float32")}
+
+
+def _refuse_switch(device: str) -> None:
+    fresh = "each device needs a process of its own (python -m xrayhpc.worker starts one per device)"
+    if device == "gpu" and _started_for == "cpu" and driver.report().every:
+        raise DeviceError(
+            f'device = "gpu" but this process started its backend with the GPUs hidden, for a cpu run; {fresh}'
+        )
+    if device == "cpu" and (seen := gpu_names()):
+        raise DeviceError(f'device = "cpu" but this process started its backend on {seen[0]}; {fresh}')
 
 
 def _tensorflow_threads(tf: object) -> None:
@@ -152,6 +231,9 @@ class GpuFacts:
     physical: list[tuple[str, float | None]] = field(default_factory=list)
     cuda_visible_devices: str | None = None
     host: str = ""
+    driver_version: str | None = None
+    driver_problem: str | None = None  # nvidia-smi failed: its words
+    node_gpus: int = 0  # GPUs on the node, assigned to this job or not
 
     @property
     def cuda_ready(self) -> bool:
@@ -182,24 +264,13 @@ def cuda_wheels() -> bool:
 
 
 def physical_gpus() -> list[tuple[str, float | None]]:
-    """The GPUs the NVIDIA driver reports on this host (name, compute capability); none without it."""
-    if not shutil.which("nvidia-smi"):
-        return []
-    try:
-        out = subprocess.run(
-            ["nvidia-smi", "--query-gpu=name,compute_cap", "--format=csv,noheader"],
-            capture_output=True,
-            text=True,
-            timeout=30,
-        ).stdout
-    except (OSError, subprocess.SubprocessError):
-        return []
-    gpus = []
-    for line in out.splitlines():
-        name, _, cap = line.rpartition(",")
-        if name.strip():
-            gpus.append((name.strip(), float(cap) if re.fullmatch(r"\s*\d+(\.\d+)?\s*", cap) else None))
-    return gpus
+    """The GPUs assigned to this process, as the NVIDIA driver reports them (name, compute capability)."""
+    return [(g.name, g.compute) for g in driver.report().gpus]
+
+
+def jax_plugin() -> str | None:
+    """The CUDA plugin of the installed JAX (the newest CUDA's first), or None: a CPU-only JAX."""
+    return next((name for name in JAX_PLUGINS if importlib.util.find_spec(name) is not None), None)
 
 
 def gpu_facts() -> GpuFacts:
@@ -208,16 +279,21 @@ def gpu_facts() -> GpuFacts:
     if backend == "tensorflow":
         built, minimum = tensorflow_build()
     else:
-        built, minimum = importlib.util.find_spec("jax_cuda12_plugin") is not None, JAX_MIN_COMPUTE
+        plugin = jax_plugin()
+        built, minimum = plugin is not None, JAX_PLUGINS.get(plugin or "", JAX_MIN_COMPUTE)
+    said = driver.report()
     return GpuFacts(
         backend,
         built,
         cuda_wheels(),
         minimum,
         gpu_names(),
-        physical_gpus(),
+        [(g.name, g.compute) for g in said.gpus],
         os.environ.get("CUDA_VISIBLE_DEVICES"),
         socket.gethostname(),
+        said.version,
+        said.problem,
+        said.every,
     )
 
 
@@ -230,11 +306,16 @@ def diagnose(f: GpuFacts) -> str | None:
         return f"{where}: this {f.backend} was built without CUDA; run {GPU_INSTALL}"
     if not f.cuda_libraries:
         return f"{where}: NVIDIA's CUDA libraries are not installed beside it; run {GPU_INSTALL}"
-    if not f.physical or f.cuda_visible_devices in ("", "-1", "NoDevFiles"):
+    if f.driver_problem:
+        return (
+            f"{where}: the NVIDIA driver did not answer ({f.driver_problem}); run `nvidia-smi` on the node, "
+            "and tell the cluster's staff if it fails there too"
+        )
+    if not f.physical or f.cuda_visible_devices in driver.NONE_ASSIGNED:
         return (
             f"{where}: no GPU was allocated to this job (CUDA_VISIBLE_DEVICES="
             f"{f.cuda_visible_devices if f.cuda_visible_devices is not None else 'unset'}, "
-            f"{len(f.physical)} GPU(s) reported by the driver); submit with a GPU request (-l gpus=1; "
+            f"{f.node_gpus} GPU(s) on the node); submit with a GPU request (-l gpus=1; "
             'device = "gpu" asks for it through the profile\'s [gpu] table)'
         )
     old = [(n, c) for n, c in f.physical if c is not None and f.min_compute is not None and c < f.min_compute]
@@ -245,9 +326,15 @@ def diagnose(f: GpuFacts) -> str | None:
             f"(>= {f.min_compute:.1f}); ask for newer GPUs with -l gpu_c={f.min_compute:.1f} (the profile's [gpu] gpu_c)"
         )
     name, cap = f.physical[0]
+    if cap is None:
+        return (
+            f"{where}: the driver ({f.driver_version or 'version unknown'}) reports {name} but not its compute "
+            "capability, as drivers of 470 and older do: too old for this build; ask for a node with a newer "
+            "driver, or the cluster's staff for one"
+        )
     return (
-        f"{where}: the driver reports {name} (compute capability {cap if cap is not None else 'unknown'}) but the "
-        "backend cannot use it; check `nvidia-smi` and run `python -m xrayhpc.doctor` on the node"
+        f"{where}: the driver ({f.driver_version or 'version unknown'}) reports {name} (compute capability "
+        f"{cap}) but the backend cannot use it; check `nvidia-smi` and run `python -m xrayhpc.doctor` on the node"
     )
 
 
@@ -307,9 +394,16 @@ def cpu_model() -> str:
     return _cpuinfo("model name") or platform.processor() or platform.machine()
 
 
-def environment(device: str, used: str, backend: bool = True) -> Environment:
+def environment(
+    device: str,
+    used: str,
+    backend: bool = True,
+    kernels: dict[str, Any] | None = None,
+    numerics: dict[str, bool] | None = None,
+) -> Environment:
     """Where and how the run happened, for metrics.json and the timing report (`backend`: with
-    Keras's and the backend's versions; a run that used neither leaves them out)."""
+    Keras's and the backend's versions; a run that used neither leaves them out; `kernels`: a GPU
+    run's kernel check; `numerics`: its determinism and TF32 state)."""
     env: dict[str, Any] = {
         "host": socket.gethostname(),
         "scheduler_job_id": os.environ.get("XRAYHPC_SCHEDULER_JOB") or None,
@@ -321,6 +415,8 @@ def environment(device: str, used: str, backend: bool = True) -> Environment:
         "device_requested": device,
         "device_used": used,
         "gpu_name": used.split(": ", 1)[1] if used.startswith("gpu") else None,
+        "kernel_check": kernels,
+        **(numerics or {}),
     }
     if not backend:
         return Environment(**env)

@@ -42,6 +42,7 @@ class Training:
     seconds: dict[str, float] = field(default_factory=dict)
     runs: int = 1
     resumed_from: int = 0
+    devices: list[str] = field(default_factory=list)  # each run's device (checkpoint.TrainState)
 
 
 EpochHook = Callable[[int, dict[str, float]], None]
@@ -53,12 +54,19 @@ def build(exp: Experiment, classes: int) -> Models:
     keras.utils.set_random_seed(exp.seed)
     backbone = build_backbone(exp.backbone, exp.image_size, exp.weights, exp.precision)
     backbone.trainable = exp.trainable_backbone
-    backbone.compile(jit_compile=exp.backbone_jit_compile)  # what its predict_on_batch() runs with
+    backbone.compile(jit_compile=compiled(exp, exp.backbone_jit_compile))  # what its predict_on_batch() runs with
     keras.utils.set_random_seed(exp.seed)
     head = build_head(backbone.output_shape[1:], exp.head_units, exp.dropouts, classes, exp.seed)
     inputs = keras.Input((exp.image_size, exp.image_size, 3))
     full = keras.Model(inputs, head(backbone(inputs)), name=f"{exp.backbone}_study")
     return Models(backbone, head, full)
+
+
+def compiled(exp: Experiment, tensorflow_choice: bool) -> bool:
+    """Whether Keras compiles the steps: on TensorFlow as measured there (Experiment.jit_compile);
+    under JAX always, unless `xla = "off"` says otherwise, since Keras's JAX trainer without
+    jit_compile runs each step op by op (keras/src/backend/jax/trainer.py)."""
+    return tensorflow_choice if keras.backend.backend() == "tensorflow" else exp.xla != "off"
 
 
 def equal_batch(n: int, most: int) -> int:
@@ -135,7 +143,7 @@ def train(
         optimizer=keras.optimizers.Adam(exp.learning_rate),
         loss="binary_crossentropy" if len(data.classes) == 2 else "categorical_crossentropy",
         metrics=["accuracy"],
-        jit_compile=exp.jit_compile,
+        jit_compile=compiled(exp, exp.jit_compile),
     )
     state = TrainState(seconds={"features": 0.0, "augment": 0.0, "fit": 0.0})
     if checkpoint:
@@ -186,9 +194,8 @@ class Feed:
             self.val = (self.cached["val"], targets(data.val.labels, classes))
         if not exp.augment and "train" not in self.cached:
             self.cached["train"] = self.inputs(data.train.images)
-        self.fused = (
-            DeviceFeatures(exp, models, data.train.images) if exp.head_only and augments_on_device(exp) else None
-        )
+        fuse = exp.head_only and augments_on_device(exp) and keras.backend.backend() == "tensorflow"
+        self.fused = DeviceFeatures(exp, models, data.train.images) if fuse else None
 
     def inputs(self, images: np.ndarray) -> np.ndarray:
         if not self.exp.head_only:
@@ -250,8 +257,13 @@ class DeviceFeatures:
 
 def augments_on_device(exp: Experiment) -> bool:
     """A GPU run transforms its images on the GPU: scipy's one CPU thread would be the whole job
-    beside a GPU that runs VGG16 at thousands of images a second. The CPU keeps scipy."""
-    return exp.augment and exp.device == "gpu" and keras.backend.backend() == "tensorflow"
+    beside a GPU that runs VGG16 at thousands of images a second. Under JAX the warp is one XLA
+    program on any device (scipy again with `xla = "off"`); TensorFlow's CPU runs keep scipy."""
+    if not exp.augment:
+        return False
+    if keras.backend.backend() == "jax":
+        return exp.xla != "off"
+    return exp.device == "gpu"
 
 
 def _fit_epoch(
@@ -345,7 +357,12 @@ def _finish(model: keras.Model, state: TrainState) -> Training:
     if state.best_weights is not None:
         model.set_weights(state.best_weights)
     return Training(
-        state.history, state.best_epoch or len(state.history), state.seconds, state.runs, state.resumed_from
+        state.history,
+        state.best_epoch or len(state.history),
+        state.seconds,
+        state.runs,
+        state.resumed_from,
+        state.devices,
     )
 
 

@@ -14,6 +14,9 @@ import contextlib
 import json
 import os
 import signal
+import subprocess
+import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -89,6 +92,9 @@ class Run:
     checkpoint: Checkpoint
     seconds: dict[str, float] = field(default_factory=dict)
     started: float = field(default_factory=time.perf_counter)
+    kernels: dict[str, Any] | None = None  # the kernel check of a GPU run
+    numerics: dict[str, bool] = field(default_factory=dict)  # determinism and TF32, as they were
+    numerics: dict[str, bool] = field(default_factory=dict)  # determinism and TF32, as they were
 
     @contextlib.contextmanager
     def phase(self, name: str, shown: str, epoch: int = 0) -> Iterator[None]:
@@ -115,8 +121,7 @@ def run_experiment(exp: Experiment, results: str | Path | None = None, tty: bool
     folder.mkdir(parents=True, exist_ok=True)
     if not is_folder(folder):
         raise UserError(f"{folder}: is a symbolic link, not a result folder; it is left alone (remove it to run)")
-    device.configure(exp.device)
-    with RunLog(folder / LOG, exp.id, tty) as log:
+    with device.configured(exp.device, exp.deterministic), RunLog(folder / LOG, exp.id, tty) as log:
         progress = ProgressFile(folder, exp)
         progress.write("running", "starting")
         checkpoint = Checkpoint(folder, exp.fingerprint, exp.save_every_s, log)
@@ -149,7 +154,7 @@ def _run(run: Run) -> Path:
     discover(exp.data_dir)  # a missing data folder is said at once, before the backend starts
     if exp.backbone == "metadata":
         return _run_metadata(run)
-    used = _device(exp, run.log)
+    used = _device(run)
     from xrayhpc.study import training
 
     with run.phase("load", "loading"):
@@ -168,12 +173,26 @@ def _run(run: Run) -> Path:
     return run.folder
 
 
-def _device(exp: Experiment, log: RunLog) -> str:
-    """The device the run really uses (a GPU run without a GPU stops here, saying why)."""
+def _device(run: Run) -> str:
+    """The device the run really uses; a GPU run without a GPU, or with one whose kernels fail,
+    stops here, saying why."""
+    from xrayhpc.study import kernels
+
+    exp = run.exp
     used = device.check(exp.device)
     if exp.precision == "bfloat16" and (problem := device.bfloat16_problem(used)):
         raise UserError(f'precision = "bfloat16" but {problem}; use precision = "float32"')
-    log(f"device {used}; backend {device.backend_name()}; slots {device.slots() or 'unset'}; precision {exp.precision}")
+    run.numerics = device.determinism(exp.deterministic)
+    run.checkpoint.device = used
+    said = {k: "on" if v else "off" for k, v in run.numerics.items()}
+    run.log(
+        f"device {used}; backend {device.backend_name()}; slots {device.slots() or 'unset'}; precision "
+        f"{exp.precision}; op determinism {said['deterministic']}; TF32 {said['tf32']}"
+    )
+    if used.startswith("gpu"):
+        check = kernels.run(used, exp.precision)
+        run.log(check.line())
+        run.kernels = check.record()
     return used
 
 
@@ -290,7 +309,8 @@ def _image_record(run: Run, data: Dataset, models: Any, fitted: Any, test: Score
             seconds_per_epoch=round(epoch_seconds / max(1, epochs_run), 4),
             train_images_per_second=round(len(data.train) * epochs_run / max(epoch_seconds, 1e-9), 2),
         ),
-        "environment": device.environment(run.exp.device, used),
+        "devices": fitted.devices if len(set(fitted.devices)) > 1 else [],
+        "environment": device.environment(run.exp.device, used, kernels=run.kernels, numerics=run.numerics),
     }
 
 
@@ -375,6 +395,23 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data", help="data root holding two/ and all/ (default: $XRAYHPC_DATA, the grid's `data`)")
     parser.add_argument("--results", help="results root (default: $XRAYHPC_RESULTS or ./results)")
     args = parser.parse_args(argv)
-    for exp in _experiments(args):
-        run_experiment(exp, args.results)
+    experiments = _experiments(args)
+    if len({(e.device, e.deterministic) for e in experiments}) == 1:
+        for exp in experiments:
+            run_experiment(exp, args.results)
+        return 0
+    for exp in experiments:  # a backend keeps its devices and its determinism: one process per run
+        if code := _in_own_process(exp, args.results):
+            return code
     return 0
+
+
+def _in_own_process(exp: Experiment, results: str | None) -> int:
+    """Run one experiment in a fresh worker process; its exit status (its own error line is on stderr)."""
+    with tempfile.TemporaryDirectory(prefix="xrayhpc-spec-") as private:
+        spec = Path(private) / f"{exp.id}.json"
+        spec.write_text(json.dumps({**exp.settings(), "id": exp.id}))
+        where = ["--results", str(results_root(results))]
+        return subprocess.run(
+            [sys.executable, "-m", "xrayhpc.worker", "--spec", str(spec), *where], check=False
+        ).returncode

@@ -1,0 +1,143 @@
+"""The GPU paths on a CPU, with the GPU faked at TensorFlow's device boundary (tests/fakegpu):
+one device per process, no environment change that outlives its call, a bench process that
+holds no backend, and the kernel check before training."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from conftest import ROOT, faked
+from test_worker import small
+from xrayhpc.schema import read_json, read_metrics
+from xrayhpc.study import device, driver, kernels
+from xrayhpc.study.device import DeviceError
+from xrayhpc.study.worker import run_experiment
+
+FAKE_GPU = faked("fakegpu")
+
+
+def python(code: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        env={**os.environ, **FAKE_GPU, **(env or {})},
+        cwd=ROOT,
+        timeout=600,
+    )
+
+
+def test_configured_puts_the_environment_back(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(device, "_backend_started", lambda: False)
+    monkeypatch.setenv("XRAYHPC_SLOTS", "3")
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+    before = dict(os.environ)
+    with device.configured("cpu"):
+        assert os.environ["CUDA_VISIBLE_DEVICES"] == "-1" and os.environ["OMP_NUM_THREADS"] == "3"
+    assert dict(os.environ) == before
+
+
+@pytest.mark.slow
+def test_a_process_started_on_the_gpu_refuses_a_cpu_run_in_one_line() -> None:
+    code = (
+        "from xrayhpc.study import device\n"
+        "with device.configured('gpu'):\n    print(device.check('gpu'))\n"
+        "try:\n    device.configured('cpu').__enter__()\nexcept device.DeviceError as err:\n    print(err)\n"
+    )
+    out = python(code)
+    assert out.returncode == 0, out.stderr
+    said = out.stdout.strip().splitlines()
+    assert said[0] == "gpu: Fake GPU"
+    assert "started its backend on Fake GPU" in said[1] and "a process of its own" in said[1]
+
+
+@pytest.mark.slow
+def test_one_worker_call_runs_the_report_grids_gpu_then_cpu_runs(synthetic: Path, tmp_path: Path) -> None:
+    """`python -m xrayhpc.worker --grid jobs/report.toml` runs task1-vgg16-gpu before task1-vgg16-cpu."""
+    args = ["--grid", "jobs/report.toml", "--only", "task1-vgg16-?pu", "--data", str(synthetic)]
+    args += ["--results", str(tmp_path), "--set", "weights=none", "--set", "epochs=1", "--set", "image_size=32"]
+    out = subprocess.run(
+        [sys.executable, "-m", "xrayhpc.worker", *args],
+        capture_output=True,
+        text=True,
+        env={**os.environ, **FAKE_GPU},
+        cwd=ROOT,
+        timeout=900,
+    )
+    assert out.returncode == 0, out.stderr
+    gpu, cpu = read_metrics(tmp_path / "task1-vgg16-gpu"), read_metrics(tmp_path / "task1-vgg16-cpu")
+    assert gpu.environment.device_used == "gpu: Fake GPU" and set(gpu.environment.kernel_check["second_s"]) == {
+        "conv",
+        "matmul",
+        "warp",
+        "reduce",
+    }
+    assert cpu.environment.device_used.startswith("cpu: ") and cpu.environment.kernel_check is None
+    assert "kernel check on gpu: Fake GPU" in (tmp_path / "task1-vgg16-gpu" / "worker.log").read_text()
+
+
+@pytest.mark.slow
+def test_the_bench_process_holds_no_backend_and_keeps_its_environment() -> None:
+    """Its roofline and the head part run in children; a later part still finds the GPU."""
+    code = (
+        "import os, sys\nbefore = dict(os.environ)\n"
+        "from xrayhpc.bench.head import bench_head\nfrom xrayhpc.bench.runs import roofline\n"
+        "from xrayhpc.bench.gpu import device_used\n"
+        "print(roofline([])[0] > 0, bench_head(2)['steps'])\n"
+        "print('tensorflow' in sys.modules, 'jax' in sys.modules, dict(os.environ) == before)\n"
+        "print(device_used('gpu'))\n"
+    )
+    out = python(code)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip().splitlines()[-3:] == ["True 2", "False False True", "gpu: Fake GPU"]
+
+
+def test_the_kernel_check_runs_the_jobs_operations() -> None:
+    with device.configured("cpu"):
+        check = kernels.run(device.check("cpu"), "float32")
+    assert set(check.first_s) == set(check.second_s) == {"conv", "matmul", "warp", "reduce"}
+    assert all(t > 0 for t in check.second_s.values()) and check.compile_s >= 0
+    assert check.line().startswith("kernel check on cpu: ") and "warp" in check.line()
+
+
+H200_ON_AN_OLD_DRIVER = driver.DriverReport([driver.Gpu("0", "GPU-1", "NVIDIA H200", 9.0, "535.104.05")], every=1)
+PTX_FAILURE = "CUDA_ERROR_UNSUPPORTED_PTX_VERSION: the provided PTX was compiled with an unsupported toolchain."
+
+
+def failing(message: str) -> dict[str, object]:
+    def op() -> None:
+        raise RuntimeError(message)
+
+    return {"conv": lambda: 0.0, "warp": op}
+
+
+def test_a_kernel_the_driver_cannot_compile_is_refused_naming_the_mismatch(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(driver, "report", lambda visible=None: H200_ON_AN_OLD_DRIVER)
+    monkeypatch.setattr(kernels, "build", lambda: kernels.Build("12.5.1", ["sm_60", "sm_80", "sm_89", "compute_90"]))
+    with pytest.raises(DeviceError) as caught:
+        kernels.run("gpu: NVIDIA H200", "float32", failing(PTX_FAILURE))
+    line = str(caught.value)
+    assert len(line.splitlines()) == 1
+    assert "warp (float32)" in line and "UNSUPPORTED_PTX_VERSION" in line
+    assert "driver 535.104.05" in line and "build CUDA 12.5.1" in line and "compute_90" in line
+    assert "GPU compute capability 9.0" in line and "driver older than the build's CUDA" in line and "gpu_c" in line
+
+
+def test_a_failed_kernel_check_is_a_user_error_not_retried(
+    synthetic: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(device, "_started_for", None)  # as in a job's fresh process
+    monkeypatch.setattr(device, "check", lambda asked: "gpu: NVIDIA H200")
+    monkeypatch.setattr(driver, "report", lambda visible=None: H200_ON_AN_OLD_DRIVER)
+    monkeypatch.setattr(kernels, "operations", lambda precision: failing(PTX_FAILURE))
+    exp = small(synthetic, device="gpu")
+    with pytest.raises(DeviceError, match="the kernel check failed on gpu: NVIDIA H200"):
+        run_experiment(exp, tmp_path, tty=False)
+    progress = read_json(tmp_path / exp.id / "progress.json")
+    assert progress["state"] == "failed" and progress["error_kind"] == "user"
+    assert not (tmp_path / exp.id / "metrics.json").exists()
