@@ -10,7 +10,7 @@ comma  := ,
 EXTRAS := test$(if $(GPU),$(comma)gpu)
 
 .DEFAULT_GOAL := help
-.PHONY: help install doctor weights demo test test-fast lint submit-all cancel status report bench bench-quick cluster-up cluster-down clean
+.PHONY: help install doctor weights demo test test-fast lint submit-all cancel status report bench bench-quick gpu-check gpu-carry cluster-up cluster-down clean
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -62,6 +62,19 @@ bench: $(PY) ## benchmarks on the real data into results/bench/: ours against th
 
 bench-quick: $(PY) ## every benchmark on a quarter of the data, 2 epochs (under 10 minutes)
 	$(PY) -m xrayhpc.bench --quick $(ARGS)
+
+# On a lent GPU machine there is no .venv and no network: python3 with what `make gpu-carry` carried.
+GPU_PY     = $(if $(wildcard $(PY)),$(PY),python3)
+GPU_DATA   = $(if $(wildcard .gpu-carry/data/two),.gpu-carry/data,$(or $(XRAYHPC_DATA),../shared/data/covid-xray))
+GPU_CHECK_S ?= 560
+gpu-check: ## on a GPU machine: the kernel check, Task 1 (augmentation off, on) and Task 2's MobileNet, each into results/bench/gpu.md as it ends (under 10 min)
+	@if ! $(GPU_PY) -c 'import keras' 2>/dev/null && [ -f .gpu-carry/CARRIED.md ]; then \
+		eval "$$($(GPU_PY) -m xrayhpc.bench.carry install)"; fi; \
+	backend=$${KERAS_BACKEND:-$$($(GPU_PY) -c 'import importlib.util as u; print("tensorflow" if u.find_spec("tensorflow") else "jax")')}; \
+	KERAS_BACKEND=$$backend PYTHONUNBUFFERED=1 timeout $(GPU_CHECK_S) $(GPU_PY) -m xrayhpc.bench --only gpu --data $(GPU_DATA) --out results/bench $(ARGS)
+
+gpu-carry: $(PY) ## what a lent GPU machine lacks, into .gpu-carry/ (under 64 MiB): wheels, a 224 px copy of the data (there: python3 -m xrayhpc.bench.carry install)
+	$(PY) -m xrayhpc.bench.carry $(ARGS)
 
 test: $(PY) ## every test, slow and cluster ones included (bring the clusters up first: make cluster-up)
 	$(PY) -m pytest -q $(ARGS)

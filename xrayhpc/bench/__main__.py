@@ -16,8 +16,12 @@ report: time to build the report from 10 to 1000 result folders.
 neighbour: each phase of our worker alone and beside a second worker that trains.
 precision: bfloat16 against float32, where the CPU has bfloat16 units: speed, features, results.
 head: the head's training step, with and without XLA, against its memory-bandwidth floor.
-gpu: Task 1 (augmentation off and on) and Task 2's trained MobileNet on this machine's GPU, per
-phase, beside the course's published Task 1 times; skipped, saying why, where no GPU is visible.
+jax: Keras on JAX, Task 2's trained MobileNet with its steps and augmentation compiled and not.
+gpu: the kernel check, then Task 1 (augmentation off and on) and Task 2's trained MobileNet on this
+machine's GPU, per phase, beside the course's published Task 1 times, each case written as it
+ends; skipped, saying why, where no GPU is visible.
+
+The bench's own process starts no backend: each measurement runs in a child on its device.
 """
 
 from __future__ import annotations
@@ -29,7 +33,9 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
+from xrayhpc.bench.compiled import bench_jax, jax_table
 from xrayhpc.bench.dispatch import bench_dispatch, dispatch_table
 from xrayhpc.bench.gpu import NoGpu, bench_gpu, gpu_cases, gpu_table
 from xrayhpc.bench.head import bench_head, head_table
@@ -42,11 +48,11 @@ from xrayhpc.errors import cli
 from xrayhpc.schema import write_atomic, write_json
 from xrayhpc.study.device import cpu_model
 
-PARTS = ("worker", "task2", "scaling", "dispatch", "report", "neighbour", "precision", "head", "gpu")
+PARTS = ("worker", "task2", "scaling", "dispatch", "report", "neighbour", "precision", "head", "jax", "gpu")
 
 # Task 1 runs the report's 40 epochs; Task 2 (100 in the report) and the scaling runs take fewer, or
 # the template's Task 2 VGG16 alone would need hours here (~90 s an epoch on 2 cores).
-FULL_EPOCHS = {"worker": 40, "task2": 5, "scaling": 3, "neighbour": 40, "precision": 40, "gpu": 40}
+FULL_EPOCHS = {"worker": 40, "task2": 5, "scaling": 3, "neighbour": 40, "precision": 40, "jax": 3, "gpu": 40}
 
 QUICK_EPOCHS = 2
 HEAD_STEPS = 840  # Task 1's 40 epochs of 21 batches
@@ -71,6 +77,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=ROOT / "results" / "bench")
     parser.add_argument(
         "--only", nargs="+", choices=PARTS, metavar="PART", help=f"run these parts only: {', '.join(PARTS)}"
+    )
+    parser.add_argument(
+        "--task2-epochs",
+        type=int,
+        help="epochs of Task 2's MobileNet in the gpu part (default: the report's 100, quick 2)",
     )
     parser.add_argument(
         "--augment",
@@ -131,13 +142,31 @@ def main(argv: list[str] | None = None) -> int:
                 precision_table,
             ),
             "head": ("Head training step against its floor", lambda tmp: bench_head(head_steps), head_table),
+            "jax": ("Keras on JAX, compiled and not", lambda tmp: bench_jax(data, epochs["jax"], tmp), jax_table),
             "gpu": (
                 "Our worker on a GPU",
-                lambda tmp: bench_gpu(gpu_cases(data, epochs["gpu"], QUICK_EPOCHS if args.quick else None, "gpu"), tmp),
+                lambda tmp: bench_gpu(
+                    gpu_cases(data, epochs["gpu"], task2_epochs, "gpu"),
+                    tmp,
+                    save=lambda figures: write(args.out, "gpu", figures, time.perf_counter() - t, show=False),
+                ),
                 gpu_table,
             ),
         }
-        for name, (title, run, table) in parts.items():
+        task2_epochs = args.task2_epochs or (QUICK_EPOCHS if args.quick else None)
+
+        def write(out: Path, name: str, figures: dict[str, Any], took: float, show: bool = True) -> None:
+            title, _, table = parts[name]
+            took = round(took, 1)
+            write_json(out / f"{name}.json", {**header, "took_s": took, **figures})
+            text = (
+                f"# {title}\n\n`{command}` on {kind}, {machine}, {header['when']}, {took:.0f} s\n\n{table(figures)}\n"
+            )
+            write_atomic(out / f"{name}.md", lambda f: f.write(text.encode()))
+            if show:
+                print(text, flush=True)
+
+        for name, (_, run, _) in parts.items():
             if args.only and name not in args.only:
                 continue
             t = time.perf_counter()
@@ -149,13 +178,7 @@ def main(argv: list[str] | None = None) -> int:
                         raise
                     print(f"bench: skipped: {err}", flush=True)
                     continue
-            took = round(time.perf_counter() - t, 1)
-            write_json(args.out / f"{name}.json", {**header, "took_s": took, **figures})
-            text = (
-                f"# {title}\n\n`{command}` on {kind}, {machine}, {header['when']}, {took:.0f} s\n\n{table(figures)}\n"
-            )
-            write_atomic(args.out / f"{name}.md", lambda f, text=text: f.write(text.encode()))
-            print(text, flush=True)
+            write(args.out, name, figures, time.perf_counter() - t)
     print(f"bench: done in {time.perf_counter() - start:.0f} s; figures in {args.out}")
     return 0
 

@@ -9,8 +9,10 @@ end with the report's settings. `make bench` skips this part where no GPU is vis
 from __future__ import annotations
 
 import dataclasses
+import json
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -31,16 +33,21 @@ class NoGpu(UserError):
     """No GPU a worker could use here: `make bench` skips the part; asked for alone, it is refused."""
 
 
-def device_used(device: str) -> str:
-    """What a worker asking for `device` would use here, asked of a fresh process: the bench's own
-    process must not start a backend that holds the GPU's memory while the workers run."""
+def device_check(device: str) -> dict[str, Any]:
+    """What a worker asking for `device` would use here, and its kernel check there, asked of a
+    fresh process: the bench's own process must not start a backend that holds the GPU's memory
+    while the workers run."""
     out = subprocess.run(
         [sys.executable, "-m", "xrayhpc.bench.gpu", device], capture_output=True, text=True, cwd=ROOT, check=False
     )
     if out.returncode != 0:
         said = out.stderr.strip().splitlines() or [f"the device check exited with status {out.returncode}"]
         raise NoGpu(f"bench part gpu: {said[-1].removeprefix('error: ')}")
-    return out.stdout.strip()
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def device_used(device: str) -> str:
+    return device_check(device)["used"]
 
 
 def gpu_cases(
@@ -61,11 +68,27 @@ def gpu_cases(
     }
 
 
-def bench_gpu(cases: dict[str, Experiment], workdir: Path, device: str = "gpu") -> dict[str, Any]:
-    """Each case by our worker, a fresh process with a cold image cache, timed end to end."""
-    used = device_used(device)
-    print(f"bench: gpu part on {used}", flush=True)
-    runs = {}
+def bench_gpu(
+    cases: dict[str, Experiment],
+    workdir: Path,
+    device: str = "gpu",
+    save: Callable[[dict[str, Any]], None] | None = None,
+) -> dict[str, Any]:
+    """The kernel check, then each case by our worker, a fresh process with a cold image cache, timed
+    end to end; `save` is given the figures so far as each case ends (a run cut short keeps them)."""
+    check = device_check(device)
+    used = check["used"]
+    print(f"bench: gpu part on {used}; {check['line']}", flush=True)
+    runs: dict[str, Any] = {}
+    figures = {
+        "device": used,
+        "kernel_check": check,
+        "published_s": PUBLISHED_SECONDS[("binary", "vgg16")],
+        "target_s": TARGET_S,
+        "runs": runs,
+    }
+    if save:
+        save(figures)
     for n, (label, exp) in enumerate(cases.items()):
         print(f"bench: {label}: our worker, {exp.epochs} epochs on {device} ...", flush=True)
         run, metrics = run_worker(exp, workdir, f"gpu{n}")
@@ -79,7 +102,9 @@ def bench_gpu(cases: dict[str, Experiment], workdir: Path, device: str = "gpu") 
             "accuracy": metrics.test.accuracy,
             "device_used": metrics.environment.device_used,
         }
-    return {"device": used, "published_s": PUBLISHED_SECONDS[("binary", "vgg16")], "target_s": TARGET_S, "runs": runs}
+        if save:
+            save(figures)
+    return figures
 
 
 def gpu_table(g: dict[str, Any]) -> str:
@@ -98,6 +123,8 @@ def gpu_table(g: dict[str, Any]) -> str:
     published = g["published_s"]
     lines = [
         f"On {g['device']}; each run a fresh worker process with a cold image cache, wall time end to end.",
+        "",
+        g["kernel_check"]["line"] + ".",
         "",
         markdown(header, body, "lrrrrrrrrr"),
         "",
@@ -121,12 +148,15 @@ def gpu_table(g: dict[str, Any]) -> str:
 
 @cli
 def main(argv: list[str] | None = None) -> int:
-    """Print the device a worker asking for the one named would use, or say why it cannot."""
-    from xrayhpc.study import device
+    """Print, as JSON, the device a worker asking for the one named would use and its kernel check
+    there (float32), or say why it cannot."""
+    from xrayhpc.study import device, kernels
 
     (asked,) = argv if argv is not None else sys.argv[1:]
-    device.configure(asked)
-    print(device.check(asked))
+    with device.configured(asked):
+        used = device.check(asked)
+        check = kernels.run(used, "float32")
+    print(json.dumps({"used": used, "line": check.line(), **check.record()}))
     return 0
 
 

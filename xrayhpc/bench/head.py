@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from xrayhpc.bench.runs import in_child
 from xrayhpc.bench.worker import report_experiment
 from xrayhpc.render import markdown
 from xrayhpc.study import device
@@ -65,9 +66,11 @@ def step_seconds(jit_compile: bool, steps: int) -> dict[str, Any]:
 
 
 def bench_head(steps: int) -> dict[str, Any]:
-    """Step time with and without XLA beside the floor, in one run."""
-    device.configure("cpu")
-    device.start_backend()
+    """Step time with and without XLA beside the floor, in one run, in a process on the CPU."""
+    return in_child("cpu", _head_figures, steps)
+
+
+def _head_figures(steps: int) -> dict[str, Any]:
     out: dict[str, Any] = {"cpu": device.cpu_model(), "bandwidth_gbs": bandwidth_gbs(), "steps": steps, "runs": {}}
     for jit in (True, False):
         print(f"bench: head: {steps} steps, XLA {'on' if jit else 'off'} ...", flush=True)

@@ -4,15 +4,20 @@ machine's matmul rate, and the data (real, a quarter of it, or repeated)."""
 from __future__ import annotations
 
 import math
+import multiprocessing
 import os
 import subprocess
 import tempfile
 import time
+from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
+from typing import Any, TypeVar
 
+from xrayhpc.bench.carry import NOTE, ROOT
 from xrayhpc.errors import UserError
 
-ROOT = Path(__file__).resolve().parents[2]
+T = TypeVar("T")
 
 
 def run_child(args: list[str], env: dict[str, str], log: Path) -> dict[str, float]:
@@ -27,28 +32,62 @@ def run_child(args: list[str], env: dict[str, str], log: Path) -> dict[str, floa
     return {"wall_s": round(wall, 2), "peak_rss_mb": round(usage.ru_maxrss / 1024, 1)}
 
 
-def matmul_gflops() -> float:
-    """float32 matmul rate of this machine through TensorFlow (best of a few)."""
-    import tensorflow as tf
+def in_child(device: str, fn: Callable[..., T], *args: Any) -> T:
+    """`fn(*args)` in a fresh process whose backend starts on `device`.
 
-    a = tf.random.normal((2048, 2048))
-    b = tf.random.normal((2048, 2048))
-    tf.matmul(a, b).numpy()
+    The bench's own process never starts a backend: one started here would hold the GPU's memory
+    while the workers it times run, and fix this process's devices for every later part.
+    """
+    with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
+        return pool.submit(_on_device, device, fn, *args).result()
+
+
+def _on_device(device: str, fn: Callable[..., T], *args: Any) -> T:
+    from xrayhpc.study import device as devices
+
+    with devices.configured(device):
+        devices.start_backend()
+        return fn(*args)
+
+
+def roofline(backbones: list[tuple[str, int]], device: str = "cpu") -> tuple[float, list[int]]:
+    """The roofline's two figures, from one child process on `device`: the float32 matmul rate in
+    GFLOP/s (best of a few) and one forward pass of each (backbone, image size), in FLOPs."""
+    return in_child(device, _roofline, backbones)
+
+
+def _roofline(backbones: list[tuple[str, int]]) -> tuple[float, list[int]]:
+    from xrayhpc.study.models import build_backbone, forward_flops
+
+    return _matmul_gflops(), [forward_flops(build_backbone(name, size, "none")) for name, size in backbones]
+
+
+def _matmul_gflops() -> float:
+    import keras
+
+    a = keras.random.normal((2048, 2048), seed=0)
+    b = keras.random.normal((2048, 2048), seed=1)
+    keras.ops.convert_to_numpy(keras.ops.matmul(a, b))
     best = 0.0
     for _ in range(3):
         t = time.perf_counter()
         for _ in range(5):
-            c = tf.matmul(a, b)
-        c.numpy()
+            c = keras.ops.matmul(a, b)
+        keras.ops.convert_to_numpy(c)
         best = max(best, 5 * 2 * 2048**3 / (time.perf_counter() - t) / 1e9)
     return round(best, 1)
 
 
 def find_data(given: str | None) -> tuple[Path, str]:
-    """The real data when it can be found, else a synthetic set made for the run."""
+    """The real data when it can be found, else a synthetic set made for the run; a copy made by
+    `make gpu-carry` is labelled as the copy it is (its COPY.md's first line)."""
     for candidate in (given, os.environ.get("XRAYHPC_DATA"), str(ROOT.parent / "shared" / "data" / "covid-xray")):
         if candidate and (Path(candidate) / "two").is_dir():
-            return Path(candidate).resolve(), f"the data in {Path(candidate).name}/"
+            folder = Path(candidate).resolve()
+            note = folder / NOTE
+            if note.is_file() and not note.is_symlink():
+                return folder, note.read_text(errors="replace").splitlines()[0].strip() or "a copy of the data"
+            return folder, f"the data in {Path(candidate).name}/"
     from xrayhpc.study.synthetic import make_dataset
 
     return make_dataset(Path(tempfile.mkdtemp(prefix="xrayhpc-bench-data-"))), "synthetic data (no real data found)"

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from xrayhpc.bench.runs import ROOT, data_view, matmul_gflops, run_child
+from xrayhpc.bench.runs import ROOT, data_view, roofline, run_child
 from xrayhpc.experiment import Experiment, load_grid
 from xrayhpc.render import markdown
 from xrayhpc.schema import PHASES, Metrics, read_metrics
@@ -77,14 +77,16 @@ def backbone_passes(counts: dict[str, int], exp: Experiment, template: bool) -> 
     return train + val + test + (exp.epochs * train if exp.augment else 0)
 
 
-def run_worker(exp: Experiment, workdir: Path, name: str) -> tuple[dict[str, Any], Metrics | None]:
-    """Our worker on one experiment as a fresh process with a cold image cache: the run's wall time and
-    peak memory, and the metrics.json it wrote."""
+def run_worker(
+    exp: Experiment, workdir: Path, name: str, env: dict[str, str] | None = None
+) -> tuple[dict[str, Any], Metrics | None]:
+    """Our worker on one experiment as a fresh process with a cold image cache (and `env`, such as
+    another KERAS_BACKEND): the run's wall time and peak memory, and the metrics.json it wrote."""
     spec = workdir / f"spec-{name}.json"
     spec.write_text(json.dumps(exp.settings()))
     run = run_child(
         [sys.executable, "-m", "xrayhpc.worker", "--spec", str(spec), "--results", str(workdir / f"ours-{name}")],
-        {"XRAYHPC_CACHE": str(workdir / f"cache-{name}")},
+        {"XRAYHPC_CACHE": str(workdir / f"cache-{name}"), **(env or {})},
         workdir / f"ours-{name}.log",
     )
     return run, read_metrics(workdir / f"ours-{name}" / exp.id)
@@ -93,15 +95,9 @@ def run_worker(exp: Experiment, workdir: Path, name: str) -> tuple[dict[str, Any
 def compare(cases: dict[str, Experiment], workdir: Path) -> dict[str, Any]:
     """Each experiment by our worker and by the course template, one after the other, each timed end to
     end in a fresh process with its peak memory."""
-    import keras
-
-    from xrayhpc.study.models import build_backbone, forward_flops
-
-    rate = matmul_gflops()
+    rate, passes = roofline([(exp.backbone, exp.image_size) for exp in cases.values()])
     runs: dict[str, Any] = {}
-    for n, (label, exp) in enumerate(cases.items()):
-        flops = forward_flops(build_backbone(exp.backbone, exp.image_size, "none"))
-        keras.backend.clear_session()
+    for n, ((label, exp), flops) in enumerate(zip(cases.items(), passes, strict=True)):
         print(f"bench: {label}: our worker, {exp.epochs} epochs ...", flush=True)
         ours, metrics = run_worker(exp, workdir, str(n))
         counts = metrics.images
