@@ -68,10 +68,12 @@ GPU_PY     = $(if $(wildcard $(PY)),$(PY),python3)
 GPU_DATA   = $(if $(wildcard .gpu-carry/data/two),.gpu-carry/data,$(or $(XRAYHPC_DATA),../shared/data/covid-xray))
 GPU_CHECK_S ?= 560
 gpu-check: ## on a GPU machine: the kernel check, Task 1 (augmentation off, on) and Task 2's MobileNet, each into results/bench/gpu.md as it ends (under 10 min)
-	@if ! $(GPU_PY) -c 'import keras' 2>/dev/null && [ -f .gpu-carry/CARRIED.md ]; then \
-		eval "$$($(GPU_PY) -m xrayhpc.bench.carry install)"; fi; \
-	backend=$${KERAS_BACKEND:-$$($(GPU_PY) -c 'import importlib.util as u; print("tensorflow" if u.find_spec("tensorflow") else "jax")')}; \
-	KERAS_BACKEND=$$backend PYTHONUNBUFFERED=1 timeout $(GPU_CHECK_S) $(GPU_PY) -m xrayhpc.bench --only gpu --data $(GPU_DATA) --out results/bench $(ARGS)
+	@has() { $(GPU_PY) -c "import importlib.util as u, sys; sys.exit(u.find_spec('$$1') is None)"; }; \
+	if ! has keras && [ -f .gpu-carry/CARRIED.md ]; then \
+		carried=$$($(GPU_PY) -m xrayhpc.bench.carry install) || exit $$?; eval "$$carried"; fi; \
+	if [ -z "$$KERAS_BACKEND" ]; then if has tensorflow; then KERAS_BACKEND=tensorflow; else KERAS_BACKEND=jax; fi; fi; \
+	export KERAS_BACKEND PYTHONUNBUFFERED=1; \
+	timeout $(GPU_CHECK_S) $(GPU_PY) -m xrayhpc.bench --only gpu --data "$(GPU_DATA)" --out results/bench $(ARGS)
 
 gpu-carry: $(PY) ## what a lent GPU machine lacks, into .gpu-carry/ (under 64 MiB): wheels, a 224 px copy of the data (there: python3 -m xrayhpc.bench.carry install)
 	$(PY) -m xrayhpc.bench.carry $(ARGS)

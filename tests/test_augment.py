@@ -1,10 +1,14 @@
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from conftest import ROOT
 from xrayhpc.study.augment import Augmentation, augment
 
 
@@ -67,6 +71,30 @@ def test_the_device_path_applies_the_same_transforms() -> None:
         assert np.mean(diff > 20) < 0.04
     other = np.asarray(augment_on_device(smooth, 99))
     assert np.mean(np.abs(other - augment(smooth, 0))) > 20  # another seed is another transform
+
+
+@pytest.mark.slow
+def test_the_jax_warp_applies_the_same_transforms_in_batches() -> None:
+    """Under JAX the warp is one XLA program per batch shape; the same bounds against scipy hold."""
+    pytest.importorskip("jax")
+    code = (
+        "import numpy as np\nfrom xrayhpc.study.augment import augment, augment_on_device\n"
+        "rng = np.random.default_rng(1)\n"
+        "smooth = np.kron(rng.integers(0, 255, (6, 8, 8, 3)), np.ones((1, 8, 8, 1))).astype(np.uint8)\n"
+        "whole, batched = augment_on_device(smooth, 4), augment_on_device(smooth, 4, batch=4)\n"
+        "diff = np.abs(whole - augment(smooth, 4))\n"
+        "print(np.allclose(whole, batched, atol=1e-3), np.median(diff) < 0.5, np.mean(diff) < 3.0, np.mean(diff > 20) < 0.04)\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "KERAS_BACKEND": "jax"},
+        cwd=ROOT,
+        timeout=300,
+    )
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["True"] * 4
 
 
 def test_a_gpu_run_feeds_the_model_device_transforms(synthetic: Path) -> None:

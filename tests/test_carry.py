@@ -152,13 +152,13 @@ def test_install_puts_the_wheels_where_the_printed_path_finds_them(
     assert carry.main(["install", "--out", str(tmp_path)]) == 0
     exports = capsys.readouterr().out
     shown = subprocess.run(
-        ["bash", "-c", f'{exports}\npython -c "import carried_demo; print(carried_demo.ANSWER)"; echo $KERAS_BACKEND'],
+        ["bash", "-c", f'{exports}\npython -c "import carried_demo; print(carried_demo.ANSWER)"'],
         capture_output=True,
         text=True,
         env={"PATH": str(Path(sys.executable).parent) + ":/usr/bin:/bin"},
         check=True,
     )
-    assert shown.stdout.split() == ["42", "jax"]
+    assert shown.stdout.split() == ["42"]
 
 
 def test_install_refuses_a_half_made_folder_in_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

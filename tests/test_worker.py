@@ -164,26 +164,28 @@ def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.Complet
 
 
 def test_cli_runs_a_grid_experiment_with_the_jax_backend_without_tensorflow(synthetic: Path, tmp_path: Path) -> None:
-    """As on a machine with JAX and no TensorFlow: every step compiled, the augmentation one XLA warp."""
+    """As on a machine with JAX and no TensorFlow: every step compiled, scipy's augmentation (a CPU
+    run), op determinism as asked (XLA reads its flag when JAX starts)."""
     pytest.importorskip("jax")
-    out = run_cli(
-        *tiny_task1(synthetic, tmp_path), "--set", "augment=true", env={"KERAS_BACKEND": "jax", **faked("notensorflow")}
-    )
+    settings = ["--set", "augment=true", "--set", "deterministic=true"]
+    out = run_cli(*tiny_task1(synthetic, tmp_path), *settings, env={"KERAS_BACKEND": "jax", **faked("notensorflow")})
     assert out.returncode == 0, out.stderr
     m = read_metrics(tmp_path / "task1-vgg16-cpu")
     assert m.environment.backend == "jax" and m.environment.jax and m.environment.tensorflow is None
-    assert m.augmentation == "device" and m.timing.train_breakdown["augment"] > 0
+    assert m.augmentation == "cpu" and m.timing.train_breakdown["augment"] > 0
+    assert (m.environment.deterministic, m.environment.tf32) == (True, None)  # a CPU has no TF32 units
     assert "epoch 1/1" in out.stdout  # plain lines when not on a terminal
 
 
-def test_a_deterministic_run_switches_tf32_off_and_records_it(synthetic: Path, tmp_path: Path) -> None:
+def test_a_deterministic_run_records_it_and_its_fingerprint_differs(synthetic: Path, tmp_path: Path) -> None:
     out = run_cli(*tiny_task1(synthetic, tmp_path), "--set", "deterministic=true")
     assert out.returncode == 0, out.stderr
     folder = tmp_path / "task1-vgg16-cpu"
     m = read_metrics(folder)
     assert m.experiment["deterministic"] is True
-    assert (m.environment.deterministic, m.environment.tf32) == (True, False)
-    assert "op determinism on; TF32 off" in (folder / "worker.log").read_text()
+    assert m.experiment["fingerprint"] != Experiment.from_settings({**m.experiment, "deterministic": False}).fingerprint
+    assert (m.environment.deterministic, m.environment.tf32) == (True, None)  # a CPU has no TF32 units
+    assert "op determinism on" in (folder / "worker.log").read_text()
 
 
 @pytest.mark.parametrize(

@@ -131,24 +131,32 @@ def backend(experiments: list[Experiment], here: str | None) -> list[Finding]:
             )
         )
         if reason is None:
-            out.append(kernel_check(experiments, facts.visible[0]))
+            out += kernel_check(experiments, facts.visible[0])
     else:
         note = "" if facts.visible else " (login nodes have none: --on-node gpu asks a GPU node)" if gpu_jobs else ""
         out.append(Finding(None, "gpu", f"GPUs here: {', '.join(facts.visible) or shown}{note}"))
     return out
 
 
-def kernel_check(experiments: list[Experiment], gpu: str) -> Finding:
-    """The GPU jobs' operations, run on this GPU in their precision, as the worker runs them first."""
+def kernel_check(experiments: list[Experiment], gpu: str) -> list[Finding]:
+    """The GPU jobs' operations, run on this GPU in each of their precisions, as the worker runs them
+    first (a GPU without bfloat16 units is said as such, not as a failed kernel)."""
     from xrayhpc.study import kernels
 
-    gpu_runs = [e for e in experiments if e.device == "gpu"] or experiments
-    precision = gpu_runs[0].precision
-    try:
-        check = kernels.run(f"gpu: {gpu}", precision)
-    except device.DeviceError as err:
-        return Finding(False, "kernels", str(err), "", _ids(experiments, "gpu"))
-    return Finding(True, "kernels", check.line())
+    used = f"gpu: {gpu}"
+    out = []
+    for precision in sorted({e.precision for e in experiments if e.device == "gpu"}):
+        ids = tuple(e.id for e in experiments if e.device == "gpu" and e.precision == precision)
+        if precision == "bfloat16" and (problem := device.bfloat16_problem(used)):
+            out.append(
+                Finding(False, "kernels", f'precision = "bfloat16" but {problem}', 'use precision = "float32"', ids)
+            )
+            continue
+        try:
+            out.append(Finding(True, "kernels", kernels.isolated(used, precision).line()))
+        except device.DeviceError as err:
+            out.append(Finding(False, "kernels", str(err), "", ids))
+    return out
 
 
 def data(experiments: list[Experiment]) -> list[Finding]:

@@ -3,6 +3,9 @@
 TensorFlow then lists one GPU, "Fake GPU", unless CUDA_VISIBLE_DEVICES hid the GPUs when it was
 imported, and refuses to change its visible devices, as a GPU build does once its runtime runs
 ("Visible devices cannot be modified after being initialized"). The work itself runs on the CPU.
+FAKE_GPU_KERNELS=ptx makes every convolution fail as on a GPU the build has no code for under a
+driver older than its CUDA; FAKE_GPU_KERNELS=abort makes it abort the process, as a fatal CUDA
+error in TensorFlow's runtime does.
 """
 
 import importlib.abc
@@ -40,6 +43,18 @@ def _fake(tf) -> None:  # noqa: ANN001 - the tensorflow module
     tf.config.experimental.list_physical_devices = tf.config.list_physical_devices
     tf.config.set_visible_devices = tf.config.experimental.set_visible_devices = set_visible_devices
     tf.config.experimental.get_device_details = get_device_details
+
+    failure = os.environ.get("FAKE_GPU_KERNELS")
+    if failure and not hidden:
+
+        def convolution(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202, ARG001
+            if failure == "abort":
+                os.abort()
+            raise tf.errors.InternalError(
+                None, None, "'cuModuleLoadData(&module, data)' failed with 'CUDA_ERROR_UNSUPPORTED_PTX_VERSION'"
+            )
+
+        tf.nn.convolution = convolution
 
 
 class _AfterImport(importlib.abc.MetaPathFinder):

@@ -11,7 +11,7 @@ ignored paths, 64 MiB in all. `make` fills the folder with
     CARRIED.md  what it holds and from what: written last, so a half-made folder is never taken
                   for a finished one (the rest is staged in a temporary folder and moved in first,
                   and a refused build leaves an earlier folder as it was).
-`install` puts the wheels into .gpu-carry/site with pip alone and prints the shell lines that use it.
+`install` puts the wheels into .gpu-carry/site with pip alone and prints the shell line that uses it.
 This module imports only the standard library at the top: `install` runs where Keras is absent.
 """
 
@@ -32,9 +32,9 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+from xrayhpc.bench.runs import ROOT
 from xrayhpc.errors import UserError, cli
 
-ROOT = Path(__file__).resolve().parents[2]  # the checkout (bench/runs.py takes it from here)
 LIMIT = 64 * 2**20  # what may travel beside the working tree
 MARKER = "CARRIED.md"
 NOTE = "COPY.md"  # in data/: its first line is the label for figures made from the copy
@@ -286,7 +286,7 @@ Not carried, as the device image has them: {", ".join(sorted(DEVICE_HAS))}.
 Never carried: {", ".join(sorted(NEVER))} (Keras runs on JAX there).
 
 Install there, from the repo root: `eval "$(python3 -m xrayhpc.bench.carry install)"` (into
-.gpu-carry/site, with pip alone; it prints `export PYTHONPATH=...` and `export KERAS_BACKEND=jax`).
+.gpu-carry/site, with pip alone; it prints the `export PYTHONPATH=...` line that uses them).
 
 ## data/ ({mib(size_of(staged / "data"))}, {images} images)
 
@@ -371,7 +371,6 @@ def install(out: Path) -> None:
     if proc.returncode != 0:
         raise UserError(f"pip install into {site} failed: {last_line(proc)}")
     print(f"export PYTHONPATH={shlex.quote(str(site))}${{PYTHONPATH:+:$PYTHONPATH}}")
-    print("export KERAS_BACKEND=jax")
 
 
 @cli

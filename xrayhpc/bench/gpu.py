@@ -16,38 +16,41 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from xrayhpc.bench.runs import ROOT
+from xrayhpc.bench.runs import ROOT, Unavailable
 from xrayhpc.bench.worker import report_experiment, run_worker
 from xrayhpc.errors import UserError, cli
 from xrayhpc.experiment import Experiment
 from xrayhpc.render import markdown
 from xrayhpc.report.compare import PUBLISHED_SECONDS
 from xrayhpc.schema import PHASES
+from xrayhpc.study import kernels
 
 # Issue 15's target on one current datacenter GPU: Task 1 with augmentation, 40 epochs, end to end.
 TARGET_S = 20.0
 PUBLISHED_EPOCHS = 40
 
 
-class NoGpu(UserError):
-    """No GPU a worker could use here: `make bench` skips the part; asked for alone, it is refused."""
+class NoGpu(Unavailable):
+    """No GPU a worker could use here."""
 
 
 def device_check(device: str) -> dict[str, Any]:
     """What a worker asking for `device` would use here, and its kernel check there, asked of a
     fresh process: the bench's own process must not start a backend that holds the GPU's memory
-    while the workers run."""
+    while the workers run. No GPU skips the part; a GPU whose kernels fail stops the bench."""
     out = subprocess.run(
         [sys.executable, "-m", "xrayhpc.bench.gpu", device], capture_output=True, text=True, cwd=ROOT, check=False
     )
+    errors = [line.removeprefix("error: ") for line in out.stderr.splitlines() if line.startswith("error: ")]
     if out.returncode != 0:
-        said = out.stderr.strip().splitlines() or [f"the device check exited with status {out.returncode}"]
-        raise NoGpu(f"bench part gpu: {said[-1].removeprefix('error: ')}")
-    return json.loads(out.stdout.strip().splitlines()[-1])
-
-
-def device_used(device: str) -> str:
-    return device_check(device)["used"]
+        said = errors[-1] if errors else f"the device check exited with status {out.returncode}"
+        if said.startswith(kernels.FAILED) or out.returncode < 0:  # a GPU whose kernels fail, or kill
+            raise UserError(f"bench part gpu: {said}")
+        raise NoGpu(f"bench part gpu: {said}")
+    try:
+        return json.loads(out.stdout.strip().splitlines()[-1])
+    except (IndexError, ValueError):
+        raise UserError(f"bench part gpu: the device check gave no answer ({out.stdout.strip()[-200:]!r})") from None
 
 
 def gpu_cases(
@@ -150,7 +153,7 @@ def gpu_table(g: dict[str, Any]) -> str:
 def main(argv: list[str] | None = None) -> int:
     """Print, as JSON, the device a worker asking for the one named would use and its kernel check
     there (float32), or say why it cannot."""
-    from xrayhpc.study import device, kernels
+    from xrayhpc.study import device
 
     (asked,) = argv if argv is not None else sys.argv[1:]
     with device.configured(asked):

@@ -11,13 +11,19 @@ import tempfile
 import time
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 from typing import Any, TypeVar
 
-from xrayhpc.bench.carry import NOTE, ROOT
 from xrayhpc.errors import UserError
 
+ROOT = Path(__file__).resolve().parents[2]
 T = TypeVar("T")
+
+
+class Unavailable(UserError):
+    """A part that cannot run on this machine: `make bench` skips it, saying why; asked for alone, it
+    is refused."""
 
 
 def run_child(args: list[str], env: dict[str, str], log: Path) -> dict[str, float]:
@@ -32,28 +38,35 @@ def run_child(args: list[str], env: dict[str, str], log: Path) -> dict[str, floa
     return {"wall_s": round(wall, 2), "peak_rss_mb": round(usage.ru_maxrss / 1024, 1)}
 
 
-def in_child(device: str, fn: Callable[..., T], *args: Any) -> T:
-    """`fn(*args)` in a fresh process whose backend starts on `device`.
+def in_child(device: str, fn: Callable[..., T], *args: Any, env: dict[str, str] | None = None) -> T:
+    """`fn(*args)` in a fresh process whose backend starts on `device`, with `env` set there first
+    (such as another KERAS_BACKEND).
 
     The bench's own process never starts a backend: one started here would hold the GPU's memory
     while the workers it times run, and fix this process's devices for every later part.
     """
     with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
-        return pool.submit(_on_device, device, fn, *args).result()
+        try:
+            return pool.submit(_on_device, device, env or {}, fn, *args).result()
+        except BrokenProcessPool:
+            raise UserError(
+                f"benchmark child process for {fn.__name__} on the {device} died (see its output above)"
+            ) from None
 
 
-def _on_device(device: str, fn: Callable[..., T], *args: Any) -> T:
+def _on_device(device: str, env: dict[str, str], fn: Callable[..., T], *args: Any) -> T:
     from xrayhpc.study import device as devices
 
+    os.environ.update(env)  # this child's own, before its backend starts
     with devices.configured(device):
         devices.start_backend()
         return fn(*args)
 
 
-def roofline(backbones: list[tuple[str, int]], device: str = "cpu") -> tuple[float, list[int]]:
-    """The roofline's two figures, from one child process on `device`: the float32 matmul rate in
-    GFLOP/s (best of a few) and one forward pass of each (backbone, image size), in FLOPs."""
-    return in_child(device, _roofline, backbones)
+def roofline(backbones: list[tuple[str, int]]) -> tuple[float, list[int]]:
+    """The CPU roofline's two figures, from one child process on the CPU: the float32 matmul rate
+    in GFLOP/s (best of a few) and one forward pass of each (backbone, image size), in FLOPs."""
+    return in_child("cpu", _roofline, backbones)
 
 
 def _roofline(backbones: list[tuple[str, int]]) -> tuple[float, list[int]]:
@@ -83,6 +96,8 @@ def find_data(given: str | None) -> tuple[Path, str]:
     `make gpu-carry` is labelled as the copy it is (its COPY.md's first line)."""
     for candidate in (given, os.environ.get("XRAYHPC_DATA"), str(ROOT.parent / "shared" / "data" / "covid-xray")):
         if candidate and (Path(candidate) / "two").is_dir():
+            from xrayhpc.bench.carry import NOTE
+
             folder = Path(candidate).resolve()
             note = folder / NOTE
             if note.is_file() and not note.is_symlink():

@@ -1,8 +1,10 @@
 """One experiment run, from image folders to a complete result folder; knows nothing of schedulers.
 
-device      backend, threads sized to the slots, the GPU found or why not
+device      one device per process, threads sized to the slots, the GPU found or why not, determinism
+driver      what nvidia-smi says of the GPUs assigned to this process, and the driver's version
+kernels     the kernel check: the job's operations on its device before training, in a child process
 data        image folders, split, decoded-image cache
-augment     the template's transforms: scipy on the CPU, one warp per image on the device
+augment     the template's transforms: scipy on the CPU, one warp per image on the device (or XLA)
 models      keras.applications backbones and the study's head
 training    the frozen-feature and fine-tuning paths, with checkpoints (checkpoint)
 evaluate    test metrics;  plots: curves, confusion, t-SNE;  runlog: the worker's log

@@ -116,18 +116,32 @@ def device_draws(n: int, h: int, w: int, seed: int, aug: Augmentation = TEMPLATE
     return transforms, extras
 
 
-def augment_on_device(images: np.ndarray, seed: int, aug: Augmentation = TEMPLATE) -> Any:
+def augment_on_device(
+    images: np.ndarray, seed: int, aug: Augmentation = TEMPLATE, batch: int | None = None
+) -> np.ndarray:
     """The same transforms as `augment`, drawn from the same seed, applied by the backend where it
     runs (a GPU job's GPU; under JAX, XLA on any device): one projective warp per image, then the
-    channel shift and flips.
+    channel shift and flips, `batch` images at a time (Keras's JAX warp holds several copies of
+    its input's coordinates: a whole training set at once would take gigabytes).
 
     Bilinear sampling at the border differs from scipy's by a little (tests/test_augment.py bounds
-    it); everything drawn is the same. Returns a float32 tensor on the 0-255 scale.
+    it); everything drawn is the same. Returns float32 on the 0-255 scale.
     """
     import keras
 
-    transforms, extras = device_draws(len(images), *images.shape[1:3], seed, aug)
-    return _compiled_warp()(keras.ops.convert_to_tensor(images), transforms, extras, float(aug.cval))
+    n = len(images)
+    transforms, extras = device_draws(n, *images.shape[1:3], seed, aug)
+    step = batch or n
+    warped = [
+        _compiled_warp()(
+            keras.ops.convert_to_tensor(images[i : i + step]),
+            transforms[i : i + step],
+            extras[i : i + step],
+            float(aug.cval),
+        )
+        for i in range(0, n, step)
+    ]
+    return np.concatenate([keras.ops.convert_to_numpy(w) for w in warped])
 
 
 def warp(images: Any, transforms: Any, extras: Any, cval: float) -> Any:

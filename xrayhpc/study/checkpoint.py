@@ -118,9 +118,10 @@ class Checkpoint:
         self.saved_epoch = state.epoch
         self.runs, self.resumed_from = state.runs, state.epoch
         self.log(f"resuming from the checkpoint at epoch {state.epoch} (run {state.runs} of this experiment)")
-        if len(state.devices) > 1 and state.devices[-2] != self.device:
+        before = state.devices[-2] if len(state.devices) > 1 else self.device
+        if before != self.device:  # another CPU or GPU model rounds otherwise (other kernels, other units)
             self.log(
-                f"resuming on {self.device} after a run on {state.devices[-2]}: from epoch {state.epoch} on the "
+                f"resuming on {self.device} after a run on {before}: from epoch {state.epoch} on the "
                 "history may differ from an uninterrupted run's by more than rounding (README, Resuming)"
             )
         return state

@@ -33,8 +33,9 @@ GPU_INSTALL = "make install GPU=1 (pip install -e '.[gpu]') in the environment t
 # CUDA 12's from 5.2, CUDA 13's (the lent H200 machines' JAX) from 7.5.
 JAX_PLUGINS = {"jax_cuda13_plugin": 7.5, "jax_cuda12_plugin": 5.2}
 JAX_MIN_COMPUTE = min(JAX_PLUGINS.values())
-# NVIDIA's CUDA wheels that tensorflow[and-cuda] and jax[cuda12] bring; one is enough to tell.
-CUDA_WHEELS = ("nvidia-cudnn-cu12", "nvidia-cuda-runtime-cu12")
+# NVIDIA's CUDA wheels that tensorflow[and-cuda], jax[cuda12] and jax[cuda13] bring; one is enough
+# to tell (CUDA 13's runtime wheel has no suffix).
+CUDA_WHEELS = ("nvidia-cudnn-cu12", "nvidia-cuda-runtime-cu12", "nvidia-cudnn-cu13", "nvidia-cuda-runtime")
 
 
 class DeviceError(UserError):
@@ -99,8 +100,10 @@ def _backend_started() -> bool:
 
 # The device this process's backend was started for, when a `configured` call started it.
 _started_for: str | None = None
-# Op determinism, once switched on in a process, stays on there (TensorFlow has no switch back).
+# Op determinism, once switched on in a process, stays on there (TensorFlow has no switch back;
+# XLA reads its flags when JAX starts): whether it is on, and whether JAX started with its flag.
 _deterministic = False
+_started_deterministic = False
 DETERMINISTIC_XLA = "--xla_gpu_deterministic_ops=true"
 
 
@@ -108,7 +111,11 @@ def variables(device: str, deterministic: bool = False) -> dict[str, str]:
     """The environment a process running on `device` needs before its backend starts: thread
     pools from the slots, for `cpu` every GPU hidden, and XLA's deterministic GPU kernels when asked
     (JAX reads them when it starts)."""
-    out = {"TF_CPP_MIN_LOG_LEVEL": os.environ.get("TF_CPP_MIN_LOG_LEVEL", "2")}
+    # CUDA numbers GPUs fastest first unless told otherwise; nvidia-smi and the schedulers, by PCI bus
+    out = {
+        "TF_CPP_MIN_LOG_LEVEL": os.environ.get("TF_CPP_MIN_LOG_LEVEL", "2"),
+        "CUDA_DEVICE_ORDER": os.environ.get("CUDA_DEVICE_ORDER", "PCI_BUS_ID"),
+    }
     if deterministic:
         out["XLA_FLAGS"] = f"{os.environ.get('XLA_FLAGS', '')} {DETERMINISTIC_XLA}".strip()
     n = slots()
@@ -134,7 +141,7 @@ def configured(device: str, deterministic: bool = False) -> Iterator[None]:
     `python -m xrayhpc.worker` runs each device in a process of its own. (Where the node has no
     GPU at all, hiding them changed nothing, and the GPU check says why there is none.)
     """
-    global _started_for
+    global _started_for, _started_deterministic
     if _backend_started():
         _refuse_switch(device)
         yield
@@ -142,7 +149,7 @@ def configured(device: str, deterministic: bool = False) -> Iterator[None]:
     wanted = variables(device, deterministic)
     saved = {k: os.environ.get(k) for k in wanted}
     os.environ.update(wanted)
-    _started_for = device
+    _started_for, _started_deterministic = device, deterministic
     try:
         yield
     finally:
@@ -152,12 +159,12 @@ def configured(device: str, deterministic: bool = False) -> Iterator[None]:
             else:
                 os.environ[k] = v
         if not _backend_started():
-            _started_for = None
+            _started_for, _started_deterministic = None, False
 
 
-def determinism(on: bool) -> dict[str, bool]:
+def determinism(on: bool, used: str) -> dict[str, bool | None]:
     """Switch op determinism on when asked (and TF32 off with it), after the backend started; the
-    state this process is in, for metrics.json.
+    state this process is in, for metrics.json (`tf32`: None on a CPU, which has no TF32 units).
 
     Off, the default: cuDNN picks its algorithms per process, some GPU kernels (MobileNet's
     backward convolutions among them) add in any order, and float32 matrix products use TF32 on
@@ -171,14 +178,23 @@ def determinism(on: bool) -> dict[str, bool]:
             tf.config.experimental.enable_op_determinism()
             tf.config.experimental.enable_tensor_float_32_execution(False)
             _deterministic = True
-        return {"deterministic": _deterministic, "tf32": tf.config.experimental.tensor_float_32_execution_enabled()}
-    import jax
+        tf32 = tf.config.experimental.tensor_float_32_execution_enabled()
+    else:
+        import jax
 
-    if on:
-        jax.config.update("jax_default_matmul_precision", "highest")
-        _deterministic = DETERMINISTIC_XLA in os.environ.get("XLA_FLAGS", "")
-    precision = jax.config.jax_default_matmul_precision
-    return {"deterministic": _deterministic, "tf32": precision not in ("highest", "float32")}
+        if on:
+            jax.config.update("jax_default_matmul_precision", "highest")
+        _deterministic = _started_deterministic and jax.config.jax_default_matmul_precision == "highest"
+        tf32 = jax.config.jax_default_matmul_precision not in ("highest", "float32")
+    return {"deterministic": _deterministic, "tf32": _has_tf32(used) and tf32}
+
+
+def _has_tf32(used: str) -> bool | None:
+    """Whether the device has TF32 units: a GPU of compute capability 8.0 or newer (None: a CPU)."""
+    if not used.startswith("gpu"):
+        return None
+    gpus = physical_gpus()  # none reported: the setting stands as it is
+    return not gpus or any(c is not None and c >= TF32_MIN_COMPUTE for _, c in gpus)
 
 
 def _refuse_switch(device: str) -> None:
@@ -356,6 +372,7 @@ def check(device: str) -> str:
 # CPU flags of bfloat16 arithmetic units: x86's AVX512_BF16 and AMX, Arm's BF16.
 BF16_FLAGS = {"avx512_bf16", "amx_bf16", "bf16"}
 BF16_MIN_COMPUTE = 8.0  # NVIDIA's Ampere and newer
+TF32_MIN_COMPUTE = 8.0
 
 
 def _cpuinfo(*names: str) -> str | None:
@@ -399,7 +416,7 @@ def environment(
     used: str,
     backend: bool = True,
     kernels: dict[str, Any] | None = None,
-    numerics: dict[str, bool] | None = None,
+    numerics: dict[str, bool | None] | None = None,
 ) -> Environment:
     """Where and how the run happened, for metrics.json and the timing report (`backend`: with
     Keras's and the backend's versions; a run that used neither leaves them out; `kernels`: a GPU

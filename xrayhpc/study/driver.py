@@ -8,6 +8,7 @@ not answer, or one too old to know `compute_cap` (470 and before), is not "no GP
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 import shutil
@@ -37,16 +38,14 @@ class DriverReport:
     gpus: list[Gpu] = field(default_factory=list)
     every: int = 0  # GPUs on the node, assigned or not
     problem: str | None = None
-
-    @property
-    def version(self) -> str | None:
-        return next((g.driver for g in self.gpus if g.driver), None)
+    version: str | None = None  # the driver's, read from any of the node's GPUs
 
 
 def assigned(every: list[Gpu], visible: str | None) -> list[Gpu]:
     """The rows CUDA_VISIBLE_DEVICES gives this process, in its order (unset: every GPU).
 
-    CUDA reads the list up to its first unknown entry; so does this.
+    CUDA reads the list up to its first unknown entry; so does this. A MIG slice (`MIG-...`) is
+    not a row of `--query-gpu`: its GPU cannot be told, so every GPU of the node stands for it.
     """
     if visible is None:
         return every
@@ -54,6 +53,8 @@ def assigned(every: list[Gpu], visible: str | None) -> list[Gpu]:
         return []
     out = []
     for entry in (e.strip() for e in visible.split(",")):
+        if entry.startswith("MIG-"):
+            return every
         match = next(
             (g for g in every if entry in (g.index, g.uuid) or (entry.startswith("GPU-") and g.uuid.startswith(entry))),
             None,
@@ -64,11 +65,13 @@ def assigned(every: list[Gpu], visible: str | None) -> list[Gpu]:
     return out
 
 
-def _query(fields: tuple[str, ...]) -> tuple[list[list[str]], str | None]:
-    """nvidia-smi's rows for `fields`, or (no rows, what it said when it failed)."""
+@functools.cache
+def _query(program: str, fields: tuple[str, ...]) -> tuple[list[list[str]], str | None]:
+    """nvidia-smi's rows for `fields`, or (no rows, what it said when it failed); asked once per
+    process, since a driver that hangs costs its whole timeout each time."""
     try:
         out = subprocess.run(
-            ["nvidia-smi", f"--query-gpu={','.join(fields)}", "--format=csv,noheader"],
+            [program, f"--query-gpu={','.join(fields)}", "--format=csv,noheader"],
             capture_output=True,
             text=True,
             timeout=30,
@@ -87,14 +90,15 @@ def _number(text: str) -> float | None:
 
 def report(visible: str | None = None) -> DriverReport:
     """The driver's answer for this process's GPUs (`visible`: CUDA_VISIBLE_DEVICES, read if not given)."""
-    if not shutil.which("nvidia-smi"):
+    program = shutil.which("nvidia-smi")
+    if not program:
         return DriverReport()
     visible = os.environ.get("CUDA_VISIBLE_DEVICES") if visible is None else visible
-    rows, problem = _query(FIELDS)
+    rows, problem = _query(program, FIELDS)
     fields = FIELDS
     if problem:  # a driver too old for compute_cap still names its GPUs
         fields = tuple(f for f in FIELDS if f != "compute_cap")
-        rows, second = _query(fields)
+        rows, second = _query(program, fields)
         if second:
             return DriverReport(problem=problem)
     every = []
@@ -110,4 +114,4 @@ def report(visible: str | None = None) -> DriverReport:
                     values.get("driver_version") or None,
                 )
             )
-    return DriverReport(assigned(every, visible), len(every), None)
+    return DriverReport(assigned(every, visible), len(every), None, next((g.driver for g in every if g.driver), None))

@@ -1,23 +1,35 @@
 """The kernel check: the operations a job will use, run once on its device before any training.
 
+    python -m xrayhpc.study.kernels USED PRECISION     (what `isolated` runs; prints JSON)
+
 A GPU the build has no machine code for still lists as a device; its kernels are compiled from the
 build's PTX at first use, which fails (CUDA_ERROR_UNSUPPORTED_PTX_VERSION) under a driver older
 than the build's CUDA, and otherwise costs compile time. Found in the first minute, that is a user
-error with a fix (another GPU, another driver), not a crash an hour in that would be retried.
+error with a fix (another GPU, another driver), not a crash an hour in that would be retried. The
+check runs in a child process: a failed GPU kernel may abort its process rather than raise, and the
+job must live on to say why.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import json
+import signal
+import subprocess
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from xrayhpc.errors import cli
 from xrayhpc.render import one_line
 from xrayhpc.study import device, driver
 
+FAILED = "the kernel check failed"
 # What the cause of a failed kernel is, from the words the CUDA runtime uses for it.
 PTX_WORDS = ("PTX", "no kernel image", "CUDA_ERROR_NO_BINARY_FOR_GPU", "INVALID_SOURCE")
+TIMEOUT_S = 600  # compiling four operations' PTX takes seconds; a hung driver is not waited for
 
 
 @dataclass(frozen=True)
@@ -86,52 +98,89 @@ def build() -> Build:
 
 def operations(precision: str) -> dict[str, Callable[[], Any]]:
     """A convolution, a matmul, the augmentation's projective warp and a reduction, in `precision`,
-    through Keras's ops: on the backend's own kernels, as training calls them."""
+    through Keras's ops: on the backend's own kernels, as training calls them. Each moves its own
+    inputs to the device, so even the first copy or cast fails inside its operation."""
     import keras
     import numpy as np
 
     rng = np.random.default_rng(0)
-    images = keras.ops.convert_to_tensor(rng.uniform(0, 255, (8, 64, 64, 3)).astype("float32"))
-    x = keras.ops.cast(images, precision)
-    kernel = keras.ops.cast(
-        keras.ops.convert_to_tensor(rng.standard_normal((3, 3, 3, 16)).astype("float32")), precision
-    )
-    a = keras.ops.cast(keras.ops.convert_to_tensor(rng.standard_normal((256, 256)).astype("float32")), precision)
-    warp = keras.ops.convert_to_tensor(np.tile(np.array([[1, 0.1, -3, -0.1, 1, 2, 0, 0]], "float32"), (8, 1)))
+    images = rng.uniform(0, 255, (8, 64, 64, 3)).astype("float32")
+    kernel = rng.standard_normal((3, 3, 3, 16)).astype("float32")
+    a = rng.standard_normal((256, 256)).astype("float32")
+    warp = np.tile(np.array([[1, 0.1, -3, -0.1, 1, 2, 0, 0]], "float32"), (8, 1))
+    ops = keras.ops
+
+    def on_device(x: np.ndarray, dtype: str = precision) -> Any:
+        return ops.cast(ops.convert_to_tensor(x), dtype)
 
     def value(t: Any) -> float:
-        return float(keras.ops.convert_to_numpy(keras.ops.cast(keras.ops.sum(t), "float32")))
+        return float(ops.convert_to_numpy(ops.cast(ops.sum(t), "float32")))
 
     return {
-        "conv": lambda: value(keras.ops.conv(x, kernel, padding="same")),
-        "matmul": lambda: value(keras.ops.matmul(a, a)),
-        "warp": lambda: value(keras.ops.image.affine_transform(images, warp, fill_mode="constant")),
-        "reduce": lambda: value(keras.ops.max(x, axis=(1, 2, 3))),
+        "conv": lambda: value(ops.conv(on_device(images), on_device(kernel), padding="same")),
+        "matmul": lambda: value(ops.matmul(on_device(a), on_device(a))),
+        "warp": lambda: value(ops.image.affine_transform(on_device(images, "float32"), on_device(warp, "float32"))),
+        "reduce": lambda: value(ops.max(on_device(images), axis=(1, 2, 3))),
     }
 
 
 def run(used: str, precision: str, ops: dict[str, Callable[[], Any]] | None = None) -> KernelCheck:
-    """Each operation twice on the backend's device; a failure is a DeviceError naming its cause."""
+    """Each operation twice, in this process, on the backend's device; a failure is a DeviceError
+    naming its cause. `isolated` runs this in a child."""
     device.start_backend()
     ops = operations(precision) if ops is None else ops
-    said = driver.report() if used.startswith("gpu") else driver.DriverReport()
-    gpu = said.gpus[0] if said.gpus else None
-    check = KernelCheck(used, precision, {}, {}, said.version, build(), gpu.compute if gpu else None)
+    check = _blank(used, precision)
     for name, op in ops.items():
         for times in (check.first_s, check.second_s):
             t = time.perf_counter()
             try:
                 op()
             except Exception as err:  # noqa: BLE001 - any kernel failure is the finding
-                raise device.DeviceError(refusal(check, name, err)) from None
+                raise device.DeviceError(refusal(check, name, f"{type(err).__name__}: {err}")) from None
             times[name] = round(time.perf_counter() - t, 6)
     return check
 
 
-def refusal(check: KernelCheck, op: str, err: BaseException) -> str:
-    """One line: what failed, the facts, and the fix for its cause."""
-    said = one_line(f"{type(err).__name__}: {err}")[:300]
-    where = f"the kernel check failed on {check.used}: {op} ({check.precision}): {said}; {facts(check)}"
+def _blank(used: str, precision: str) -> KernelCheck:
+    """A check with its facts and no timings yet."""
+    said = driver.report() if used.startswith("gpu") else driver.DriverReport()
+    gpu = said.gpus[0] if said.gpus else None
+    return KernelCheck(used, precision, {}, {}, said.version, build(), gpu.compute if gpu else None)
+
+
+def isolated(used: str, precision: str) -> KernelCheck:
+    """`run` in a fresh process with this one's environment (the same GPU): its answer, or its one
+    line when it refused, or a refusal naming how it died."""
+    try:
+        out = subprocess.run(
+            [sys.executable, "-m", "xrayhpc.study.kernels", used, precision],
+            capture_output=True,
+            text=True,
+            timeout=TIMEOUT_S,
+            check=False,
+        )
+    except subprocess.TimeoutExpired:
+        raise device.DeviceError(
+            refusal(_blank(used, precision), "every operation", f"no answer within {TIMEOUT_S} s (a hung driver?)")
+        ) from None
+    if out.returncode == 0:
+        record = json.loads(out.stdout.strip().splitlines()[-1])
+        return KernelCheck(**{**record, "build": Build(**record["build"])})
+    errors = [line.removeprefix("error: ") for line in out.stderr.splitlines() if line.startswith("error: ")]
+    if errors:
+        raise device.DeviceError(errors[-1])
+    how = (
+        f"its process died of {signal.Signals(-out.returncode).name}"
+        if out.returncode < 0 and -out.returncode in signal.valid_signals()
+        else f"its process exited with status {out.returncode}"
+    )
+    last = [line for line in out.stderr.splitlines() if line.strip()][-3:]
+    raise device.DeviceError(refusal(_blank(used, precision), "the check", f"{how}: {' / '.join(last)}"))
+
+
+def refusal(check: KernelCheck, op: str, said: str) -> str:
+    """One line: what failed, the facts, and the fix for its cause (read from the whole message)."""
+    where = f"{FAILED} on {check.used}: {op} ({check.precision}): {one_line(said)[:300]}; {facts(check)}"
     if any(w.lower() in said.lower() for w in PTX_WORDS):
         return (
             f"{where}: this build has no machine code for this GPU and the driver cannot compile its PTX "
@@ -141,3 +190,15 @@ def refusal(check: KernelCheck, op: str, err: BaseException) -> str:
     if check.used.startswith("gpu"):
         return f"{where}: check `python -m xrayhpc.doctor --on-node gpu`, or ask for another GPU model (the profile's [gpu] gpu_c)"
     return where
+
+
+@cli
+def main(argv: list[str] | None = None) -> int:
+    """The check in this process, its record printed as JSON (the line `isolated` reads)."""
+    used, precision = argv if argv is not None else sys.argv[1:]
+    print(json.dumps(dataclasses.asdict(run(used, precision))))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -216,7 +216,8 @@ class Feed:
             self.seconds["features"] += time.perf_counter() - start  # the transforms run inside
             return out
         if augments_on_device(self.exp):
-            images = np.asarray(augment_on_device(self.data.train.images, seed))
+            images = self.data.train.images
+            images = augment_on_device(images, seed, batch=equal_batch(len(images), BACKBONE_BATCH))
         else:
             images = augment(self.data.train.images, seed=seed)
         self.seconds["augment"] += time.perf_counter() - start
@@ -257,13 +258,12 @@ class DeviceFeatures:
 
 def augments_on_device(exp: Experiment) -> bool:
     """A GPU run transforms its images on the GPU: scipy's one CPU thread would be the whole job
-    beside a GPU that runs VGG16 at thousands of images a second. Under JAX the warp is one XLA
-    program on any device (scipy again with `xla = "off"`); TensorFlow's CPU runs keep scipy."""
-    if not exp.augment:
+    beside a GPU that runs VGG16 at thousands of images a second (under JAX one XLA program per
+    batch; scipy again with `xla = "off"`). CPU runs keep scipy, which was faster there than either
+    backend's warp (results/bench/jax.md)."""
+    if not exp.augment or exp.device != "gpu":
         return False
-    if keras.backend.backend() == "jax":
-        return exp.xla != "off"
-    return exp.device == "gpu"
+    return keras.backend.backend() == "tensorflow" or exp.xla != "off"
 
 
 def _fit_epoch(

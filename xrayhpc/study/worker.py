@@ -31,7 +31,7 @@ from xrayhpc.render import one_line
 from xrayhpc.safefiles import is_folder, read_text
 from xrayhpc.schema import AUDIT, LOG, Metrics, Progress, Scores, Timing, results_root, write_json
 from xrayhpc.signals import Held
-from xrayhpc.study import device
+from xrayhpc.study import device, kernels
 from xrayhpc.study.checkpoint import Checkpoint
 from xrayhpc.study.data import Dataset, discover, load_dataset
 from xrayhpc.study.runlog import RunLog
@@ -93,8 +93,7 @@ class Run:
     seconds: dict[str, float] = field(default_factory=dict)
     started: float = field(default_factory=time.perf_counter)
     kernels: dict[str, Any] | None = None  # the kernel check of a GPU run
-    numerics: dict[str, bool] = field(default_factory=dict)  # determinism and TF32, as they were
-    numerics: dict[str, bool] = field(default_factory=dict)  # determinism and TF32, as they were
+    numerics: dict[str, bool | None] = field(default_factory=dict)  # determinism and TF32, as they were
 
     @contextlib.contextmanager
     def phase(self, name: str, shown: str, epoch: int = 0) -> Iterator[None]:
@@ -121,12 +120,13 @@ def run_experiment(exp: Experiment, results: str | Path | None = None, tty: bool
     folder.mkdir(parents=True, exist_ok=True)
     if not is_folder(folder):
         raise UserError(f"{folder}: is a symbolic link, not a result folder; it is left alone (remove it to run)")
-    with device.configured(exp.device, exp.deterministic), RunLog(folder / LOG, exp.id, tty) as log:
+    with RunLog(folder / LOG, exp.id, tty) as log:
         progress = ProgressFile(folder, exp)
         progress.write("running", "starting")
         checkpoint = Checkpoint(folder, exp.fingerprint, exp.save_every_s, log)
         try:
-            return _run(Run(exp, folder, progress, log, checkpoint))
+            with device.configured(exp.device, exp.deterministic):
+                return _run(Run(exp, folder, progress, log, checkpoint))
         except BaseException as err:
             with Held([signal.SIGINT]):  # a second Ctrl-C must not cut the record short
                 kind, message = _failure(err, checkpoint)
@@ -176,21 +176,20 @@ def _run(run: Run) -> Path:
 def _device(run: Run) -> str:
     """The device the run really uses; a GPU run without a GPU, or with one whose kernels fail,
     stops here, saying why."""
-    from xrayhpc.study import kernels
-
     exp = run.exp
     used = device.check(exp.device)
     if exp.precision == "bfloat16" and (problem := device.bfloat16_problem(used)):
         raise UserError(f'precision = "bfloat16" but {problem}; use precision = "float32"')
-    run.numerics = device.determinism(exp.deterministic)
+    run.numerics = device.determinism(exp.deterministic, used)
     run.checkpoint.device = used
-    said = {k: "on" if v else "off" for k, v in run.numerics.items()}
+    said = {k: "on" if v else "off" for k, v in run.numerics.items() if v is not None}
     run.log(
         f"device {used}; backend {device.backend_name()}; slots {device.slots() or 'unset'}; precision "
-        f"{exp.precision}; op determinism {said['deterministic']}; TF32 {said['tf32']}"
+        f"{exp.precision}; op determinism {said['deterministic']}"
+        + (f"; TF32 {said['tf32']}" if "tf32" in said else "")
     )
     if used.startswith("gpu"):
-        check = kernels.run(used, exp.precision)
+        check = kernels.isolated(used, exp.precision)
         run.log(check.line())
         run.kernels = check.record()
     return used
@@ -407,11 +406,14 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _in_own_process(exp: Experiment, results: str | None) -> int:
-    """Run one experiment in a fresh worker process; its exit status (its own error line is on stderr)."""
+    """Run one experiment in a fresh worker process; its exit status as a shell gives it (its own
+    error line is on stderr). A Ctrl-C reaches the child from the terminal: this process waits for
+    it to write its record, then stops too."""
     with tempfile.TemporaryDirectory(prefix="xrayhpc-spec-") as private:
         spec = Path(private) / f"{exp.id}.json"
         spec.write_text(json.dumps({**exp.settings(), "id": exp.id}))
         where = ["--results", str(results_root(results))]
-        return subprocess.run(
-            [sys.executable, "-m", "xrayhpc.worker", "--spec", str(spec), *where], check=False
-        ).returncode
+        child = subprocess.Popen([sys.executable, "-m", "xrayhpc.worker", "--spec", str(spec), *where])
+        with Held([signal.SIGINT]):  # a Ctrl-C is raised here once the child has ended
+            code = child.wait()
+        return 128 - code if code < 0 else code
