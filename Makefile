@@ -57,7 +57,7 @@ status: $(PY) ## where every job stands (GRID=... for one grid; ARGS=--watch to 
 report: $(PY) ## comparison tables, GPU-versus-CPU timing and gallery: results/report.md and .html
 	$(PY) -m xrayhpc.report $(ARGS)
 
-bench: $(PY) ## benchmarks on the real data into results/bench/: ours against the course template (about 1 h 45 min here; ARGS="--only PART")
+bench: $(PY) ## benchmarks on the real data into results/bench/: ours against the course template (about 2 h here; ARGS="--only PART")
 	$(PY) -m xrayhpc.bench $(ARGS)
 
 bench-quick: $(PY) ## every benchmark on a quarter of the data, 2 epochs (under 10 minutes)
