@@ -32,12 +32,11 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from xrayhpc.bench.runs import ROOT
+from xrayhpc.bench.runs import NOTE, ROOT
 from xrayhpc.errors import UserError, cli
 
 LIMIT = 64 * 2**20  # what may travel beside the working tree
 MARKER = "CARRIED.md"
-NOTE = "COPY.md"  # in data/: its first line is the label for figures made from the copy
 GRID = "jobs/report.toml"  # the copy decodes exactly at this grid's image size and interpolation
 TASKS = ("two", "all")
 OURS = {"wheels", "data", "site", MARKER}  # what a rebuild may remove from --out

@@ -18,6 +18,7 @@ from typing import Any, TypeVar
 from xrayhpc.errors import UserError
 
 ROOT = Path(__file__).resolve().parents[2]
+NOTE = "COPY.md"  # in a data copy made by `make gpu-carry`: its first line labels figures made from it
 T = TypeVar("T")
 
 
@@ -96,8 +97,6 @@ def find_data(given: str | None) -> tuple[Path, str]:
     `make gpu-carry` is labelled as the copy it is (its COPY.md's first line)."""
     for candidate in (given, os.environ.get("XRAYHPC_DATA"), str(ROOT.parent / "shared" / "data" / "covid-xray")):
         if candidate and (Path(candidate) / "two").is_dir():
-            from xrayhpc.bench.carry import NOTE
-
             folder = Path(candidate).resolve()
             note = folder / NOTE
             if note.is_file() and not note.is_symlink():
