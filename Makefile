@@ -4,6 +4,8 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 GRID   ?= jobs/report.toml
 DEMO_DATA ?= results/demo-data
+# pytest processes for make test: the cluster tests (one group, in order) wait on their jobs while another runs the rest
+TEST_WORKERS ?= 2
 ARGS   ?=
 GPU    ?=
 comma  := ,
@@ -78,8 +80,8 @@ gpu-check: ## on a GPU machine: the kernel check, Task 1 (augmentation off, on) 
 gpu-carry: $(PY) ## what a lent GPU machine lacks, into .gpu-carry/ (under 64 MiB): wheels, a 224 px copy of the data (there: python3 -m xrayhpc.bench.carry install)
 	$(PY) -m xrayhpc.bench.carry $(ARGS)
 
-test: $(PY) ## every test, slow and cluster ones included (bring the clusters up first: make cluster-up)
-	$(PY) -m pytest -q $(ARGS)
+test: $(PY) ## every test, slow and cluster ones included, in TEST_WORKERS processes (bring the clusters up first: make cluster-up)
+	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadgroup $(ARGS)
 
 test-fast: $(PY) ## the quick tests only (no training, no cluster)
 	$(PY) -m pytest -q -m "not slow and not cluster" $(ARGS)

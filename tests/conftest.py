@@ -27,6 +27,30 @@ def real_data() -> Path | None:
     return path if (path / "two").is_dir() else None
 
 
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The cluster tests share one Grid Engine and one Slurm, and some stop the qmaster or drain the
+    node: under `make test`'s workers (`--dist loadgroup`) one worker runs them all, one at a time."""
+    for item in items:
+        if item.get_closest_marker("cluster"):
+            item.add_marker(pytest.mark.xdist_group("cluster"))
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """A pytest whose node ids drop xdist's group suffix would spread the cluster tests over workers
+    and let them stop each other's scheduler: stop before any runs."""
+    if not session.config.getvalue("loadgroup"):
+        return
+    loose = [i.nodeid for i in session.items if i.get_closest_marker("cluster") and "@cluster" not in i.nodeid]
+    if loose:
+        pytest.exit(
+            f"--dist loadgroup did not group {loose[0]} with the other cluster tests: "
+            f"pytest {pytest.__version__} with this pytest-xdist loses the groups; install pytest<9.2",
+            returncode=pytest.ExitCode.USAGE_ERROR,
+        )
+
+
 @pytest.fixture(autouse=True)
 def isolated(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
     """Each test gets its own image cache and Keras home, and no inherited data root."""
