@@ -40,7 +40,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 def pytest_collection_finish(session: pytest.Session) -> None:
     """A pytest whose node ids drop xdist's group suffix would spread the cluster tests over workers
     and let them stop each other's scheduler: stop before any runs."""
-    if not session.config.getvalue("loadgroup"):
+    if not getattr(session.config.option, "loadgroup", False):  # set in each xdist worker
         return
     loose = [i.nodeid for i in session.items if i.get_closest_marker("cluster") and "@cluster" not in i.nodeid]
     if loose:

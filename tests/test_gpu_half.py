@@ -20,6 +20,10 @@ from xrayhpc.study import device, driver, kernels
 from xrayhpc.study.device import DeviceError
 
 FAKE_GPU = faked("fakegpu")
+FAKE_NVML = {  # NVML's binding and nvidia-smi, both faked: two GPUs, numbered differently
+    "PYTHONPATH": os.pathsep.join([str(ROOT / "tests" / "fakenvml"), FAKE_GPU["PYTHONPATH"]]),
+    "PATH": os.pathsep.join([str(ROOT / "tests" / "fakenvml"), os.environ["PATH"]]),
+}
 
 
 def python(code: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
@@ -64,7 +68,8 @@ def test_a_process_started_on_the_gpu_refuses_a_cpu_run_in_one_line() -> None:
 
 @pytest.mark.slow
 def test_one_worker_call_runs_the_report_grids_gpu_then_cpu_runs(synthetic: Path, tmp_path: Path) -> None:
-    """`python -m xrayhpc.worker --grid jobs/report.toml` runs task1-vgg16-gpu before task1-vgg16-cpu."""
+    """`python -m xrayhpc.worker --grid jobs/report.toml` runs task1-vgg16-gpu before task1-vgg16-cpu;
+    the GPU run samples the GPU it was given (CUDA's 1: nvidia-smi's B) through NVML (tests/fakenvml)."""
     overrides = ["weights=none", "epochs=1", "image_size=32"]
     args = ["--grid", "jobs/report.toml", "--only", "task1-vgg16-?pu", "--data", str(synthetic)]
     args += ["--results", str(tmp_path), *(a for o in overrides for a in ("--set", o))]
@@ -72,7 +77,7 @@ def test_one_worker_call_runs_the_report_grids_gpu_then_cpu_runs(synthetic: Path
         [sys.executable, "-m", "xrayhpc.worker", *args],
         capture_output=True,
         text=True,
-        env={**os.environ, **FAKE_GPU},
+        env={**os.environ, **FAKE_GPU, **FAKE_NVML, "CUDA_VISIBLE_DEVICES": "1", "FAKE_NVML_UTIL": "0,80"},
         cwd=ROOT,
         timeout=900,
     )
@@ -90,6 +95,9 @@ def test_one_worker_call_runs_the_report_grids_gpu_then_cpu_runs(synthetic: Path
     }
     assert cpu.environment.device_used.startswith("cpu: ") and cpu.environment.kernel_check is None
     assert "kernel check on gpu: Fake GPU" in (tmp_path / "task1-vgg16-gpu" / "worker.log").read_text()
+    use = gpu.gpu_use
+    assert use is not None and use.gpus == ["Fake GPU B"] and use.samples >= 1 and use.memory_peak_mb == 2048
+    assert cpu.gpu_use is None
 
 
 @pytest.mark.slow

@@ -29,9 +29,16 @@ def markdown(header: list[str], body: list[list[str]], align: str = "") -> str:
     return "\n".join(lines)
 
 
+class Markup(str):
+    """An HTML table cell that is markup of ours (a drawing), placed as it is; every other cell is text."""
+
+
 def html_table(header: list[str], body: list[list[str]]) -> str:
+    def cell(c: str) -> str:
+        return c if isinstance(c, Markup) else html.escape(c)
+
     head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
-    rows = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>" for row in body)
+    rows = "".join("<tr>" + "".join(f"<td>{cell(c)}</td>" for c in row) + "</tr>" for row in body)
     return f"<table><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>"
 
 

@@ -145,6 +145,15 @@ def read_text(path: Path, limit: int = MAX_READ) -> str:
     return read_bytes(path, limit).decode("utf-8", errors="replace")
 
 
+def tail_lines(path: Path, count: int, window: int = 16 * 1024) -> list[str]:
+    """The last `count` lines of a regular file, from at most its last `window` bytes (a log
+    grows without bound); UnsafeFile for a link or anything but a regular file."""
+    with os.fdopen(open_regular(path, os.O_RDONLY), "rb") as f:
+        f.seek(max(0, os.fstat(f.fileno()).st_size - window))
+        lines = f.read(window).decode("utf-8", errors="replace").splitlines()
+    return lines[-count:]
+
+
 def is_regular(path: Path) -> bool:
     """A regular file, not a link to one."""
     try:

@@ -25,6 +25,7 @@ import re
 import time
 import types
 import typing
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -107,7 +108,15 @@ class NewerSchema(SchemaError):
 # Numbers read from a file are checked before anything uses them: finite, and within these bounds
 # (a pid is a pid; a time is a time). A field not named here takes NUMBER.
 NUMBER = (0, 2**53)
-RANGES = {"pid": (1, 2**22), "attempt": (1, 10**6), "run": (1, 10**6), "requeues": (0, 10**6)}
+RANGES = {
+    "pid": (1, 2**22),
+    "attempt": (1, 10**6),
+    "run": (1, 10**6),
+    "requeues": (0, 10**6),
+    "idle_share": (0, 1),
+    "utilisation_mean": (0, 100),
+    "utilisation_peak": (0, 100),
+}
 # Strings that name something for a command: a job id is digits, an array task's `_N` after them.
 PATTERNS = {
     "job_id": re.compile(r"[0-9]{1,20}(_[0-9]{1,9})?"),
@@ -176,8 +185,58 @@ def _hints(cls: type) -> dict[str, Any]:
     return typing.get_type_hints(cls)
 
 
+# While a long watch runs (`parses_kept`): {(kind, path): (the file's version, what reading it gave)}.
+_kept: dict[tuple[str, str], tuple[tuple[Any, ...], Any]] | None = None
+
+
+@contextlib.contextmanager
+def parses_kept() -> Iterator[None]:
+    """Read each record file once per version of it, for as long as this lasts: a dashboard that
+    refreshes a thousand folders reads again only the files that changed."""
+    global _kept
+    outer, _kept = _kept, {}
+    try:
+        yield
+    finally:
+        _kept = outer
+
+
+def _version(path: Path) -> tuple[Any, ...] | None:
+    """What changes when a file is rewritten or replaced (write_atomic renames a new file in); for
+    a file not there, its folder's: a file made in a folder changes the folder."""
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        try:
+            st = os.lstat(path.parent)
+        except OSError:
+            return None
+        return "absent", st.st_dev, st.st_ino, st.st_mtime_ns, st.st_ctime_ns
+    except OSError:
+        return None
+    return st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns
+
+
+def _once(kind: str, path: Path, read: Callable[[], R]) -> R:
+    """`read()`, or what it gave for this version of `path` while `parses_kept` lasts."""
+    version = _version(path) if _kept is not None else None
+    if _kept is None or version is None:
+        return read()
+    slot = (kind, str(path))
+    if slot in _kept and _kept[slot][0] == version:
+        return _kept[slot][1]
+    value = read()
+    if _version(path) == version:  # not rewritten while it was read
+        _kept[slot] = (version, value)
+    return value
+
+
 def check(cls: type[R], path: Path) -> tuple[R | None, str]:
     """(the record, "") or (None, why): why is "" when the file is absent, else one line naming it."""
+    return _once(cls.__name__, path, lambda: _check(cls, path))
+
+
+def _check(cls: type[R], path: Path) -> tuple[R | None, str]:
     data, problem = parse_json(path)
     if data is None:
         return None, problem
@@ -255,6 +314,36 @@ class Environment:
 
 
 @dataclass(frozen=True)
+class GpuUse:
+    """metrics.json `gpu_use`: the assigned GPUs as NVML sampled them through the run (study/gpuuse.py)."""
+
+    gpus: list[str]
+    samples: int
+    every_s: float
+    utilisation_mean: float  # percent, over the samples (and the GPUs)
+    utilisation_peak: float
+    memory_peak_mb: float
+    memory_total_mb: float
+    idle_share: float  # of the samples, those in which the GPU was idle
+
+    def hint(self, cpu_efficiency: float | None = None) -> str:
+        """Where the job was starved by its data or asked for a far larger GPU than it used."""
+        hints = []
+        if self.idle_share >= 0.5:
+            cpu = f" while the CPU worked ({cpu_efficiency:.0%} of its cores)" if cpu_efficiency else ""
+            hints.append(
+                f"GPU idle in {self.idle_share:.0%} of the samples{cpu}: data-bound; more cores, "
+                "or the frozen backbone's features cached (augment = false)"
+            )
+        if self.memory_total_mb and self.memory_peak_mb < 0.25 * self.memory_total_mb:
+            hints.append(
+                f"used {self.memory_peak_mb / 1024:.1f} of {self.memory_total_mb / 1024:.0f} GB of GPU memory: "
+                "a smaller `gpu_memory` request queues sooner"
+            )
+        return "; ".join(hints)
+
+
+@dataclass(frozen=True)
 class Metrics:
     """metrics.json: one complete run, every section a typed record checked whole on read."""
 
@@ -277,6 +366,7 @@ class Metrics:
     devices: list[str] = field(default_factory=list)  # each run's device, where a resumed run changed it
     augmentation: str = "off"  # off | cpu | device
     tsne: str | None = None  # why there is no t-SNE, where there is none
+    gpu_use: GpuUse | None = None  # a GPU run's, where NVML could be asked
     schema_version: int = SCHEMA_VERSION
 
     @classmethod
@@ -335,6 +425,10 @@ class MetricsFile:
 
 def inspect_metrics(folder: Path) -> MetricsFile:
     path = Path(folder) / METRICS
+    return _once("Metrics", path, lambda: _inspect(path))
+
+
+def _inspect(path: Path) -> MetricsFile:
     data, problem = parse_json(path)
     if data is None:
         return MetricsFile(None, problem)
@@ -372,6 +466,7 @@ class Progress:
     run: int = 1  # counts starts: a requeued or resumed run is the next
     resumed_from: int = 0
     last: dict[str, Any] = field(default_factory=dict)  # the last epoch's losses and accuracies
+    history: list[dict[str, Any]] = field(default_factory=list)  # every epoch so far, a resumed run's earlier ones too
     error: str | None = None
     error_kind: str | None = None  # "user" for a mistake the user can fix
     elapsed_s: float = 0.0

@@ -17,11 +17,13 @@ from typing import Any
 
 from xrayhpc.cluster import scheduler
 from xrayhpc.cluster.scheduler import JobInfo, Usage
+from xrayhpc.experiment import load_grid, parse_overrides, select
 from xrayhpc.render import one_line
 from xrayhpc.schema import (
     JOB,
     LOG,
     PROGRESS,
+    GpuUse,
     JobRecord,
     Progress,
     check,
@@ -44,20 +46,28 @@ def duration(seconds: float | None) -> str:
     return f"{seconds // 3600}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}"
 
 
-USAGE = ("wall", "CPU", "max mem MB", "CPU use", "slots", "limit")
+USAGE = ("wall", "CPU", "max mem MB", "CPU use", "slots", "limit", "GPU busy", "GPU mem MB")
 
 
-def usage_cells(u: Usage | None) -> list[str]:
-    """The USAGE columns of one job, for the status table and the report."""
-    if u is None:
-        return ["-"] * len(USAGE)
+def usage_cells(u: Usage | None, gpu: GpuUse | None = None) -> list[str]:
+    """The USAGE columns of one job, for the status table and the report: the scheduler's
+    accounting, then what NVML saw of its GPUs."""
+    cells = ["-"] * 6
+    if u is not None:
+        cells = [
+            duration(u.wall_s),
+            duration(u.cpu_s),
+            f"{u.max_memory_mb:.0f}" if u.max_memory_mb is not None else "-",
+            f"{u.cpu_efficiency:.0%}",
+            str(u.slots),
+            duration(u.limit_s) or "-",
+        ]
+    if gpu is None:
+        return [*cells, "-", "-"]
     return [
-        duration(u.wall_s),
-        duration(u.cpu_s),
-        f"{u.max_memory_mb:.0f}" if u.max_memory_mb is not None else "-",
-        f"{u.cpu_efficiency:.0%}",
-        str(u.slots),
-        duration(u.limit_s) or "-",
+        *cells,
+        f"{gpu.utilisation_mean:.0f}% (idle {gpu.idle_share:.0%})",
+        f"{gpu.memory_peak_mb:.0f} of {gpu.memory_total_mb:.0f}",
     ]
 
 
@@ -83,25 +93,45 @@ class Row:
     cause: str = ""  # for a failure: "user" (fix the input; not retried) or "" (may be retried)
     usage: Usage | None = None  # what the ended job used, from the scheduler's accounting
     cancelled: bool = False  # removed with `submit --cancel`: not sent again unasked
+    gpu_use: GpuUse | None = None  # what a finished GPU run's GPUs did, from its metrics.json
+
+    def hint(self) -> str:
+        """Where the job asked for far more than it used, or its GPU waited on its data."""
+        cpu = self.usage.cpu_efficiency if self.usage else None
+        said = [self.usage.hint() if self.usage else "", self.gpu_use.hint(cpu) if self.gpu_use else ""]
+        return "; ".join(h for h in said if h)
 
     def as_dict(self) -> dict[str, Any]:
         out = asdict(self)
         if self.usage:
             out["usage"].update(cpu_efficiency=round(self.usage.cpu_efficiency, 3), hint=self.usage.hint())
+        if self.gpu_use:
+            out["gpu_use"].update(hint=self.gpu_use.hint())
         return out
 
 
-def scheduler_states(records: dict[str, JobRecord]) -> tuple[dict[str, JobInfo], str]:
-    """One batched refresh per scheduler for every recorded job: {experiment id: JobInfo}, warning."""
-    infos: dict[str, JobInfo] = {}
+# The jobs whose accounting a refresh has read, kept by a caller that refreshes again and again:
+# {experiment id: (job id, JobInfo)}.
+Ended = dict[str, tuple[str, JobInfo]]
+
+
+def scheduler_states(records: dict[str, JobRecord], ended: Ended | None = None) -> tuple[dict[str, JobInfo], str]:
+    """One batched refresh per scheduler for every recorded job: {experiment id: JobInfo}, warning.
+
+    The jobs in `ended` are not asked about again, and each newly ended one joins it.
+    """
+    kept = {eid: info for eid, (job, info) in (ended or {}).items() if eid in records and records[eid].job_id == job}
+    infos: dict[str, JobInfo] = dict(kept)
     warnings = []
-    for name in sorted({r.executor for r in records.values()}):
+    for name in sorted({r.executor for eid, r in records.items() if eid not in kept}):
         sched = scheduler.get(name)
         if sched is None:
             continue  # run here (local): the files say it all
-        refresh = sched.refresh({eid: r for eid, r in records.items() if r.executor == name})
+        refresh = sched.refresh({eid: r for eid, r in records.items() if r.executor == name and eid not in kept})
         infos.update(refresh.infos)
         warnings += [refresh.warning] if refresh.warning else []
+    if ended is not None:
+        ended.update({eid: (records[eid].job_id, i) for eid, i in infos.items() if i.usage and not i.live})
     return infos, "; ".join(warnings)
 
 
@@ -163,6 +193,7 @@ def reconcile(
         row.elapsed_s = metrics.timing.total
         row.epoch = row.epochs = metrics.epochs_run
         row.host = metrics.environment.host
+        row.gpu_use = metrics.gpu_use
         return row
     if found.newer:
         row.state, row.reason = "done", NEWER
@@ -241,13 +272,23 @@ def _cause(row: Row, progress: Progress | None) -> str:
     return "user" if failed and progress.error_kind == "user" else ""
 
 
-def collect(root: Path, expected: dict[str, tuple[str, ...]] | None = None) -> tuple[list[Row], str]:
+def grid_fingerprints(grid: str, sets: list[str], data: str | None, only: str | None) -> dict[str, tuple[str, ...]]:
+    """{id: the fingerprints a finished run may carry} for a grid's experiments, as `collect` takes
+    them: `sets` and `data` as given to submit, `only` a pattern of ids."""
+    return {e.id: e.fingerprints for e in select(load_grid(Path(grid), parse_overrides(sets), data), only)}
+
+
+def collect(
+    root: Path,
+    expected: dict[str, tuple[str, ...]] | None = None,
+    ended: Ended | None = None,
+) -> tuple[list[Row], str]:
     """Rows for the experiments of a grid ({id: the fingerprints a finished run may carry}, see
-    Experiment.fingerprints) or for every result folder."""
+    Experiment.fingerprints) or for every result folder; `ended` as in `scheduler_states`."""
     folders = [root / eid for eid in expected] if expected is not None else experiment_folders(root)
     fingerprints = expected or {}
     recorded = {f.name: check(JobRecord, f / JOB) for f in folders}
-    infos, warning = scheduler_states({name: r for name, (r, _) in recorded.items() if r})
+    infos, warning = scheduler_states({name: r for name, (r, _) in recorded.items() if r}, ended)
     now = time.time()
     rows = [reconcile(f, fingerprints.get(f.name), recorded[f.name], infos.get(f.name), now) for f in folders]
     if expected is None:

@@ -17,7 +17,6 @@ import argparse
 import json
 import time
 from fnmatch import fnmatch
-from pathlib import Path
 
 from rich.console import Console, Group
 from rich.live import Live
@@ -25,9 +24,18 @@ from rich.progress_bar import ProgressBar
 from rich.table import Table
 from rich.text import Text
 
-from xrayhpc.cluster.state import ENDED, FAILURES, STATES, USAGE, Row, collect, duration, usage_cells
+from xrayhpc.cluster.state import (
+    ENDED,
+    FAILURES,
+    STATES,
+    USAGE,
+    Row,
+    collect,
+    duration,
+    grid_fingerprints,
+    usage_cells,
+)
 from xrayhpc.errors import UserError, cli
-from xrayhpc.experiment import load_grid, parse_overrides, select
 from xrayhpc.render import aligned
 from xrayhpc.schema import results_root
 
@@ -71,8 +79,8 @@ def table(rows: list[Row], warning: str, used: bool = False) -> Group | Table:
     for r in rows:
         bar = ProgressBar(total=max(r.epochs, 1), completed=r.epoch, width=12) if r.epochs else Text("")
         why = r.reason + (f"  [{r.log}]" if r.reason and r.log else "")
-        if used and r.usage and r.usage.hint():
-            why = f"{why}; {r.usage.hint()}" if why else r.usage.hint()
+        if used and r.hint():
+            why = f"{why}; {r.hint()}" if why else r.hint()
         job = f"{r.executor} {r.job}".strip() + tries(r)
         t.add_row(  # Text, not markup: a log path in brackets is not a style
             Text(r.id),
@@ -84,7 +92,7 @@ def table(rows: list[Row], warning: str, used: bool = False) -> Group | Table:
             Text(duration(r.remaining_s)),
             Text(r.host),
             Text(f"{r.accuracy:.3f}" if r.accuracy is not None else ""),
-            *(Text(c) for c in (usage_cells(r.usage) if used else [])),
+            *(Text(c) for c in (usage_cells(r.usage, r.gpu_use) if used else [])),
             Text(why),
         )
     counts = ", ".join(f"{sum(r.state == s for r in rows)} {s}" for s in STATES if any(r.state == s for r in rows))
@@ -107,13 +115,13 @@ def plain(rows: list[Row], warning: str, used: bool = False) -> str:
             duration(r.remaining_s),
             r.host,
             f"{r.accuracy:.3f}" if r.accuracy is not None else "",
-            *(usage_cells(r.usage) if used else []),
+            *(usage_cells(r.usage, r.gpu_use) if used else []),
         ]
         for r in rows
     ]
     notes = [
         (f"reason: {r.reason}" + (f"  log: {r.log}" if r.log else "") if r.reason else "")
-        + (f"  hint: {r.usage.hint()}" if used and r.usage and r.usage.hint() else "")
+        + (f"  hint: {r.hint()}" if used and r.hint() else "")
         for r in rows
     ]
     lines = [f"warning: {warning}"] if warning else []
@@ -136,13 +144,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     root = results_root(args.results)
-    expected = None
-    if args.grid:
-        expected = {
-            e.id: e.fingerprints
-            for e in select(load_grid(Path(args.grid), parse_overrides(args.set), args.data), args.only)
-        }
-    elif not root.is_dir():
+    expected = grid_fingerprints(args.grid, args.set, args.data, args.only) if args.grid else None
+    if expected is None and not root.is_dir():
         raise UserError(f"{root}: no results folder yet; submit something first (make submit-all) or pass --results")
 
     def rows_now() -> tuple[list[Row], str]:

@@ -237,7 +237,7 @@ def _wait_local(job: Any, d: Decision, jobs: Path, folder: Path, console: Consol
         d.settle("submitted", f"done: {folder}")
     except KeyboardInterrupt:
         job.cancel()  # the worker notes where it stopped; its checkpoint stays for the next run
-        _wait_for(job, folder)
+        _wait_for(job, folder, console)
         d.settle("interrupted", _worker_error(folder) or "interrupted")
         raise
     except Exception as err:  # say the worker's own error, which it left in progress.json
@@ -251,11 +251,15 @@ def _worker_error(folder: Path) -> str | None:
     return progress.error if progress else None
 
 
-def _wait_for(job: Any, folder: Path, timeout_s: float = 30) -> None:
-    """Until the interrupted worker has written where it stopped (it outlives submitit's controller)."""
+def _wait_for(job: Any, folder: Path, console: Console, bound_s: float = 600) -> None:
+    """Until the interrupted worker has written where it stopped and ended (it outlives submitit's
+    controller, and a backend op under way can hold the Ctrl-C for a long while on a busy node);
+    a second Ctrl-C stops waiting."""
     with contextlib.suppress(Exception):
-        job._process.wait(timeout=timeout_s)
-    end = time.monotonic() + timeout_s
+        job._process.wait(timeout=bound_s)
+    end = time.monotonic() + bound_s
+    if (p := read_progress(folder)) and pid_alive(p.pid):
+        console.print("waiting for the worker to save where it stopped (Ctrl-C again to leave it)", markup=False)
     while (p := read_progress(folder)) and pid_alive(p.pid) and time.monotonic() < end:
         time.sleep(0.1)
 

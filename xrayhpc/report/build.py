@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from xrayhpc.cluster.state import collect
+from xrayhpc.cluster.state import Row, collect
 from xrayhpc.experiment import TASK_LABELS
 from xrayhpc.report.charts import CHART_PAIRS, accuracy_png, timing_png
 from xrayhpc.report.compare import Group, arms, comparison_rows, device_pairs, paired_rows, seed_groups, timing_rows
@@ -32,10 +32,11 @@ IMAGES = (
 )
 
 
-def build(root: Path) -> tuple[list[Section], list[str], str]:
-    """Everything the report says, once, for every output format."""
+def build(root: Path, state: tuple[list[Row], str] | None = None) -> tuple[list[Section], list[str], str]:
+    """Everything the report says, once, for every output format; `state` is `collect`'s rows and
+    warning where the caller has them already (the dashboard asks the schedulers once a refresh)."""
     results, skipped = load_results(root)
-    rows, warning = collect(root)
+    rows, warning = state or collect(root)
     groups = seed_groups(results)
     sections = [s for task in TASK_LABELS for s in task_sections(task, results, groups)]
     accuracy_chart = root / "accuracy.png"
@@ -44,13 +45,14 @@ def build(root: Path) -> tuple[list[Section], list[str], str]:
             Section("Accuracy at a glance", "", None, [(accuracy_chart, "test accuracy with its 95% interval")])
         )
     sections.append(timing_section(results, root / "timing.png"))
-    used = [r for r in rows if r.usage is not None]
+    used = [r for r in rows if r.usage is not None or r.gpu_use is not None]
     if used:
         sections.append(
             Section(
                 "What the jobs used",
-                "The scheduler's accounting of each ended job against its request: "
-                "right-size `cores` and `time` in the profile from these.",
+                "The scheduler's accounting of each ended job against its request, and what NVML saw of "
+                "its GPU (mean utilisation, the share of samples it idled, peak memory of the GPU's, MB): "
+                "right-size `cores`, `time` and `gpu_memory` in the profile from these.",
                 usage_table(used),
             )
         )

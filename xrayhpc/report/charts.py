@@ -8,22 +8,42 @@ from typing import Any
 
 from xrayhpc.report.compare import reference
 from xrayhpc.report.controls import Arm
+from xrayhpc.safefiles import is_regular
 from xrayhpc.schema import PHASES, write_atomic
 
 CHART_PAIRS = 30  # more bars than this are unreadable; the table lists every pair
+_drawn: dict[Path, str] = {}  # what each chart file last drawn in this process shows
+
+
+def _drawn_already(path: Path, shows: str) -> bool:
+    """A chart of the same figures is there already (a dashboard redraws only what changed)."""
+    return _drawn.get(path) == shows and is_regular(path)
+
+
+def _save(fig: Any, path: Path, shows: str) -> None:
+    import matplotlib.pyplot as plt
+
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
+    plt.close(fig)
+    write_atomic(path, lambda f: f.write(buf.getvalue()))
+    _drawn[path] = shows
 
 
 def timing_png(rows: list[dict[str, Any]], path: Path) -> bool:
     """Phases side by side, GPU and CPU, one pair of bars per experiment (the first CHART_PAIRS)."""
     if not rows:
         return False
+    rows = rows[:CHART_PAIRS]
+    shows = repr(rows)
+    if _drawn_already(path, shows):
+        return True
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     import numpy as np
 
-    rows = rows[:CHART_PAIRS]
     bars = [(row, device) for row in rows for device in ("gpu", "cpu")]
     x = np.array([i + 0.5 * (i // 2) for i in range(len(bars))])
     fig, ax = plt.subplots(figsize=(max(6, 1.1 * len(bars) + 2), 4.5))
@@ -45,10 +65,7 @@ def timing_png(rows: list[dict[str, Any]], path: Path) -> bool:
     ax.set_ylabel("wall time (s)")
     ax.set_title("GPU versus CPU: time per phase")
     ax.legend(fontsize=8)
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
-    plt.close(fig)
-    write_atomic(path, lambda f: f.write(buf.getvalue()))
+    _save(fig, path, shows)
     return True
 
 
@@ -61,16 +78,21 @@ def accuracy_png(arms: list[Arm], path: Path) -> bool:
         points.append((label, arm.accuracy, *arm.interval(), reference(arm.runs[0].experiment)[0]))
     if not points:
         return False
+    points = points[: CHART_PAIRS * 2]
+    shows = repr(points)
+    if _drawn_already(path, shows):
+        return True
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    points = points[: CHART_PAIRS * 2]
     fig, ax = plt.subplots(figsize=(8, 1.2 + 0.4 * len(points)))
     y = list(range(len(points)))[::-1]
     for yi, (_, value, low, high, published) in zip(y, points, strict=True):
-        ax.errorbar(value, yi, xerr=[[value - low], [high - value]], fmt="o", color="tab:blue", capsize=3)
+        # an interval's end computed apart from the point may miss it by a rounding (Wilson's at 18 of 18)
+        spread = [[max(0.0, value - low)], [max(0.0, high - value)]]
+        ax.errorbar(value, yi, xerr=spread, fmt="o", color="tab:blue", capsize=3)
         if published:
             ax.plot(published[0], yi, marker="x", color="tab:red", markersize=9, linestyle="none")
     if any(p[4] for p in points):
@@ -81,8 +103,5 @@ def accuracy_png(arms: list[Arm], path: Path) -> bool:
     ax.set_xlabel("test accuracy")
     ax.set_title("Test accuracy with its 95% interval")
     ax.legend(fontsize=8, loc="lower left")
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
-    plt.close(fig)
-    write_atomic(path, lambda f: f.write(buf.getvalue()))
+    _save(fig, path, shows)
     return True

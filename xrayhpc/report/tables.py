@@ -159,7 +159,7 @@ def timing_table(rows: list[dict[str, Any]]) -> tuple[list[str], list[list[str]]
 
 def usage_table(rows: list[Row]) -> tuple[list[str], list[list[str]]]:
     return ["experiment", "job", *USAGE, "hint"], [
-        [r.id, f"{r.executor} {r.job}".strip(), *usage_cells(r.usage), r.usage.hint() if r.usage else ""] for r in rows
+        [r.id, f"{r.executor} {r.job}".strip(), *usage_cells(r.usage, r.gpu_use), r.hint()] for r in rows
     ]
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import html
+import urllib.parse
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -12,7 +13,7 @@ from rich.text import Text
 
 from xrayhpc.render import html_table, markdown, terminal
 from xrayhpc.report.tables import FileOnly
-from xrayhpc.safefiles import read_bytes
+from xrayhpc.safefiles import is_regular, read_bytes
 
 
 @dataclass
@@ -37,10 +38,33 @@ def to_markdown(sections: list[Section], skipped: list[str], root: Path) -> str:
     return "\n".join(out)
 
 
-def to_html(sections: list[Section], skipped: list[str]) -> str:
-    """One file, images inlined: it opens from anywhere, mailed or copied off the cluster."""
-    body = ["<h1>xrayhpc report</h1>"]
-    body += [f'<p class="warn">{html.escape(line)}</p>' for line in skipped]
+STYLE = (
+    "body{font-family:sans-serif;margin:2em;max-width:1400px}table{border-collapse:collapse;margin:1em 0}"
+    "td,th{border:1px solid #ccc;padding:3px 6px;font-size:13px}th{background:#eee}"
+    ".gallery{display:flex;flex-wrap:wrap;gap:1em}figure{margin:0}img{max-width:420px}.warn{color:#a60}"
+    ".fail{color:#b00}pre{background:#f6f6f6;padding:4px 8px;font-size:12px;white-space:pre-wrap}"
+)
+
+
+def to_html(sections: list[Section], skipped: list[str], linked_from: Path | None = None) -> str:
+    """One file, images inlined: it opens from anywhere, mailed or copied off the cluster. With
+    `linked_from` (the page's folder) images are linked instead, as a page rewritten every few
+    seconds wants."""
+    body = ["<h1>xrayhpc report</h1>", *sections_html(sections, skipped, linked_from)]
+    return html_page("xrayhpc report", body)
+
+
+def html_page(title: str, body: list[str], reload_s: float | None = None) -> str:
+    """A whole page; with `reload_s` the browser loads it again that often (no server needed)."""
+    reload = f"<meta http-equiv='refresh' content='{max(1, round(reload_s))}'>" if reload_s else ""
+    return (
+        f"<!doctype html><html><head><meta charset='utf-8'>{reload}<title>{html.escape(title)}</title>"
+        f"<style>{STYLE}</style></head><body>{''.join(body)}</body></html>"
+    )
+
+
+def sections_html(sections: list[Section], skipped: list[str], linked_from: Path | None = None) -> list[str]:
+    body = [f'<p class="warn">{html.escape(line)}</p>' for line in skipped]
     for s in sections:
         body.append(f"<h2>{html.escape(s.title)}</h2>")
         if s.text:
@@ -48,26 +72,28 @@ def to_html(sections: list[Section], skipped: list[str]) -> str:
         if s.table:
             body.append(html_table(*s.table))
         if s.images:
-            body.append(f'<div class="gallery">{"".join(_figure(p, c) for p, c in s.images)}</div>')
-    style = (
-        "body{font-family:sans-serif;margin:2em;max-width:1400px}table{border-collapse:collapse;margin:1em 0}"
-        "td,th{border:1px solid #ccc;padding:3px 6px;font-size:13px}th{background:#eee}"
-        ".gallery{display:flex;flex-wrap:wrap;gap:1em}figure{margin:0}img{max-width:420px}.warn{color:#a60}"
-    )
-    return (
-        f"<!doctype html><html><head><meta charset='utf-8'><title>xrayhpc report</title>"
-        f"<style>{style}</style></head><body>{''.join(body)}</body></html>"
-    )
+            body.append(f'<div class="gallery">{"".join(_figure(p, c, linked_from) for p, c in s.images)}</div>')
+    return body
 
 
-def _figure(path: Path, caption: str) -> str:
-    """One image inlined, or in its place why not (swapped for a link or grown past any image of ours
-    since the gallery was drawn up): one file never stops the report."""
+def _figure(path: Path, caption: str, linked_from: Path | None = None) -> str:
+    """One image inlined (or linked), or in its place why not (swapped for a link or grown past any
+    image of ours since the gallery was drawn up): one file never stops the report."""
+    if linked_from is not None and path.is_relative_to(linked_from):
+        if not is_regular(path):
+            return f'<figure><p class="warn">{html.escape(f"{caption}: left out: not a regular file")}</p></figure>'
+        src = urllib.parse.quote(path.relative_to(linked_from).as_posix())
+        return _img(src, caption)
     try:
         src = f"data:image/png;base64,{base64.b64encode(read_bytes(path)).decode()}"
     except OSError as err:
         return f'<figure><p class="warn">{html.escape(f"{caption}: left out: {err}")}</p></figure>'
-    return f'<figure><img alt="{html.escape(caption)}" src="{src}"><figcaption>{html.escape(caption)}</figcaption></figure>'
+    return _img(src, caption)
+
+
+def _img(src: str, caption: str) -> str:
+    alt = html.escape(caption)
+    return f'<figure><img alt="{alt}" src="{html.escape(src)}"><figcaption>{alt}</figcaption></figure>'
 
 
 def print_tables(sections: list[Section], skipped: list[str], warning: str, console: Console) -> None:

@@ -45,7 +45,7 @@ class Training:
     devices: list[str] = field(default_factory=list)  # each run's device (checkpoint.TrainState)
 
 
-EpochHook = Callable[[int, dict[str, float]], None]
+EpochHook = Callable[[int, list[dict[str, float]]], None]  # the epoch done, every epoch's record so far
 
 
 def build(exp: Experiment, classes: int) -> Models:
@@ -162,7 +162,7 @@ def train(
             _keep(exp, state, model, record)
             if checkpoint:
                 checkpoint.save(state, force=warning.pending is not None or state.epoch == exp.epochs)
-            on_epoch(epoch + 1, record)
+            on_epoch(epoch + 1, state.history)
             if checkpoint and warning.pending is not None:
                 checkpoint.log(
                     f"wall-time warning: state saved at epoch {state.epoch}; the job hands over to be requeued"

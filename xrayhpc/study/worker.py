@@ -29,11 +29,12 @@ from xrayhpc.errors import UserError, cli
 from xrayhpc.experiment import Experiment, load_grid, parse_overrides, select
 from xrayhpc.render import one_line
 from xrayhpc.safefiles import is_folder, read_text
-from xrayhpc.schema import AUDIT, LOG, Metrics, Progress, Scores, Timing, results_root, write_json
+from xrayhpc.schema import AUDIT, LOG, GpuUse, Metrics, Progress, Scores, Timing, results_root, write_json
 from xrayhpc.signals import Held
-from xrayhpc.study import device, kernels
+from xrayhpc.study import device, gpuuse, kernels
 from xrayhpc.study.checkpoint import Checkpoint
 from xrayhpc.study.data import Dataset, discover, load_dataset
+from xrayhpc.study.events import EpochEvents
 from xrayhpc.study.runlog import RunLog
 
 
@@ -46,6 +47,7 @@ class ProgressFile:
         self.start = time.time()
 
         self.epoch = 0
+        self.history: list[dict[str, float]] = []
         self.run = 1
         self.resumed_from = 0
 
@@ -54,11 +56,13 @@ class ProgressFile:
         state: str,
         phase: str,
         epoch: int = 0,
-        last: dict[str, float] | None = None,
+        history: list[dict[str, float]] | None = None,
         error: str | None = None,
         error_kind: str | None = None,
     ) -> None:
         self.epoch = epoch
+        if history is not None:
+            self.history = list(history)
         now = time.time()
         Progress(
             id=self.exp.id,
@@ -74,7 +78,8 @@ class ProgressFile:
             job=os.environ.get("SUBMITIT_JOB_ID") or os.environ.get("SUBMITIT_LOCAL_JOB_ID", ""),
             run=self.run,
             resumed_from=self.resumed_from,
-            last=last or {},
+            last=self.history[-1] if self.history else {},
+            history=self.history,
             error=error,
             error_kind=error_kind,
             elapsed_s=round(now - self.start, 2),
@@ -94,6 +99,7 @@ class Run:
     started: float = field(default_factory=time.perf_counter)
     kernels: dict[str, Any] | None = None  # the kernel check of a GPU run
     numerics: dict[str, bool | None] = field(default_factory=dict)  # determinism and TF32, as they were
+    gpu_use: GpuUse | None = None  # what NVML saw of a GPU run's GPUs
 
     @contextlib.contextmanager
     def phase(self, name: str, shown: str, epoch: int = 0) -> Iterator[None]:
@@ -157,17 +163,26 @@ def _run(run: Run) -> Path:
     used = _device(run)
     from xrayhpc.study import training
 
-    with run.phase("load", "loading"):
-        data = _load(run)
-    with run.phase("features", "features"):
-        models = training.build(exp, len(data.classes))
-        cached = _frozen_features(run, data, models)
-    with run.phase("train", "training"):
-        fitted = _train(run, data, models, cached)
-    with run.phase("evaluate", "evaluating", exp.epochs):
-        test = _evaluate(run, data, models, cached, fitted)
-    with run.phase("tsne", "drawing", exp.epochs):
-        _draw(run, data, models, cached, fitted, test)
+    sampling = _gpu_sampler(run, used)
+    with sampling or contextlib.nullcontext():
+        with run.phase("load", "loading"):
+            data = _load(run)
+        with run.phase("features", "features"):
+            models = training.build(exp, len(data.classes))
+            cached = _frozen_features(run, data, models)
+        with run.phase("train", "training"):
+            fitted = _train(run, data, models, cached)
+        with run.phase("evaluate", "evaluating", exp.epochs):
+            test = _evaluate(run, data, models, cached, fitted)
+        with run.phase("tsne", "drawing", exp.epochs):
+            _draw(run, data, models, cached, fitted, test)
+    if sampling and (use := sampling.summary()):
+        run.gpu_use = use
+        run.log(
+            f"GPU use: {use.utilisation_mean:.0f}% on average, {use.utilisation_peak:.0f}% at peak, idle in "
+            f"{use.idle_share:.0%} of {use.samples} samples; memory {use.memory_peak_mb:.0f} of "
+            f"{use.memory_total_mb:.0f} MB at peak"
+        )
     _finish(run, _image_record(run, data, models, fitted, test, used))
     run.checkpoint.remove()
     return run.folder
@@ -193,6 +208,18 @@ def _device(run: Run) -> str:
         run.log(check.line())
         run.kernels = check.record()
     return used
+
+
+def _gpu_sampler(run: Run, used: str) -> gpuuse.Sampler | None:
+    """NVML's sampler of a GPU run's GPUs; where there can be none, the log says why."""
+    if not used.startswith("gpu"):
+        return None
+    got = gpuuse.sampler()
+    if isinstance(got, str):
+        run.log(f"GPU use not sampled: {got}")
+        return None
+    run.log(f"sampling {', '.join(got.names)} through NVML every {got.every_s:g} s")
+    return got
 
 
 def _load(run: Run) -> Dataset:
@@ -233,14 +260,17 @@ def _train(run: Run, data: Dataset, models: Any, cached: dict[str, np.ndarray]) 
     exp, progress, checkpoint = run.exp, run.progress, run.checkpoint
     run.log.epochs(exp.epochs)
 
-    def on_epoch(k: int, record: dict[str, float]) -> None:
-        run.log.epoch(k, exp.epochs, record)
-        progress.run, progress.resumed_from = checkpoint.runs, checkpoint.resumed_from
-        progress.write("running", "training", k, record)
+    with EpochEvents(run.folder) as events:
 
-    return training.train(
-        exp, data, models, on_epoch, {k: cached[k] for k in ("train", "val") if k in cached}, checkpoint
-    )
+        def on_epoch(k: int, history: list[dict[str, float]]) -> None:
+            run.log.epoch(k, exp.epochs, history[-1])
+            progress.run, progress.resumed_from = checkpoint.runs, checkpoint.resumed_from
+            progress.write("running", "training", k, history)
+            events.add(history, checkpoint.resumed_from)
+
+        return training.train(
+            exp, data, models, on_epoch, {k: cached[k] for k in ("train", "val") if k in cached}, checkpoint
+        )
 
 
 def _evaluate(run: Run, data: Dataset, models: Any, cached: dict[str, np.ndarray], fitted: Any) -> dict[str, Any]:
@@ -309,6 +339,7 @@ def _image_record(run: Run, data: Dataset, models: Any, fitted: Any, test: Score
             train_images_per_second=round(len(data.train) * epochs_run / max(epoch_seconds, 1e-9), 2),
         ),
         "devices": fitted.devices if len(set(fitted.devices)) > 1 else [],
+        "gpu_use": run.gpu_use,
         "environment": device.environment(run.exp.device, used, kernels=run.kernels, numerics=run.numerics),
     }
 
@@ -319,7 +350,7 @@ def _finish(run: Run, parts: dict[str, Any]) -> None:
     experiment = {**exp.settings(), "id": exp.id, "fingerprint": exp.fingerprint}
     Metrics(id=exp.id, experiment=experiment, finished=time.time(), **parts).write(run.folder)
     history = parts["history"]
-    run.progress.write("done", "done", parts["epochs_run"], history[-1] if history else None)
+    run.progress.write("done", "done", parts["epochs_run"], history)
     run.log(f"done in {parts['timing'].total:.1f}s: {run.folder}")
 
 
