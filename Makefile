@@ -4,6 +4,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 GRID   ?= jobs/report.toml
 DEMO_DATA ?= results/demo-data
+EVERY ?= 30
 # pytest processes for make test: the cluster tests (one group, in order) wait on their jobs while another runs the rest
 TEST_WORKERS ?= 2
 ARGS   ?=
@@ -12,7 +13,7 @@ comma  := ,
 EXTRAS := test$(if $(GPU),$(comma)gpu)
 
 .DEFAULT_GOAL := help
-.PHONY: help install doctor weights demo test test-fast lint submit-all cancel status report bench bench-quick gpu-check gpu-carry cluster-up cluster-down clean
+.PHONY: help install doctor weights demo test test-fast lint submit-all cancel status report dashboard bench bench-quick gpu-check gpu-carry cluster-up cluster-down clean
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -58,6 +59,9 @@ status: $(PY) ## where every job stands (GRID=... for one grid; ARGS=--watch to 
 
 report: $(PY) ## comparison tables, GPU-versus-CPU timing and gallery: results/report.md and .html
 	$(PY) -m xrayhpc.report $(ARGS)
+
+dashboard: $(PY) ## results/report.html kept current while GRID's jobs run (every EVERY=30 s), then the report
+	$(PY) -m xrayhpc.report --watch $(EVERY) --grid $(GRID) $(ARGS)
 
 bench: $(PY) ## benchmarks on the real data into results/bench/: ours against the course template (about 2 h here; ARGS="--only PART")
 	$(PY) -m xrayhpc.bench $(ARGS)

@@ -65,6 +65,27 @@ def synthetic(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return make_dataset(tmp_path_factory.mktemp("synthetic"), train=10, test=3)
 
 
+def browser(profile: Path) -> list[str]:
+    """Headless Chromium's command line, its profile in `profile`; skipped where there is none,
+    unless XRAYHPC_REQUIRE_BROWSER=1 (CI): then failed."""
+    found = shutil.which("chromium") or shutil.which("chromium-browser")
+    if found is None:
+        if os.environ.get("XRAYHPC_REQUIRE_BROWSER") == "1":
+            pytest.fail("chromium is not installed (apt-get install chromium)")
+        pytest.skip("no chromium here")
+    return [
+        found,
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        f"--user-data-dir={profile}",
+    ]
+
+
 def cluster_answers() -> bool:
     if not shutil.which("qstat"):
         return False

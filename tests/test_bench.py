@@ -182,3 +182,14 @@ def test_jax_part_sets_uncompiled_beside_compiled_steps(
     assert "| uncompiled (xla = off) | cpu | 77.0 | 30.00 | 21.00 |" in table
     assert "Compiled, a later epoch (the median) takes 1.91x less time than uncompiled" in table
     assert "One epoch's augmentation of the 32 training images on this CPU: scipy " in table
+
+
+def test_report_part_times_the_report_and_the_live_page_on_the_same_folders(tmp_path: Path) -> None:
+    from xrayhpc.bench.report_build import bench_report, report_table
+
+    figures = bench_report([10], tmp_path)["sizes"]["10"]
+    assert set(figures) == {"build_s", "html_kb", "watch_first_s", "watch_steady_s", "watch_one_more_s", "live_kb"}
+    assert all(v > 0 for v in figures.values())
+    page = (tmp_path / "results-10" / "report.html").read_text()
+    assert "1 of 10 done" not in page and "10 of 10 done" in page  # the last refresh: the running one finished
+    assert report_table({"sizes": {"10": figures}}).splitlines()[-1].startswith("| 10 |")

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -13,7 +11,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import ROOT
+from conftest import ROOT, browser
 from xrayhpc.bench.report_build import synthetic_result
 from xrayhpc.experiment import Experiment
 from xrayhpc.render import markdown
@@ -215,27 +213,10 @@ def test_report_from_real_worker_runs_of_the_smoke_grid(tmp_path: Path, syntheti
 
 @pytest.mark.slow
 def test_html_opens_in_a_browser_with_every_image(hand_made: Path, tmp_path: Path) -> None:
-    browser = shutil.which("chromium") or shutil.which("chromium-browser")
-    if browser is None:
-        if os.environ.get("XRAYHPC_REQUIRE_BROWSER") == "1":
-            pytest.fail("chromium is not installed (apt-get install chromium)")
-        pytest.skip("no chromium here")
     sections, skipped, _ = build(hand_made)
     page = tmp_path / "report.html"
     page.write_text(to_html(sections, skipped).replace("</head>", f"{BROKEN_IMAGES}</head>"))
-    flags = [
-        browser,
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        f"--user-data-dir={tmp_path / 'profile'}",
-        "--virtual-time-budget=5000",
-        "--window-size=1400,2400",
-    ]
+    flags = [*browser(tmp_path / "profile"), "--virtual-time-budget=5000", "--window-size=1400,2400"]
     dom = subprocess.run([*flags, "--dump-dom", page.as_uri()], capture_output=True, text=True, timeout=120)
     assert "<title>xrayhpc report: 4 images, 0 broken</title>" in dom.stdout, dom.stdout[:300] + dom.stderr[-500:]
     shot = tmp_path / "report.png"
@@ -279,3 +260,12 @@ def test_the_terminal_leaves_out_only_the_columns_marked_for_the_files() -> None
     assert all(column in shown for column in USAGE)
     assert "published s" in shown and "train s" in shown and "hardware" not in shown and "tsne s" not in shown
     assert "Dataset audit" not in shown and "a.png" not in shown
+
+
+@pytest.mark.parametrize("count", [6, 21])
+def test_a_perfect_score_is_charted_where_its_intervals_end_rounds_under_it(tmp_path: Path, count: int) -> None:
+    """Wilson's upper end for 6 of 6 or 21 of 21 comes out a hair under 1.0."""
+    root = tmp_path / "results"
+    fake(root, "cpu", 10.0, correct=count, count=count)
+    sections, _, _ = build(root)
+    assert any(s.title == "Accuracy at a glance" for s in sections) and (root / "accuracy.png").stat().st_size > 0

@@ -66,6 +66,13 @@ def test_resumed_run_ends_like_an_uninterrupted_one(
     assert resumed.test.loss == pytest.approx(whole.test.loss, abs=1e-5)
     assert resumed.test.predictions == whole.test.predictions
     assert not (folder / FILE).exists(), "the checkpoint goes once the result is complete"
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(str(folder))  # two runs' files; TensorBoard keeps the resumed run's epochs
+    events.Reload()
+    loss = events.Scalars("loss/train")
+    assert [e.step for e in loss] == [1, 2, 3, 4, 5]
+    assert [e.value for e in loss] == pytest.approx([h["loss"] for h in resumed.history], rel=1e-6)
 
 
 def test_checkpoint_of_other_settings_is_not_resumed(

@@ -175,6 +175,11 @@ def test_cli_runs_a_grid_experiment_with_the_jax_backend_without_tensorflow(synt
     assert m.augmentation == "cpu" and m.timing.train_breakdown["augment"] > 0
     assert (m.environment.deterministic, m.environment.tf32) == (True, None)  # a CPU has no TF32 units
     assert "epoch 1/1" in out.stdout  # plain lines when not on a terminal
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(str(tmp_path / "task1-vgg16-cpu"))  # written without TensorFlow
+    events.Reload()
+    assert [(e.step, round(e.value, 5)) for e in events.Scalars("loss/train")] == [(1, round(m.history[0]["loss"], 5))]
 
 
 def test_a_deterministic_run_records_it_and_its_fingerprint_differs(synthetic: Path, tmp_path: Path) -> None:

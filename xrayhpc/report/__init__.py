@@ -13,5 +13,7 @@ one line and left out. Reads result folders and asks the cluster side only for l
     charts     accuracy with its interval, time per phase on each device
     writers    Markdown, self-contained HTML, the terminal
     build      the sections, once for every format
+    live       the page while jobs run: counts, running rows with their curves, failures
+    watch      `--watch`: the live page rewritten until every experiment has ended
     cli        the command
 """

@@ -24,9 +24,9 @@ TAGS = {
 
 
 class EpochEvents:
-    """One event file per worker run, opened at its first epoch. A resumed run starts at the
-    checkpoint's epoch and tells TensorBoard to drop what an earlier run wrote after it
-    (`purge_step`), so the curves are the kept run's."""
+    """One event file per worker run, opened at its first epoch. Each run writes every epoch of its
+    history, a resumed run the checkpoint's epochs too, and tells TensorBoard to drop what earlier
+    runs wrote (`purge_step`): the curves are the kept run's, whatever an interrupted one left."""
 
     def __init__(self, folder: Path) -> None:
         self.folder = folder
@@ -40,18 +40,13 @@ class EpochEvents:
         if self._writer is not None:
             self._writer.close()
 
-    def add(self, history: list[dict[str, float]], resumed_from: int = 0) -> None:
+    def add(self, history: list[dict[str, float]]) -> None:
         """The epochs of `history` not yet written (1-based steps, as the worker counts epochs),
         flushed at once so TensorBoard sees the epoch that just ended."""
         if self._writer is None:
             from tensorboardX import SummaryWriter
 
-            self._writer = SummaryWriter(
-                logdir=str(self.folder),
-                purge_step=resumed_from + 1 if resumed_from else None,
-                filename_suffix=f".{os.getpid()}",
-            )
-            self.written = resumed_from
+            self._writer = SummaryWriter(logdir=str(self.folder), purge_step=1, filename_suffix=f".{os.getpid()}")
         for step, record in enumerate(history[self.written :], start=self.written + 1):
             for key, value in record.items():
                 if key in TAGS and isinstance(value, int | float) and math.isfinite(value):

@@ -266,7 +266,7 @@ def _train(run: Run, data: Dataset, models: Any, cached: dict[str, np.ndarray]) 
             run.log.epoch(k, exp.epochs, history[-1])
             progress.run, progress.resumed_from = checkpoint.runs, checkpoint.resumed_from
             progress.write("running", "training", k, history)
-            events.add(history, checkpoint.resumed_from)
+            events.add(history)
 
         return training.train(
             exp, data, models, on_epoch, {k: cached[k] for k in ("train", "val") if k in cached}, checkpoint
