@@ -190,6 +190,6 @@ def test_report_part_times_the_report_and_the_live_page_on_the_same_folders(tmp_
     figures = bench_report([10], tmp_path)["sizes"]["10"]
     assert set(figures) == {"build_s", "html_kb", "watch_first_s", "watch_steady_s", "watch_one_more_s", "live_kb"}
     assert all(v > 0 for v in figures.values())
-    page = (tmp_path / "results-10" / "report.html").read_text()
+    page = (tmp_path / "watched-10" / "report.html").read_text()
     assert "1 of 10 done" not in page and "10 of 10 done" in page  # the last refresh: the running one finished
     assert report_table({"sizes": {"10": figures}}).splitlines()[-1].startswith("| 10 |")
