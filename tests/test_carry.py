@@ -29,7 +29,9 @@ def refusals(err: str) -> list[str]:
 
 def test_the_carried_wheels_are_what_the_device_lacks_at_our_versions() -> None:
     packages = carry.carried_packages()
-    assert {"keras", "namex", "optree", "submitit", "imagehash", "pywavelets"} <= set(packages)
+    assert {"keras", "namex", "optree", "submitit", "imagehash", "pywavelets", "tensorboardx", "nvidia-ml-py"} <= set(
+        packages
+    )
     assert not {"tensorflow", "jax", "jaxlib", "numpy", "scipy", "pillow", "h5py", "rich"} & set(packages)
     for name, version in packages.items():
         assert version == importlib.metadata.version(name)

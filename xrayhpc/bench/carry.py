@@ -103,7 +103,11 @@ def find_source(given: str | None) -> Path:
 
 
 def project_dependencies() -> list[str]:
-    return tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
+    """The runtime dependencies, and the `gpu` extra's NVML binding (the worker samples the GPU
+    with it; the CUDA wheels there the device has in its own versions)."""
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    nvml = [r for r in project["optional-dependencies"]["gpu"] if r.startswith("nvidia-ml-py")]
+    return [*project["dependencies"], *nvml]
 
 
 def carried_packages(

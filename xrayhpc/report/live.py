@@ -18,6 +18,7 @@ from xrayhpc.schema import LOG, PROGRESS, Progress, check
 LOG_LINES = 8  # of a failed run's worker.log, under its reason
 CURVES = (("loss", ("loss", "val_loss")), ("accuracy", ("accuracy", "val_accuracy")))
 SHOWN_AS_FAILED = (*FAILURES, "unreadable")
+MAX_EPOCHS_DRAWN = 1000  # a progress.json others could write may hold any number
 
 
 def counts(rows: list[Row]) -> str:
@@ -86,7 +87,7 @@ def epochs_so_far(folder: Path, row: Row) -> list[dict[str, Any]]:
     progress, _ = check(Progress, folder / PROGRESS)
     if progress is None or progress.epoch != row.epoch or progress.state != "running":
         return []
-    return [h for h in progress.history if isinstance(h, dict)]
+    return [h for h in progress.history[-MAX_EPOCHS_DRAWN:] if isinstance(h, dict)]
 
 
 def failure(root: Path, row: Row) -> str:
