@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import re
+import socket
 import subprocess
 import sys
 import time
@@ -23,7 +24,9 @@ from xrayhpc.cluster import scheduler, state
 from xrayhpc.cluster.scheduler import JobInfo, Refresh, Usage
 from xrayhpc.experiment import Experiment
 from xrayhpc.report.live import counts, curves_svg
-from xrayhpc.schema import JobRecord, read_metrics, read_progress, write_json
+from xrayhpc.report.watch import Dashboard
+from xrayhpc.schema import JobRecord, parses_kept, read_metrics, read_progress, write_json
+from xrayhpc.study.events import EpochEvents
 
 EID = "task1-vgg16-cpu"
 EPOCHS = 8
@@ -169,3 +172,69 @@ def test_watch_refuses_a_refresh_faster_than_a_second(tmp_path: Path) -> None:
     assert out.returncode == 2 and out.stderr.strip() == (
         "error: --watch 0.1: refresh at most once a second; give SECONDS >= 1"
     )
+
+
+def running(folder: Path, **fields: object) -> None:
+    """A running worker's progress.json on another host, two epochs in."""
+    record = {"state": "running", "epoch": 2, "epochs": 5, "started": 0.0, "host": "elsewhere", "pid": 4242}
+    record["history"] = [{"loss": 1.0, "val_loss": 1.1}, {"loss": 0.8, "val_loss": 0.9}]
+    write_json(folder / "progress.json", {**record, **fields})
+
+
+def refreshed(root: Path) -> tuple[list[state.Row], str]:
+    with parses_kept():
+        rows = Dashboard(root, None, 30).refresh()
+    return rows, (root / "report.html").read_text()
+
+
+def test_numbers_too_large_for_a_float_are_refused_in_one_line_not_a_traceback(tmp_path: Path) -> None:
+    running(tmp_path / "a")
+    text = (tmp_path / "a" / "progress.json").read_text()
+    (tmp_path / "a" / "progress.json").write_text(text.replace('"loss": 1.0', '"loss": 1' + "0" * 400, 1))
+    running(tmp_path / "b")
+    text = (tmp_path / "b" / "progress.json").read_text()
+    (tmp_path / "b" / "progress.json").write_text(text.replace('"epoch": 2', '"epoch": 1' + "0" * 400, 1))
+    rows, page = refreshed(tmp_path)
+    assert [r.state for r in rows] == ["running", "unreadable"] and "epoch = 1000" in rows[1].reason
+    assert "out of range" in rows[1].reason and "0.800" in page  # a's other epochs still drawn
+
+
+def test_a_history_longer_than_any_run_is_refused_before_it_is_read(tmp_path: Path) -> None:
+    running(tmp_path / "a", history=[{"loss": 0.5}] * 100_001)
+    [row], _ = refreshed(tmp_path)
+    assert row.state == "unreadable" and "history has 100001 entries" in row.reason
+
+
+def test_a_folder_named_like_another_shows_its_own_files_only(tmp_path: Path) -> None:
+    running(tmp_path / "task1-vgg16-cpu")
+    (tmp_path / "task1-vgg16-cpu" / "worker.log").write_text("the real run's log\n")
+    running(tmp_path / "task1-vgg16-cpu\n", state="failed", error="planted")
+    rows, page = refreshed(tmp_path)
+    assert sorted(r.state for r in rows) == ["failed", "running"]
+    assert "planted</p>" in page and "the real run&#x27;s log" not in page
+
+
+def test_a_result_folder_swapped_for_a_link_is_refused_though_its_files_were_read(tmp_path: Path) -> None:
+    running(tmp_path / "a")
+    board = Dashboard(tmp_path, {"a": ()}, 30)
+    with parses_kept():
+        assert [r.state for r in board.refresh()] == ["running"]
+        os.rename(tmp_path / "a", tmp_path / "b")
+        os.symlink("b", tmp_path / "a")
+        [row] = board.refresh()
+    assert row.state == "unreadable" and "symbolic link" in row.reason
+
+
+def test_event_files_are_never_written_through_a_planted_link(tmp_path: Path) -> None:
+    """Their names cannot be guessed from the time, the host and the pid (progress.json shows them)."""
+    victim = tmp_path / "victim"
+    victim.write_text("someone else's file")
+    folder = tmp_path / "run"
+    folder.mkdir()
+    now = int(time.time())
+    for t in range(now, now + 30):
+        (folder / f"events.out.tfevents.{t}.{socket.gethostname()}.{os.getpid()}").symlink_to(victim)
+    with EpochEvents(folder) as events:
+        events.add([{"loss": 1.0}])
+    assert victim.read_text() == "someone else's file"
+    assert len([p for p in folder.iterdir() if not p.is_symlink()]) == 1

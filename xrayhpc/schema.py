@@ -117,6 +117,8 @@ RANGES = {
     "utilisation_mean": (0, 100),
     "utilisation_peak": (0, 100),
 }
+# Lists that grow with a run, bounded before each entry is checked: an epoch a record.
+LENGTHS = {"history": 100_000}
 # Strings that name something for a command: a job id is digits, an array task's `_N` after them.
 PATTERNS = {
     "job_id": re.compile(r"[0-9]{1,20}(_[0-9]{1,9})?"),
@@ -164,8 +166,11 @@ def _convert(value: Any, hint: Any, path: Path, name: str, bounds: tuple[float, 
         not isinstance(value, kind) or (isinstance(value, bool) and kind is not bool)
     ):
         raise SchemaError(f"{path}: {name} is {type(value).__name__}, not {_shown(hint)}")
-    if number and not (math.isfinite(value) and bounds[0] <= value <= bounds[1]):
-        raise SchemaError(f"{path}: {name} = {value!r} is out of range ({bounds[0]} to {bounds[1]})")
+    # the bounds first: an integer of hundreds of digits is JSON, and too large for isfinite
+    if number and not (bounds[0] <= value <= bounds[1] and math.isfinite(value)):
+        raise SchemaError(f"{path}: {name} = {str(value)[:40]} is out of range ({bounds[0]} to {bounds[1]})")
+    if kind is list and len(value) > LENGTHS.get(name, len(value)):
+        raise SchemaError(f"{path}: {name} has {len(value)} entries, more than any run of ours ({LENGTHS[name]})")
     pattern = PATTERNS.get(name)
     if pattern and isinstance(value, str) and not pattern.fullmatch(value):
         raise SchemaError(f"{path}: {name} = {value[:40]!r} is not a job id")
@@ -187,6 +192,7 @@ def _hints(cls: type) -> dict[str, Any]:
 
 # While a long watch runs (`parses_kept`): {(kind, path): (the file's version, what reading it gave)}.
 _kept: dict[tuple[str, str], tuple[tuple[Any, ...], Any]] | None = None
+KEPT_MAX = 50_000  # three record files for each of many thousand result folders
 
 
 @contextlib.contextmanager
@@ -202,19 +208,24 @@ def parses_kept() -> Iterator[None]:
 
 
 def _version(path: Path) -> tuple[Any, ...] | None:
-    """What changes when a file is rewritten or replaced (write_atomic renames a new file in); for
-    a file not there, its folder's: a file made in a folder changes the folder."""
+    """What changes when a file is rewritten or replaced (write_atomic renames a new file in), or
+    its folder is (a folder swapped for a link is read again, and refused); for a file not there,
+    its folder's: a file made in a folder changes the folder."""
+    try:
+        up = os.lstat(path.parent)
+    except OSError:
+        return None
     try:
         st = os.lstat(path)
     except FileNotFoundError:
-        try:
-            st = os.lstat(path.parent)
-        except OSError:
-            return None
-        return "absent", st.st_dev, st.st_ino, st.st_mtime_ns, st.st_ctime_ns
+        return ("absent", *_stamp(up))
     except OSError:
         return None
-    return st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns
+    return (*_stamp(up), st.st_size, *_stamp(st))
+
+
+def _stamp(st: os.stat_result) -> tuple[int, ...]:
+    return st.st_mode, st.st_dev, st.st_ino, st.st_mtime_ns, st.st_ctime_ns
 
 
 def _once(kind: str, path: Path, read: Callable[[], R]) -> R:
@@ -227,6 +238,8 @@ def _once(kind: str, path: Path, read: Callable[[], R]) -> R:
         return _kept[slot][1]
     value = read()
     if _version(path) == version:  # not rewritten while it was read
+        if len(_kept) >= KEPT_MAX:  # folders come and go: start again rather than grow for ever
+            _kept.clear()
         _kept[slot] = (version, value)
     return value
 

@@ -94,6 +94,7 @@ class Row:
     usage: Usage | None = None  # what the ended job used, from the scheduler's accounting
     cancelled: bool = False  # removed with `submit --cancel`: not sent again unasked
     gpu_use: GpuUse | None = None  # what a finished GPU run's GPUs did, from its metrics.json
+    folder: str = ""  # the result folder's own name (`id` is it made printable): where its files are
 
     def hint(self) -> str:
         """Where the job asked for far more than it used, or its GPU waited on its data."""
@@ -103,6 +104,7 @@ class Row:
 
     def as_dict(self) -> dict[str, Any]:
         out = asdict(self)
+        del out["folder"]
         if self.usage:
             out["usage"].update(cpu_efficiency=round(self.usage.cpu_efficiency, 3), hint=self.usage.hint())
         if self.gpu_use:
@@ -218,7 +220,12 @@ def reconcile(
 
 def _row(folder: Path, record: JobRecord | None, progress: Progress | None, info: JobInfo | None) -> Row:
     """What every state's row shows: the job, its tries, the epoch reached, the host and what it used."""
-    row = Row(one_line(folder.name), "not submitted", log=str(folder / LOG) if (folder / LOG).exists() else "")
+    row = Row(
+        one_line(folder.name),
+        "not submitted",
+        log=str(folder / LOG) if (folder / LOG).exists() else "",
+        folder=folder.name,
+    )
     if record:
         row.executor, row.job, row.attempt = record.executor, record.shown_id, record.attempt
         row.job += f"->{info.current}" if info and info.current else ""

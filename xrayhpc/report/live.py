@@ -65,7 +65,7 @@ def running_table(root: Path, rows: list[Row]) -> str:
     ]
     body = []
     for r in rows:
-        history = epochs_so_far(root / r.id, r)
+        history = epochs_so_far(root / r.folder, r) if r.folder else []
         last = history[-1] if history else {}
         body.append(
             [
@@ -94,14 +94,20 @@ def failure(root: Path, row: Row) -> str:
     """A failed experiment: its state and reason, and the last lines of its own worker.log."""
     head = f'<p class="fail"><b>{html.escape(row.id)}</b> {html.escape(row.state)}: {html.escape(row.reason)}</p>'
     try:
-        lines = tail_lines(root / row.id / LOG, LOG_LINES)
+        lines = tail_lines(root / row.folder / LOG, LOG_LINES) if row.folder else []
     except OSError:  # no log (it never started), or a link in its place: the reason says enough
         return head
     return head + f"<pre>{html.escape(chr(10).join(one_line(line) for line in lines))}</pre>"
 
 
 def _finite(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+    """A number to draw: not a bool, a NaN, an infinity or an integer too large for a float."""
+    if not isinstance(value, int | float) or isinstance(value, bool):
+        return False
+    try:
+        return math.isfinite(value)
+    except OverflowError:
+        return False
 
 
 def curves_svg(history: list[dict[str, Any]], epochs: int, width: int = 150, height: int = 70) -> str:

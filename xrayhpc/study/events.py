@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import os
+import secrets
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -46,7 +47,10 @@ class EpochEvents:
         if self._writer is None:
             from tensorboardX import SummaryWriter
 
-            self._writer = SummaryWriter(logdir=str(self.folder), purge_step=1, filename_suffix=f".{os.getpid()}")
+            # a name nobody can guess: tensorboardX opens it as it is, so a link planted in its place
+            # by someone sharing the folder would be written through
+            suffix = f".{os.getpid()}.{secrets.token_hex(8)}"
+            self._writer = SummaryWriter(logdir=str(self.folder), purge_step=1, filename_suffix=suffix)
         for step, record in enumerate(history[self.written :], start=self.written + 1):
             for key, value in record.items():
                 if key in TAGS and isinstance(value, int | float) and math.isfinite(value):
