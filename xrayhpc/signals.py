@@ -7,9 +7,10 @@ state is saved. On leaving the block the held signal is delivered to the handler
 
 from __future__ import annotations
 
+import contextlib
 import signal
 import threading
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from types import FrameType, TracebackType
 
 # What schedulers send before the wall-time limit (SGE's s_rt: USR1; Slurm's --signal: USR2).
@@ -44,3 +45,14 @@ class Held:
 def handled(signums: Iterable[int]) -> list[int]:
     """Those of `signums` that have a Python handler (submitit installs one for its warning signal)."""
     return [s for s in signums if callable(signal.getsignal(s))]
+
+
+@contextlib.contextmanager
+def blocked_in_children(signums: Iterable[int]) -> Iterator[None]:
+    """Processes started inside the block start with these signals blocked (a mask outlives exec),
+    so they never see them unless they unblock them; this thread gets any that came on leaving."""
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, set(signums))
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old)

@@ -18,6 +18,7 @@ import contextlib
 import os
 import pickle
 import shlex
+import signal
 import stat
 import sys
 import time
@@ -120,6 +121,8 @@ class LocalExecutor(CheckedStart, submitit.LocalExecutor):
 
 
 def main(argv: list[str] | None = None) -> int:
+    # a local run's controller passes Ctrl-C on blocked (cluster.submit.run_local): the job takes it
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
     args = sys.argv[1:] if argv is None else argv
     if len(args) != 1:
         print("usage: python -m xrayhpc.cluster.jobstart FOLDER", file=sys.stderr)

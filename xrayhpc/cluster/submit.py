@@ -41,7 +41,7 @@ from xrayhpc.experiment import Experiment, load_grid, parse_overrides, select
 from xrayhpc.render import aligned, terminal
 from xrayhpc.safefiles import is_folder, make_private, private_folder, write_text
 from xrayhpc.schema import JobRecord, read_progress, read_record, results_root, write_record
-from xrayhpc.signals import Held
+from xrayhpc.signals import Held, blocked_in_children
 
 EXECUTORS = (*scheduler.names(), "local", "dry-run")
 MAX_ATTEMPTS = 3
@@ -211,7 +211,10 @@ def run_local(batch: list[Decision], root: Path, console: Console) -> None:
     executor = jobstart.LocalExecutor(folder)
     executor.update_parameters(timeout_min=24 * 60)
     for d in batch:
-        with Held([signal.SIGINT]):
+        # submitit's local controller answers a Ctrl-C by killing the worker a second later, before a
+        # busy worker has written where it stopped: it starts with Ctrl-C blocked, the worker
+        # unblocks it (jobstart), and the terminal's Ctrl-C reaches the worker itself
+        with Held([signal.SIGINT]), blocked_in_children([signal.SIGINT]):
             job = executor.submit(ExperimentJob(), d.exp, str(root))
             make_private(job.paths.submitted_pickle)  # the folder keeps others out; the file says so too
             write_record(
@@ -235,8 +238,7 @@ def _wait_local(job: Any, d: Decision, jobs: Path, folder: Path, console: Consol
     try:
         jobstart.result(job, jobs)
         d.settle("submitted", f"done: {folder}")
-    except KeyboardInterrupt:
-        job.cancel()  # the worker notes where it stopped; its checkpoint stays for the next run
+    except KeyboardInterrupt:  # the worker has it too: it notes where it stopped, its checkpoint stays
         _wait_for(job, folder, console)
         d.settle("interrupted", _worker_error(folder) or "interrupted")
         raise
