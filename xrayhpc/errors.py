@@ -41,6 +41,11 @@ def cli(main: Callable[..., int | None]) -> Callable[..., int]:
     return wrapped
 
 
+def said_errors(stderr: str) -> list[str]:
+    """The one-line errors a command of ours (wrapped in `cli`) printed, as `cli` printed them."""
+    return [line.removeprefix("error: ") for line in stderr.splitlines() if line.startswith("error: ")]
+
+
 def os_error(err: OSError) -> str:
     """One line: the path, the reason and, where there is one, the fix."""
     if not err.filename:

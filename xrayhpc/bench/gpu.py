@@ -18,7 +18,7 @@ from typing import Any
 
 from xrayhpc.bench.runs import ROOT, Unavailable
 from xrayhpc.bench.worker import report_experiment, run_worker
-from xrayhpc.errors import UserError, cli
+from xrayhpc.errors import UserError, cli, said_errors
 from xrayhpc.experiment import Experiment
 from xrayhpc.render import markdown
 from xrayhpc.report.compare import PUBLISHED_SECONDS
@@ -41,7 +41,7 @@ def device_check(device: str) -> dict[str, Any]:
     out = subprocess.run(
         [sys.executable, "-m", "xrayhpc.bench.gpu", device], capture_output=True, text=True, cwd=ROOT, check=False
     )
-    errors = [line.removeprefix("error: ") for line in out.stderr.splitlines() if line.startswith("error: ")]
+    errors = said_errors(out.stderr)
     if out.returncode != 0:
         said = errors[-1] if errors else f"the device check exited with status {out.returncode}"
         if said.startswith(kernels.FAILED) or out.returncode < 0:  # a GPU whose kernels fail, or kill

@@ -35,6 +35,7 @@ from xrayhpc.schema import (
 STATES = ("done", "running", "queued", "failed", "error", "deleted", "lost", "unreadable", "not submitted")
 ENDED = ("done", "failed", "deleted", "lost", "unreadable", "not submitted")
 FAILURES = ("failed", "error", "deleted", "lost")
+PROBLEMS = (*FAILURES, "unreadable")  # what status exits 1 for and the dashboard shows as failed
 NEWER = "written by a newer xrayhpc: upgrade to read it"
 
 

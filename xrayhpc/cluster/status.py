@@ -26,7 +26,7 @@ from rich.text import Text
 
 from xrayhpc.cluster.state import (
     ENDED,
-    FAILURES,
+    PROBLEMS,
     STATES,
     USAGE,
     Row,
@@ -179,4 +179,4 @@ def main(argv: list[str] | None = None) -> int:
         console.print(table(rows, warning, used))
     else:
         print(plain(rows, warning, used))
-    return 1 if any(r.state in (*FAILURES, "unreadable") for r in rows) else 0
+    return 1 if any(r.state in PROBLEMS for r in rows) else 0

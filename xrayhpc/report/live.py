@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from xrayhpc.cluster.state import FAILURES, STATES, Row, duration
+from xrayhpc.cluster.state import PROBLEMS, STATES, Row, duration
 from xrayhpc.render import Markup, html_table, one_line
 from xrayhpc.report.writers import Section, html_page, sections_html
 from xrayhpc.safefiles import tail_lines
@@ -17,7 +17,6 @@ from xrayhpc.schema import LOG, PROGRESS, Progress, check
 
 LOG_LINES = 8  # of a failed run's worker.log, under its reason
 CURVES = (("loss", ("loss", "val_loss")), ("accuracy", ("accuracy", "val_accuracy")))
-SHOWN_AS_FAILED = (*FAILURES, "unreadable")
 MAX_EPOCHS_DRAWN = 1000  # a progress.json others could write may hold any number
 
 
@@ -43,7 +42,7 @@ def live_page(
     running = [r for r in rows if r.state == "running"]
     if running:
         body += ["<h2>Running</h2>", running_table(root, running)]
-    failed = [r for r in rows if r.state in SHOWN_AS_FAILED]
+    failed = [r for r in rows if r.state in PROBLEMS]
     if failed:
         body += ["<h2>Failed</h2>", *(failure(root, r) for r in failed)]
     body += sections_html(sections, skipped, linked_from=root)

@@ -22,7 +22,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from xrayhpc.errors import cli
+from xrayhpc.errors import cli, said_errors
 from xrayhpc.render import one_line
 from xrayhpc.study import device, driver
 
@@ -166,7 +166,7 @@ def isolated(used: str, precision: str) -> KernelCheck:
     if out.returncode == 0:
         record = json.loads(out.stdout.strip().splitlines()[-1])
         return KernelCheck(**{**record, "build": Build(**record["build"])})
-    errors = [line.removeprefix("error: ") for line in out.stderr.splitlines() if line.startswith("error: ")]
+    errors = said_errors(out.stderr)
     if errors:
         raise device.DeviceError(errors[-1])
     how = (
