@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -18,6 +19,18 @@ def faked(boundary: str) -> dict[str, str]:
     """PYTHONPATH for a child process with tests/<boundary>/sitecustomize.py first, which fakes that
     boundary there: `fakegpu` (a GPU TensorFlow lists) or `notensorflow` (no TensorFlow installed)."""
     return {"PYTHONPATH": os.pathsep.join([str(ROOT / "tests" / boundary), os.environ.get("PYTHONPATH", "")])}
+
+
+def python_c(code: str, env: dict[str, str] | None = None, timeout: float = 600) -> subprocess.CompletedProcess[str]:
+    """`python -c code` from the checkout, in a fresh process with this one's environment and `env`."""
+    return subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        env={**os.environ, **(env or {})},
+        cwd=ROOT,
+        timeout=timeout,
+    )
 
 
 def real_data() -> Path | None:

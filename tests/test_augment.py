@@ -1,14 +1,11 @@
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from conftest import ROOT
+from conftest import python_c
 from xrayhpc.study.augment import Augmentation, augment
 
 
@@ -85,14 +82,7 @@ def test_the_jax_warp_applies_the_same_transforms_in_batches() -> None:
         "diff = np.abs(whole - augment(smooth, 4))\n"
         "print(np.allclose(whole, batched, atol=1e-3), np.median(diff) < 0.5, np.mean(diff) < 3.0, np.mean(diff > 20) < 0.04)\n"
     )
-    out = subprocess.run(
-        [sys.executable, "-c", code],
-        capture_output=True,
-        text=True,
-        env={**os.environ, "KERAS_BACKEND": "jax"},
-        cwd=ROOT,
-        timeout=300,
-    )
+    out = python_c(code, {"KERAS_BACKEND": "jax"}, timeout=300)
     assert out.returncode == 0, out.stderr
     assert out.stdout.split() == ["True"] * 4
 

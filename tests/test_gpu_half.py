@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import ROOT, faked
+from conftest import ROOT, faked, python_c
 from test_worker import small
 from xrayhpc.experiment import load_grid, parse_overrides, select
 from xrayhpc.schema import read_json, read_metrics
@@ -27,14 +27,8 @@ FAKE_NVML = {  # NVML's binding and nvidia-smi, both faked: two GPUs, numbered d
 
 
 def python(code: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-c", code],
-        capture_output=True,
-        text=True,
-        env={**os.environ, **FAKE_GPU, **(env or {})},
-        cwd=ROOT,
-        timeout=600,
-    )
+    """`python -c code` with the GPU faked."""
+    return python_c(code, {**FAKE_GPU, **(env or {})})
 
 
 def test_configured_puts_the_environment_back_even_on_an_error(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import ROOT, faked, real_data
+from conftest import ROOT, faked, python_c, real_data
 from xrayhpc.experiment import Experiment
 from xrayhpc.schema import read_json, read_metrics
 from xrayhpc.study.device import DeviceError
@@ -123,14 +123,8 @@ def test_slots_size_the_thread_pools(synthetic: Path, tmp_path: Path) -> None:
         "import os, sys; from xrayhpc.study import device\nwith device.configured('cpu'):\n device.check('cpu');"
         "import tensorflow as tf; print(os.environ['OMP_NUM_THREADS'], tf.config.threading.get_intra_op_parallelism_threads())"
     )
-    out = subprocess.run(
-        [sys.executable, "-c", code],
-        capture_output=True,
-        text=True,
-        env={**os.environ, "XRAYHPC_SLOTS": "1"},
-        cwd=ROOT,
-        check=True,
-    )
+    out = python_c(code, {"XRAYHPC_SLOTS": "1"})
+    assert out.returncode == 0, out.stderr
     assert out.stdout.split()[-2:] == ["1", "1"]
 
 
