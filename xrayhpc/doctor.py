@@ -147,10 +147,8 @@ def kernel_check(experiments: list[Experiment], gpu: str) -> list[Finding]:
     out = []
     for precision in sorted({e.precision for e in experiments if e.device == "gpu"}):
         ids = tuple(e.id for e in experiments if e.device == "gpu" and e.precision == precision)
-        if precision == "bfloat16" and (problem := device.bfloat16_problem(used)):
-            out.append(
-                Finding(False, "kernels", f'precision = "bfloat16" but {problem}', 'use precision = "float32"', ids)
-            )
+        if refused := device.bfloat16_refusal(precision, used):
+            out.append(Finding(False, "kernels", *refused, ids))
             continue
         try:
             out.append(Finding(True, "kernels", kernels.isolated(used, precision).line()))

@@ -391,6 +391,14 @@ def cpu_flags() -> set[str]:
     return set((_cpuinfo("flags", "Features") or "").split())
 
 
+def bfloat16_refusal(precision: str, used: str) -> tuple[str, str] | None:
+    """(what is wrong, the fix) for a run in `precision` on a device without bfloat16 units, else
+    None: the worker's refusal and the doctor's finding say the same."""
+    if precision != "bfloat16" or not (problem := bfloat16_problem(used)):
+        return None
+    return f'precision = "bfloat16" but {problem}', 'use precision = "float32"'
+
+
 def bfloat16_problem(used: str) -> str | None:
     """Why the device a run uses has no bfloat16 units, or None when it has them."""
     if used.startswith("gpu"):

@@ -193,8 +193,8 @@ def _device(run: Run) -> str:
     stops here, saying why."""
     exp = run.exp
     used = device.check(exp.device)
-    if exp.precision == "bfloat16" and (problem := device.bfloat16_problem(used)):
-        raise UserError(f'precision = "bfloat16" but {problem}; use precision = "float32"')
+    if refused := device.bfloat16_refusal(exp.precision, used):
+        raise UserError("; ".join(refused))
     run.numerics = device.determinism(exp.deterministic, used)
     run.checkpoint.device = used
     said = {k: "on" if v else "off" for k, v in run.numerics.items() if v is not None}
