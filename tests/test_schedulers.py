@@ -119,9 +119,10 @@ def test_submitits_checkpoint_example_outlives_the_time_limit_on_both(tmp_path: 
     cloudpickle.register_pickle_by_value(sys.modules[__name__])
     jobs = {}
     # Grid Engine warns at s_rt exactly; Slurm looks at its jobs' limits every 30 s or so, and so
-    # warns up to half a minute before the time asked for
+    # warns up to half a minute before the time asked for: a run may do as little as 15 s of work,
+    # less on a busy machine, so the job may time out more often than submitit's default 3 allows
     for name, warning_s in (("sge", 30), ("slurm", 15)):
-        executor = submitit.AutoExecutor(tmp_path / name / "%j", cluster=name)
+        executor = submitit.AutoExecutor(tmp_path / name / "%j", cluster=name, **{f"{name}_max_num_timeout": 10})
         executor.update_parameters(timeout_min=1, **{f"{name}_signal_delay_s": warning_s})
         jobs[name] = executor.submit(Counter(), 70)
     for name, job in jobs.items():
