@@ -12,8 +12,8 @@ from conftest import ROOT
 
 PACKAGE = ROOT / "xrayhpc"
 SHARED = {"xrayhpc.errors", "xrayhpc.experiment", "xrayhpc.backbones", "xrayhpc.schema", "xrayhpc.signals", "xrayhpc.safefiles", "xrayhpc.datadigest",
-          "xrayhpc.sitefiles", "xrayhpc.render"}  # fmt: skip
-COMMANDS = {"worker": "study", "submit": "cluster", "status": "cluster", "audit": "study", "weights": "study",
+          "xrayhpc.sitefiles", "xrayhpc.render", "xrayhpc.stats"}  # fmt: skip
+COMMANDS = {"worker": "study", "submit": "cluster", "status": "cluster", "audit": "study", "weights": "study", "probe": "study",
             "synthetic": "study"}  # fmt: skip
 
 

@@ -17,7 +17,7 @@ from xrayhpc.experiment import Experiment
 from xrayhpc.render import markdown
 from xrayhpc.report.build import build
 from xrayhpc.report.compare import PUBLISHED
-from xrayhpc.report.stats import wilson
+from xrayhpc.stats import wilson
 from xrayhpc.report.writers import to_html
 from xrayhpc.schema import Progress, write_json
 

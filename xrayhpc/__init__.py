@@ -7,7 +7,8 @@ Data flows one way: grid -> jobs -> result folders -> status and report.
     safefiles, datadigest   files under a folder others may write (no links followed, bounded
                               reads, whole writes, private folders); a data folder by its content
     errors, signals,        shared pieces: the one-line user error, held signals,
-      sitefiles, render       the packaged qsub/ and jobs/ files, every table drawn as text
+      sitefiles, render,      the packaged qsub/ and jobs/ files, every table drawn as text,
+      stats                   the intervals beside every figure (Wilson, t over seeds, paired)
     study/                  one experiment run: data, augmentation, models, training, evaluation,
                               plots, the worker; never imports submitit or the cluster side
     cluster/                sending and watching jobs: the SGE plugin, the checked job entry point,
@@ -18,7 +19,7 @@ Data flows one way: grid -> jobs -> result folders -> status and report.
     bench/                  the benchmarks; may use anything
     doctor                  checks both sides before sending; may use anything
 
-The modules named for a command (worker, submit, status, audit, weights, synthetic) only start it:
+The modules named for a command (worker, probe, submit, status, audit, weights, synthetic) only start it:
 `python -m xrayhpc.status` runs xrayhpc/cluster/status.py. tests/test_layout.py holds these rules.
 """
 

@@ -72,6 +72,8 @@ class Experiment:
     preprocessing: str = "rescale"
     interpolation: str = "nearest"
     colour: str = "rgb"
+    normalise: bool = False
+    masks: str = ""
     precision: str = "float32"
     weights: str = "imagenet"
     seed: int = 0
@@ -273,12 +275,19 @@ def _check(exp: Experiment, where: str, files: bool = True) -> None:
         fail("validation_split", "it must be in [0, 1)")
     if exp.validation_split == 0 and exp.checkpoint != "last":
         fail("checkpoint", 'a best-validation checkpoint needs validation_split > 0; use "last"')
+    if files and exp.masks and not Path(exp.masks).is_dir():
+        fail("masks", "give the folder of lung masks (laid out as the data root: two/test/covid/a.png), or leave it out")
+    if exp.masks and exp.backbone in BASELINES:
+        fail("masks", "a model of file facts has no pixels to probe: leave `masks` out of the metadata baseline")
+    if exp.normalise and exp.backbone in BASELINES:
+        fail("normalise", "a model of file facts reads no pixels: leave `normalise` out of the metadata baseline")
     if files and exp.weights not in ("imagenet", "none") and not Path(exp.weights).is_file():
         fail("weights", 'use "imagenet", "none" or the path of an existing weights file')
     if exp.tag and not (SAFE_NAME.fullmatch(exp.tag) and len(exp.tag) <= MAX_TAG):
         fail("tag", f"it names a folder and a job: use at most {MAX_TAG} of {SAFE_CHARACTERS}")
-    if any(ord(c) < 32 or ord(c) == 127 for c in exp.data):
-        fail("data", "a path without control characters (newline, carriage return, escape, ...)")
+    for key in ("data", "masks"):
+        if any(ord(c) < 32 or ord(c) == 127 for c in getattr(exp, key)):
+            fail(key, "a path without control characters (newline, carriage return, escape, ...)")
 
 
 def _build(values: dict[str, Any], where: str, suffix: str, data_default: str, files: bool = True) -> Experiment:
@@ -384,6 +393,8 @@ def load_grid(path: Path, overrides: dict[str, Any] | None = None, data: str | N
         merged = {**defaults, **table, **(overrides or {})}
         if isinstance(merged.get("weights"), str) and merged["weights"] not in ("imagenet", "none"):
             merged["weights"] = str((path.parent / merged["weights"]).resolve())
+        if isinstance(merged.get("masks"), str) and merged["masks"]:
+            merged["masks"] = str((path.parent / Path(merged["masks"]).expanduser()).resolve())
         for values, suffix in _expand(merged):
             exp = _build(values, where, suffix, root)
             if exp.id in seen:

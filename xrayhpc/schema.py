@@ -41,8 +41,10 @@ PROGRESS = "progress.json"
 LOG = "worker.log"
 JOB = "job.json"
 AUDIT = "audit.json"
+PROBES = "probes.json"
+WEIGHTS = "model.weights.h5"  # the trained model's weights: the head's, or all when the backbone trained
 # metrics.json's `timing` phases, in the order the worker runs them (each also sums into `total`)
-PHASES = ("load", "features", "train", "evaluate", "tsne")
+PHASES = ("load", "features", "train", "evaluate", "probe", "tsne")
 
 
 def results_root(given: str | Path | None = None) -> Path:
@@ -116,6 +118,15 @@ RANGES = {
     "idle_share": (0, 1),
     "utilisation_mean": (0, 100),
     "utilisation_peak": (0, 100),
+    "accuracy_change": (-1, 1),
+    "accuracy_low": (-1, 1),
+    "accuracy_high": (-1, 1),
+    "loss_change": (-1e6, 1e6),
+    "loss_low": (-1e6, 1e6),
+    "loss_high": (-1e6, 1e6),
+    "share": (0, 1),
+    "area": (0, 1),
+    "chance": (0, 1),
 }
 # Lists that grow with a run, bounded before each entry is checked: an epoch a record.
 LENGTHS = {"history": 100_000}
@@ -293,6 +304,7 @@ class Timing:
     features: float = 0.0
     train: float = 0.0
     evaluate: float = 0.0
+    probe: float = 0.0  # Grad-CAM and the occlusion probes
     tsne: float = 0.0
     train_breakdown: dict[str, float] = field(default_factory=dict)  # features, augment, fit
     seconds_per_epoch: float = 0.0
@@ -354,6 +366,66 @@ class GpuUse:
                 "a smaller `gpu_memory` request queues sooner"
             )
         return "; ".join(hints)
+
+
+@dataclass(frozen=True)
+class ProbeScore:
+    """probes.json: the test set again with part of each image taken away (study/probes.py)."""
+
+    probe: str  # hidden | only | normalised
+    shown: str
+    accuracy: float
+    loss: float
+    accuracy_change: float  # mean over the test images of probed - original (correct: 1, wrong: 0)
+    accuracy_low: float | None  # its paired 95% interval (None under two images)
+    accuracy_high: float | None
+    loss_change: float
+    loss_low: float | None
+    loss_high: float | None
+
+
+@dataclass(frozen=True)
+class RegionShare:
+    """probes.json: the share of Grad-CAM's mass inside the region, over one class's test images."""
+
+    label: str  # a class, or "all"
+    images: int
+    share: float | None
+    low: float | None
+    high: float | None
+
+
+@dataclass(frozen=True)
+class Probes:
+    """probes.json: what a trained model looks at, beside its test accuracy (study/probes.py)."""
+
+    id: str
+    fingerprint: str  # the run's: a probe of an older run of the experiment is stale
+    region: str  # centre | lung field
+    outside: str  # border | outside the lungs
+    area: float  # the region's share of the image
+    images: int
+    accuracy: float
+    loss: float
+    chance: float  # the majority class's share of the test set
+    probes: list[ProbeScore]
+    shares: list[RegionShare]
+    verdict: str  # what the probes say: the region, the outside, both, neither, chance
+    gradcam_verdict: str  # what Grad-CAM's share says, the same words
+    sentence: str
+    seconds: float
+    schema_version: int = SCHEMA_VERSION
+
+    def write(self, folder: Path) -> None:
+        write_json(Path(folder) / PROBES, {**dataclasses.asdict(self), "schema_version": self.schema_version})
+
+
+def check_probes(folder: Path) -> tuple[Probes | None, str]:
+    """(probes.json, "") or (None, why), as `check`; one of another schema version is named."""
+    probes, problem = check(Probes, Path(folder) / PROBES)
+    if probes is not None and probes.schema_version != SCHEMA_VERSION:
+        return None, f"{Path(folder) / PROBES}: schema_version {probes.schema_version} is not one this xrayhpc reads"
+    return probes, problem
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,6 @@ failed are listed with their state; a damaged metrics.json or one of an unknown 
 one line and left out. Reads result folders and asks the cluster side only for live state.
 
     results    the complete results, read from the result folders
-    stats      intervals: Wilson for one run, t over seeds, paired differences
     controls   random-weight and file-facts controls, and each task's sentence
     compare    what stands beside what: published figures (like for like), seeds, devices
     tables     every table as text, its wide columns marked for the files only

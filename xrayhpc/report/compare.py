@@ -13,7 +13,7 @@ from xrayhpc import sitefiles
 from xrayhpc.experiment import FIELDS, load_grid
 from xrayhpc.report.controls import Arm, role
 from xrayhpc.report.results import Result
-from xrayhpc.report.stats import Summary, paired, summary, wilson
+from xrayhpc.stats import Summary, paired, summary, wilson
 
 # The report the study was made from: (task, backbone) -> (test accuracy, test loss)
 PUBLISHED = {

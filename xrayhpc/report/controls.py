@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from xrayhpc.report.stats import Summary, paired, summary, wilson
+from xrayhpc.stats import Summary, paired, summary, wilson
 from xrayhpc.schema import Metrics
 
 

@@ -7,7 +7,7 @@ from typing import Any
 
 from xrayhpc.cluster.state import USAGE, Row, usage_cells
 from xrayhpc.report.compare import Group, reference
-from xrayhpc.report.stats import Summary
+from xrayhpc.stats import Summary
 from xrayhpc.schema import PHASES
 
 

@@ -19,6 +19,7 @@ from PIL import Image
 from xrayhpc.datadigest import IMAGE_SUFFIXES, cache_dir
 from xrayhpc.errors import UserError
 from xrayhpc.safefiles import write_atomic
+from xrayhpc.study import regions
 
 # flow_from_directory's list, compared in lower case as Keras does
 RESAMPLE = {"nearest": Image.Resampling.NEAREST, "bilinear": Image.Resampling.BILINEAR}
@@ -112,9 +113,13 @@ def decode_all(
     threads: int,
     log: Callable[[str], None] = print,
     colour: str = "rgb",
+    normalise: bool = False,
 ) -> tuple[np.ndarray, dict[str, str]]:
-    """Decode every file once, cached on disk; unreadable files are reported, not fatal."""
+    """Decode every file once, cached on disk; unreadable files are reported, not fatal.
+
+    `normalise` takes every decoded image through regions.normalise (grey, equalised), cached apart."""
     header = f"v{CACHE_VERSION} {size} {interpolation}{'' if colour == 'rgb' else ' ' + colour}"
+    header += " normalised" if normalise else ""
     path = cache_dir() / f"images-{files_key(header, files)}.npz"
     if path.is_file():
         with np.load(path) as cached:
@@ -129,9 +134,11 @@ def decode_all(
         except UNREADABLE as err:
             bad[str(files[i])] = f"{type(err).__name__}: {err}"
 
-    log(f"decoding {len(files)} images to {size}x{size} (cached for later runs)")
+    log(f"decoding {len(files)} images to {size}x{size}{', normalised' if normalise else ''} (cached for later runs)")
     with ThreadPoolExecutor(max(1, threads)) as pool:
         list(pool.map(one, range(len(files))))
+    if normalise:
+        out = regions.normalise(out)
     path.parent.mkdir(parents=True, exist_ok=True)
     write_atomic(path, lambda f: np.savez(f, images=out, bad=json.dumps(bad)))
     return out, bad
@@ -180,13 +187,14 @@ def load_dataset(
     threads: int = 1,
     log: Callable[[str], None] = print,
     colour: str = "rgb",
+    normalise: bool = False,
 ) -> Dataset:
     """Discover, decode (once) and split; the first `validation_split` of each class is validation."""
     task_dir = Path(task_dir)
     found = discover(task_dir)
     classes = found.classes
     every = [p for files in (found.train, found.test) for c in classes for p in files[c]]
-    images, bad = decode_all(every, image_size, interpolation, threads, log, colour)
+    images, bad = decode_all(every, image_size, interpolation, threads, log, colour, normalise)
     for file, reason in bad.items():
         log(f"skipping unreadable image {file}: {reason}")
     index = {str(p): i for i, p in enumerate(every)}

@@ -10,15 +10,19 @@ from xrayhpc.schema import Scores
 EPSILON = 1e-7  # Keras clips probabilities the same way before taking logs
 
 
+def image_losses(probs: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """Each image's cross-entropy, as Keras takes it (the binary loss for two classes)."""
+    p = np.clip(probs, EPSILON, 1 - EPSILON)
+    if probs.shape[1] == 2:
+        pos = p[:, 1]
+        return -(labels * np.log(pos) + (1 - labels) * np.log(1 - pos))
+    return -np.log(p[np.arange(len(labels)), labels])
+
+
 def test_metrics(probs: np.ndarray, labels: np.ndarray, classes: list[str]) -> Scores:
     """Everything the report compares, computed once here from the saved predictions."""
     k = len(classes)
-    p = np.clip(probs, EPSILON, 1 - EPSILON)
-    if k == 2:
-        pos = p[:, 1]
-        loss = -np.mean(labels * np.log(pos) + (1 - labels) * np.log(1 - pos))
-    else:
-        loss = -np.mean(np.log(p[np.arange(len(labels)), labels]))
+    loss = np.mean(image_losses(probs, labels))
     predicted = probs.argmax(axis=1)
     precision, recall, f1, support = precision_recall_fscore_support(
         labels, predicted, labels=list(range(k)), zero_division=0

@@ -1,4 +1,5 @@
-"""The PNGs of a result folder: t-SNE of the feature layer, training curves, confusion matrix."""
+"""The PNGs of a result folder: t-SNE of the feature layer (by class and by file source), training
+curves, confusion matrix, Grad-CAM over the test images."""
 
 from __future__ import annotations
 
@@ -41,7 +42,10 @@ def tsne_points(features: np.ndarray, seed: int) -> np.ndarray | None:
         return TSNE(2, perplexity=perplexity, init="pca", random_state=seed).fit_transform(x)
 
 
-def tsne_png(points: np.ndarray | None, labels: np.ndarray, classes: list[str], title: str, path: Path) -> None:
+def tsne_png(
+    points: np.ndarray | None, labels: np.ndarray, classes: list[str], title: str, path: Path, legend: str = "class"
+) -> None:
+    """The points, one colour per entry of `classes` (`labels` index it): the classes, or the files' sources."""
     fig, ax = plt.subplots(figsize=(6, 5))
     colours = plt.get_cmap("tab10")
     if points is None:
@@ -60,7 +64,7 @@ def tsne_png(points: np.ndarray | None, labels: np.ndarray, classes: list[str], 
     ax.set_title(title)
     ax.set_xticks([])
     ax.set_yticks([])
-    ax.legend(title="class", loc="best", fontsize=8)
+    ax.legend(title=legend, loc="best", fontsize=8)
     _save(fig, path)
 
 
@@ -92,4 +96,34 @@ def confusion_png(matrix: list[list[int]], classes: list[str], title: str, path:
     ax.set_xlabel("predicted")
     ax.set_ylabel("true")
     ax.set_title(title)
+    _save(fig, path)
+
+
+GRADCAM_TILES = 48  # a grid of at most this many test images, the wrong predictions first
+
+
+def gradcam_png(
+    images: np.ndarray,
+    cams: np.ndarray,
+    inside: np.ndarray,
+    captions: list[str],
+    order: np.ndarray,
+    title: str,
+    path: Path,
+) -> None:
+    """Test images with their Grad-CAM maps (`cams` at the images' size) over them and the region's
+    outline, in `order`, each with its caption under it."""
+    shown = order[:GRADCAM_TILES]
+    cols = min(8, max(1, len(shown)))
+    rows = max(1, -(-len(shown) // cols))
+    fig, axes = plt.subplots(rows, cols, figsize=(1.9 * cols, 2.2 * rows + 0.4), squeeze=False)
+    for ax in axes.ravel():
+        ax.axis("off")
+    for ax, i in zip(axes.ravel(), shown, strict=False):
+        ax.imshow(images[i])
+        ax.imshow(cams[i], cmap="jet", alpha=0.4, vmin=0, vmax=max(float(cams[i].max()), 1e-9))
+        ax.contour(inside[i].astype(float), levels=[0.5], colors="white", linewidths=0.8)
+        ax.set_title(captions[i], fontsize=6.5)
+    more = f" ({len(shown)} of {len(order)} shown, wrong first)" if len(order) > len(shown) else " (wrong first)"
+    fig.suptitle(title + more, fontsize=9)
     _save(fig, path)

@@ -75,6 +75,43 @@ def make_dataset(out: Path, train: int = 20, test: int = 10, seed: int = 0) -> P
     return out
 
 
+
+def marked(where: str, cls: str, rng: np.random.Generator, size: int) -> np.ndarray:
+    """A grey picture whose class is told only by a mark, a patch of fine checks on smooth shading:
+    in a corner of the border band (covid top left, normal bottom right) for `where = "border"`, or
+    at the centre (covid checks, normal stripes) for `"centre"`. For the probes' tests: the fine
+    pattern is what any convolution, trained or random, answers most."""
+    y, x = np.mgrid[0:size, 0:size] / size
+    img = np.full((size, size), 0.5)
+    for _ in range(6):
+        cx, cy, r = rng.uniform(0, 1), rng.uniform(0, 1), rng.uniform(0.15, 0.35)
+        img += rng.uniform(-0.2, 0.2) * np.exp(-((x - cx) ** 2 + (y - cy) ** 2) / r**2)
+    rows, cols = np.mgrid[0:size, 0:size] // 2
+    checks = ((rows + cols) % 2).astype(float)
+    if where == "border":
+        side = max(4, size // 10)  # inside the band (regions.BORDER of the side), off the very edge
+        at = int(rng.integers(size // 32, max(size // 32 + 1, size // 5 - side)))
+        top = at if cls == "covid" else size - at - side
+        img[top : top + side, top : top + side] = checks[:side, :side]
+    else:
+        side = size // 5
+        at = size // 2 - side // 2 + int(rng.integers(-size // 16, size // 16 + 1))
+        pattern = checks if cls == "covid" else (rows % 2).astype(float)
+        img[at : at + side, at : at + side] = pattern[:side, :side]
+    return (np.clip(img, 0, 1) * 255).astype(np.uint8)
+
+
+def make_marked(out: Path, where: str, size: int = 128, train: int = 30, test: int = 15, seed: int = 0) -> Path:
+    """out/two, covid and normal told apart only by a mark (`marked`), grey PNGs of `size` px."""
+    rng = np.random.default_rng(seed)
+    for split, n in (("train", train), ("test", test)):
+        for cls in BINARY:
+            folder = out / "two" / split / cls
+            folder.mkdir(parents=True, exist_ok=True)
+            for i in range(n):
+                Image.fromarray(marked(where, cls, rng, size), "L").save(folder / f"{cls}-{i:03d}.png")
+    return out
+
 @cli
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m xrayhpc.synthetic", description=__doc__.split("\n")[0])

@@ -31,7 +31,7 @@ from xrayhpc.render import one_line
 from xrayhpc.safefiles import is_folder, read_text
 from xrayhpc.schema import AUDIT, LOG, GpuUse, Metrics, Progress, Scores, Timing, results_root, write_json
 from xrayhpc.signals import Held
-from xrayhpc.study import device, gpuuse, kernels
+from xrayhpc.study import device, gpuuse, kept, kernels
 from xrayhpc.study.checkpoint import Checkpoint
 from xrayhpc.study.data import Dataset, discover, load_dataset
 from xrayhpc.study.events import EpochEvents
@@ -173,7 +173,9 @@ def _run(run: Run) -> Path:
         with run.phase("train", "training"):
             fitted = _train(run, data, models, cached)
         with run.phase("evaluate", "evaluating", exp.epochs):
-            test = _evaluate(run, data, models, cached, fitted)
+            test, probs = _evaluate(run, data, models, cached, fitted)
+        with run.phase("probe", "probing", exp.epochs):
+            _probe(run, data, models, probs)
         with run.phase("tsne", "drawing", exp.epochs):
             _draw(run, data, models, cached, fitted, test)
     if sampling and (use := sampling.summary()):
@@ -183,6 +185,7 @@ def _run(run: Run) -> Path:
             f"{use.idle_share:.0%} of {use.samples} samples; memory {use.memory_peak_mb:.0f} of "
             f"{use.memory_total_mb:.0f} MB at peak"
         )
+    kept.save(run.folder, exp, models)
     _finish(run, _image_record(run, data, models, fitted, test, used))
     run.checkpoint.remove()
     return run.folder
@@ -232,6 +235,7 @@ def _load(run: Run) -> Dataset:
         threads=device.slots() or os.cpu_count() or 1,
         log=run.log,
         colour=exp.colour,
+        normalise=exp.normalise,
     )
     run.log(_images_line(data.counts(), data.classes))
     return data
@@ -273,18 +277,30 @@ def _train(run: Run, data: Dataset, models: Any, cached: dict[str, np.ndarray]) 
         )
 
 
-def _evaluate(run: Run, data: Dataset, models: Any, cached: dict[str, np.ndarray], fitted: Any) -> dict[str, Any]:
+def _evaluate(
+    run: Run, data: Dataset, models: Any, cached: dict[str, np.ndarray], fitted: Any
+) -> tuple[Scores, np.ndarray]:
+    """The test scores, and the class probabilities they come from."""
     from xrayhpc.study import evaluate, training
 
     probs = training.predict(run.exp, models, data.test.images, cached.get("test"))
     test = evaluate.test_metrics(probs, data.test.labels, data.classes)
     run.log(f"test accuracy {test.accuracy:.4f} loss {test.loss:.4f} (epoch {fitted.best_epoch} kept)")
-    return test
+    return test, probs
+
+
+def _probe(run: Run, data: Dataset, models: Any, probs: np.ndarray) -> None:
+    """Grad-CAM and the occlusion probes: what the model looks at (study/probes.py)."""
+    from xrayhpc.study import probes
+
+    looked = probes.run(run.exp, models, data, run.log, probs)
+    probes.write(run.folder, run.exp, looked, data)
 
 
 def _draw(run: Run, data: Dataset, models: Any, cached: dict[str, np.ndarray], fitted: Any, test: Scores) -> None:
-    """t-SNE over the training folder (train + validation, as the template) and the test set; curves; confusion."""
-    from xrayhpc.study import plots, training
+    """t-SNE over the training folder (train + validation, as the template) and the test set, coloured
+    by class and by how each file is stored; curves; confusion."""
+    from xrayhpc.study import audit, plots, training
 
     exp, folder = run.exp, run.folder
 
@@ -300,15 +316,16 @@ def _draw(run: Run, data: Dataset, models: Any, cached: dict[str, np.ndarray], f
         ),
         "test": (training.run_batched(feature_model, backbone_out("test", data.test.images)), data.test.labels),
     }
+    files = {"train": data.train.files + data.val.files, "test": data.test.files}
+    sources = audit.sources(exp.data_dir)
     for name, (feats, labels) in sets.items():
         points = plots.tsne_points(feats, exp.seed)
-        plots.tsne_png(
-            points,
-            labels,
-            data.classes,
-            f"{exp.id}: t-SNE of `{training.FEATURE_LAYER}`, {name} ({len(labels)})",
-            folder / f"tsne-{name}.png",
-        )
+        title = f"{exp.id}: t-SNE of `{training.FEATURE_LAYER}`, {name} ({len(labels)})"
+        plots.tsne_png(points, labels, data.classes, title, folder / f"tsne-{name}.png")
+        names = [sources.get(f, "unread") for f in files[name]]
+        kinds = sorted(set(names))
+        index = np.array([kinds.index(n) for n in names], dtype=np.int64)
+        plots.tsne_png(points, index, kinds, title, folder / f"tsne-{name}-source.png", legend="file as stored")
     plots.curves_png(fitted.history, fitted.best_epoch, exp.id, folder / "curves.png")
     plots.confusion_png(test.confusion, data.classes, f"{exp.id}: test", folder / "confusion.png")
 
