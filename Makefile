@@ -13,7 +13,7 @@ comma  := ,
 EXTRAS := test$(if $(GPU),$(comma)gpu)
 
 .DEFAULT_GOAL := help
-.PHONY: help install doctor weights demo test test-fast lint submit-all cancel status report dashboard bench bench-quick gpu-check gpu-carry cluster-up cluster-down clean
+.PHONY: help install doctor weights demo test test-fast lint submit-all cancel status report probe dashboard bench bench-quick gpu-check gpu-carry cluster-up cluster-down clean
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -59,6 +59,9 @@ status: $(PY) ## where every job stands (GRID=... for one grid; ARGS=--watch to 
 
 report: $(PY) ## comparison tables, GPU-versus-CPU timing and gallery: results/report.md and .html
 	$(PY) -m xrayhpc.report $(ARGS)
+
+probe: $(PY) ## Grad-CAM and the occlusion probes on finished experiments, from their kept weights (ARGS="--only PATTERN --masks DIR")
+	$(PY) -m xrayhpc.probe $(ARGS)
 
 dashboard: $(PY) ## results/report.html kept current while GRID's jobs run (every EVERY=30 s), then the report
 	$(PY) -m xrayhpc.report --watch $(EVERY) --grid $(GRID) $(ARGS)

@@ -44,7 +44,8 @@ def test_the_report_grid_names_the_gpu_and_weights_problems(
     )  # 10 and 3 a class
     failing = out.split("would fail: ")[1].split()
     gpu = {"task1-vgg16-gpu", "task2-vgg16-gpu", "task2-mobilenet-gpu"}  # no CUDA (and no weights)
-    assert {f.rstrip(",") for f in failing} == gpu | {f"{g}-random" for g in gpu} | {"task1-vgg16-cpu"}  # weights
+    twins = {f"{g}-{tag}" for g in gpu for tag in ("random", "normalised")}
+    assert {f.rstrip(",") for f in failing} == gpu | twins | {"task1-vgg16-cpu"}  # weights
 
 
 def test_the_smoke_grids_cpu_experiments_can_start(

@@ -21,9 +21,13 @@ def test_report_grid_reproduces_the_report(monkeypatch: pytest.MonkeyPatch) -> N
     exps = {e.id: e for e in load_grid(ROOT / "jobs" / "report.toml")}
     study = ["task1-vgg16-cpu", "task1-vgg16-gpu", "task2-mobilenet-gpu", "task2-vgg16-gpu"]
     controls = [f"{s}-random" for s in study] + ["task1-metadata-cpu", "task2-metadata-cpu"]
-    assert sorted(exps) == sorted(study + controls)
+    normalised = [f"{s}-normalised" for s in study if s.endswith("-gpu")]
+    assert sorted(exps) == sorted(study + controls + normalised)
     for twin in study:  # each control differs from its study run in the weights alone
         assert {**exps[f"{twin}-random"].settings(), "weights": "imagenet", "tag": ""} == exps[twin].settings()
+    for twin in normalised:  # and each normalised twin in its input alone
+        settings = {**exps[twin].settings(), "normalise": False, "tag": ""}
+        assert settings == exps[twin.removesuffix("-normalised")].settings()
     t1 = exps["task1-vgg16-cpu"]
     assert (t1.epochs, t1.batch_size, t1.learning_rate, t1.trainable_backbone) == (40, 5, 5e-4, False)
     assert t1.data_dir == Path("/data/covid/two")
@@ -149,7 +153,7 @@ def test_overrides_replace_grid_values(tmp_path: Path) -> None:
 def test_select_by_pattern() -> None:
     exps = load_grid(ROOT / "jobs" / "report.toml")
     assert [e.id for e in select(exps, "*-cpu")] == ["task1-vgg16-cpu", "task1-metadata-cpu", "task2-metadata-cpu"]
-    assert len(select(exps, "task2")) == 5 and len(select(exps, "*-random")) == 4
+    assert len(select(exps, "task2")) == 7 and len(select(exps, "*-random")) == 4
 
 
 @pytest.mark.parametrize("tag", ["../../../tmp/escaped", "a/b", "with space", "$(touch x)", "`id`", "-dash", ".hidden"])
@@ -187,7 +191,7 @@ def test_seeds_grid_is_the_reports_experiments_with_five_seeds() -> None:
     report = {
         (e.task, e.backbone): e.settings()
         for e in load_grid(ROOT / "jobs" / "report.toml")
-        if e.device == "gpu" and e.weights == "imagenet"
+        if e.device == "gpu" and e.weights == "imagenet" and not e.normalise
     }
     seeds = load_grid(ROOT / "jobs" / "seeds.toml")
     assert len(seeds) == 15

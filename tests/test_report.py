@@ -17,9 +17,9 @@ from xrayhpc.experiment import Experiment
 from xrayhpc.render import markdown
 from xrayhpc.report.build import build
 from xrayhpc.report.compare import PUBLISHED
-from xrayhpc.stats import wilson
 from xrayhpc.report.writers import to_html
 from xrayhpc.schema import Progress, write_json
+from xrayhpc.stats import wilson
 
 
 def fake(

@@ -50,7 +50,7 @@ def test_dry_run_prints_the_scc_scripts_and_records_nothing(tmp_path: Path) -> N
         assert "module load python3/3.12.4" in script
         assert "#$ -v KERAS_HOME,XRAYHPC_CACHE\n" in script  # set in this test's environment; KERAS_BACKEND not
         assert "# not passed, unset where qsub ran: KERAS_BACKEND\n" in script
-    assert "#$ -l gpus=1" in gpu and "#$ -l gpu_c=6.0" in gpu and "#$ -t 1-6" in gpu
+    assert "#$ -l gpus=1" in gpu and "#$ -l gpu_c=6.0" in gpu and "#$ -t 1-9" in gpu
     assert "gpus" not in cpu and "#$ -t 1-4" in cpu
     assert f"$ qsub -terse -w e {tmp_path / 'dry-run' / 'gpu.sh'}" in out.stdout
     assert (

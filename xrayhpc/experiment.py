@@ -276,7 +276,9 @@ def _check(exp: Experiment, where: str, files: bool = True) -> None:
     if exp.validation_split == 0 and exp.checkpoint != "last":
         fail("checkpoint", 'a best-validation checkpoint needs validation_split > 0; use "last"')
     if files and exp.masks and not Path(exp.masks).is_dir():
-        fail("masks", "give the folder of lung masks (laid out as the data root: two/test/covid/a.png), or leave it out")
+        fail(
+            "masks", "give the folder of lung masks (laid out as the data root: two/test/covid/a.png), or leave it out"
+        )
     if exp.masks and exp.backbone in BASELINES:
         fail("masks", "a model of file facts has no pixels to probe: leave `masks` out of the metadata baseline")
     if exp.normalise and exp.backbone in BASELINES:

@@ -15,6 +15,7 @@ from xrayhpc.report.tables import (
     FileOnly,
     comparison_table,
     group_table,
+    looks_table,
     paired_table,
     state_table,
     timing_table,
@@ -25,8 +26,11 @@ from xrayhpc.safefiles import is_regular
 from xrayhpc.schema import read_audit
 
 IMAGES = (
+    ("gradcam.png", "Grad-CAM of the predicted class over the test images"),
     ("tsne-train.png", "t-SNE, training folder"),
+    ("tsne-train-source.png", "t-SNE, training folder, by how each file is stored"),
     ("tsne-test.png", "t-SNE, test set"),
+    ("tsne-test-source.png", "t-SNE, test set, by how each file is stored"),
     ("curves.png", "training curves"),
     ("confusion.png", "test confusion matrix"),
 )
@@ -62,7 +66,7 @@ def build(root: Path, state: tuple[list[Row], str] | None = None) -> tuple[list[
         sections.append(
             Section("Not finished", "Experiments without a complete result, with their state.", state_table(pending))
         )
-    notes: list[str] = []
+    notes: list[str] = [r.probe_problem for r in results if r.probe_problem]
     extra = audit_sections(results, notes) + gallery(results, notes)
     return sections + extra, [*skipped.values(), *notes], warning
 
@@ -95,6 +99,9 @@ def task_sections(task: str, results: list[Result], groups: list[Group]) -> list
                 group_table(mine),
             )
         )
+    looked = looks_section(title, [r for r in results if r.exp["task"] == task])
+    if looked:
+        out.append(looked)
     pairs = paired_rows(mine)
     if pairs:
         out.append(
@@ -106,6 +113,31 @@ def task_sections(task: str, results: list[Result], groups: list[Group]) -> list
             )
         )
     return out
+
+
+def looks_section(title: str, results: list[Result]) -> Section | None:
+    """What each probed model looks at, beside the file-facts control, with each one's sentence."""
+    probed = sorted((r for r in results if r.probes is not None), key=lambda r: r.id)
+    if not probed:
+        return None
+    facts = [r for r in results if r.exp["backbone"] == "metadata"]
+    rows = [(r.id, "random weights" if r.exp["weights"] == "none" else "study", r.probes) for r in probed]
+    control = "".join(
+        f" The file-facts control {r.id} reaches {r.metrics.test.accuracy:.3f} with no pixels at all: it has "
+        "nothing to probe, and stands here as the bar a model that looks at the lungs must clear."
+        for r in facts
+    )
+    said = " ".join(f"{r.id}: {r.probes.sentence}" for r in probed if r.probes)
+    text = (
+        "The test set again with part of each image taken away: the region (the centre, or the lung masks "
+        "given) filled with the image's mean, then everything but the region, then every image normalised "
+        "(grey, its histogram equalised). Each accuracy with its paired change and 95% interval over the "
+        "test images; Grad-CAM's share of its mass inside the region beside the region's area. A model that "
+        "keeps its accuracy with the region hidden is using something else. On a random-weight backbone "
+        "Grad-CAM leans to the centre (zero padding weakens the edge cells), so the probes, which change the "
+        f"input itself, are the firmer evidence.{control} {said}"
+    )
+    return Section(f"{title}: what the models look at", text, looks_table(rows))
 
 
 def timing_section(results: list[Result], chart: Path) -> Section:

@@ -11,8 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from xrayhpc.stats import Summary, paired, summary, wilson
 from xrayhpc.schema import Metrics
+from xrayhpc.stats import Summary, paired, summary, wilson
 
 
 def role(exp: dict[str, Any]) -> str:

@@ -6,13 +6,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from xrayhpc.schema import Metrics, check_metrics, experiment_folders
+from xrayhpc.schema import Metrics, Probes, check_metrics, check_probes, experiment_folders
 
 
 @dataclass
 class Result:
     folder: Path
     metrics: Metrics
+    probes: Probes | None = None  # what the model looks at, where its run was probed
+    probe_problem: str = ""  # why a probes.json there is left out
 
     @property
     def exp(self) -> dict[str, Any]:
@@ -30,7 +32,10 @@ def load_results(root: Path) -> tuple[list[Result], dict[str, str]]:
     for folder in experiment_folders(root):
         data, problem = check_metrics(folder)
         if data is not None:
-            results.append(Result(folder, data))
+            probes, why = check_probes(folder)
+            if probes is not None and (probes.fingerprint, probes.id) != (data.experiment["fingerprint"], data.id):
+                probes, why = None, f"{folder.name}: probes.json is of another run of the experiment; left out"
+            results.append(Result(folder, data, probes, why))
         elif problem:
             skipped[folder.name] = problem
     return results, skipped

@@ -7,8 +7,8 @@ from typing import Any
 
 from xrayhpc.cluster.state import USAGE, Row, usage_cells
 from xrayhpc.report.compare import Group, reference
-from xrayhpc.stats import Summary
 from xrayhpc.schema import PHASES
+from xrayhpc.stats import Summary
 
 
 class FileOnly(str):
@@ -168,3 +168,37 @@ def state_table(rows: list[Row]) -> tuple[list[str], list[list[str]]]:
         [r.id, r.state, f"{r.executor} {r.job}".strip(), f"{r.epoch}/{r.epochs}" if r.epochs else "", r.reason]
         for r in rows
     ]
+
+
+def _probed(score: Any) -> str:
+    """A probe's accuracy with its paired change and interval."""
+    if score.accuracy_low is None:
+        return f"{score.accuracy:.2f}"
+    return (
+        f"{score.accuracy:.2f} ({score.accuracy_change:+.2f}; {score.accuracy_low:+.2f} to {score.accuracy_high:+.2f})"
+    )
+
+
+def looks_table(rows: list[tuple[str, str, Any]]) -> tuple[list[str], list[list[str]]]:
+    """(id, role, probes.json) of each experiment: the probes beside the original accuracy."""
+    header = ["experiment", "role", "test acc", "region hidden", "only region", "normalised",
+              "Grad-CAM in region (area)", "probes say", FileOnly("Grad-CAM says")]  # fmt: skip
+    body = []
+    for ident, role, p in rows:
+        scores = {s.probe: s for s in p.probes}
+        share = p.shares[0]
+        interval = f", {share.low:.0%}–{share.high:.0%}" if share.low is not None else ""
+        body.append(
+            [
+                ident,
+                role,
+                f"{p.accuracy:.3f}",
+                _probed(scores["hidden"]),
+                _probed(scores["only"]),
+                _probed(scores["normalised"]),
+                f"{share.share:.0%}{interval} ({p.area:.0%}, {p.region})" if share.share is not None else "–",
+                p.verdict,
+                p.gradcam_verdict,
+            ]
+        )
+    return header, body

@@ -116,13 +116,11 @@ def task_facts(task_dir: Path, threads: int | None = None) -> list[FileFacts]:
     return facts
 
 
-
 def sources(task_dir: Path) -> dict[str, str]:
     """Each file's source as its facts tell it (`JPEG L, grey pixels`), by path in the task folder:
     what the t-SNE is coloured by beside the classes."""
-    return {
-        f.file: f"{f.format} {f.mode}, {'colour' if f.coloured else 'grey'} pixels" for f in task_facts(task_dir)
-    }
+    return {f.file: f"{f.format} {f.mode}, {'colour' if f.coloured else 'grey'} pixels" for f in task_facts(task_dir)}
+
 
 def _count(values: list[str]) -> str:
     return ", ".join(f"{k} {n}" for k, n in sorted(Counter(values).items(), key=lambda kv: (-kv[1], kv[0])))

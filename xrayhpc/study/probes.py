@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from xrayhpc.experiment import TASKS, Experiment
-from xrayhpc.schema import ProbeScore, Probes, RegionShare, write_atomic
+from xrayhpc.schema import Probes, ProbeScore, RegionShare, write_atomic
 from xrayhpc.stats import summary, wilson
 from xrayhpc.study import gradcam, plots
 from xrayhpc.study.data import Dataset
@@ -53,7 +53,9 @@ def _paired(base: np.ndarray, probed: np.ndarray, low: float, high: float) -> tu
     return float(s.mean), clip(s.low), clip(s.high)
 
 
-def _score(key: str, shown: str, probs: np.ndarray, labels: np.ndarray, base: tuple[np.ndarray, np.ndarray]) -> ProbeScore:
+def _score(
+    key: str, shown: str, probs: np.ndarray, labels: np.ndarray, base: tuple[np.ndarray, np.ndarray]
+) -> ProbeScore:
     hits, losses = (probs.argmax(1) == labels), image_losses(probs, labels)
     change, low, high = _paired(base[0], hits, -1.0, 1.0)
     loss_change, loss_low, loss_high = _paired(base[1], losses, -1e6, 1e6)
@@ -92,12 +94,21 @@ def _pct(v: float | None) -> str:
 def _change(score: ProbeScore) -> str:
     if score.accuracy_low is None or score.accuracy_high is None:
         return f"{score.accuracy:.2f}"
-    return f"{score.accuracy:.2f} ({score.accuracy_change:+.2f}, {score.accuracy_low:+.2f} to {score.accuracy_high:+.2f})"
+    return (
+        f"{score.accuracy:.2f} ({score.accuracy_change:+.2f}, {score.accuracy_low:+.2f} to {score.accuracy_high:+.2f})"
+    )
 
 
 def verdicts(
-    accuracy: float, correct: int, count: int, chance: float, scores: dict[str, ProbeScore], share: RegionShare,
-    area: float, region: str, outside: str,
+    accuracy: float,
+    correct: int,
+    count: int,
+    chance: float,
+    scores: dict[str, ProbeScore],
+    share: RegionShare,
+    area: float,
+    region: str,
+    outside: str,
 ) -> tuple[str, str, str]:
     """(what the probes say, what Grad-CAM's share says, the sentence): each verdict is the region's
     name, the rest's, `both`, `neither`, or `chance` for a model no better than the majority class."""
@@ -197,9 +208,10 @@ def run(
     data: Dataset,
     log: Callable[[str], None],
     probs: np.ndarray | None = None,
+    ident: tuple[str, str] | None = None,
 ) -> Looked:
     """Grad-CAM and the probes of a trained model on its test set (the test probabilities where the
-    caller has them already)."""
+    caller has them already); `ident` is the run's (id, fingerprint), the experiment's by default."""
     from xrayhpc.study import training
     from xrayhpc.study.models import preprocess
 
@@ -218,7 +230,7 @@ def run(
         test.labels,
         data.classes,
         regions_of(test.files, exp.image_size, exp.masks, TASKS[exp.task]),
-        (exp.id, exp.fingerprint),
+        ident or (exp.id, exp.fingerprint),
         log,
     )
 

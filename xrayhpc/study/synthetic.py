@@ -75,7 +75,6 @@ def make_dataset(out: Path, train: int = 20, test: int = 10, seed: int = 0) -> P
     return out
 
 
-
 def marked(where: str, cls: str, rng: np.random.Generator, size: int) -> np.ndarray:
     """A grey picture whose class is told only by a mark, a patch of fine checks on smooth shading:
     in a corner of the border band (covid top left, normal bottom right) for `where = "border"`, or
@@ -111,6 +110,7 @@ def make_marked(out: Path, where: str, size: int = 128, train: int = 30, test: i
             for i in range(n):
                 Image.fromarray(marked(where, cls, rng, size), "L").save(folder / f"{cls}-{i:03d}.png")
     return out
+
 
 @cli
 def main(argv: list[str] | None = None) -> int:
