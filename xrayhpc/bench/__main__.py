@@ -17,6 +17,8 @@ neighbour: each phase of our worker alone and beside a second worker that trains
 precision: bfloat16 against float32, where the CPU has bfloat16 units: speed, features, results.
 head: the head's training step, with and without XLA, against its memory-bandwidth floor.
 jax: Keras on JAX, Task 2's trained MobileNet with its steps and augmentation compiled and not.
+probes: Grad-CAM and the occlusion probes of Task 1's and Task 2's frozen VGG16 (random weights),
+timed beside the run's other phases, with what they say.
 gpu: the kernel check, then Task 1 (augmentation off and on) and Task 2's trained MobileNet on this
 machine's GPU, per phase, beside the course's published Task 1 times, each case written as it
 ends; skipped, saying why, where no GPU is visible.
@@ -41,6 +43,7 @@ from xrayhpc.bench.gpu import bench_gpu, gpu_cases, gpu_table
 from xrayhpc.bench.head import bench_head, head_table
 from xrayhpc.bench.neighbour import bench_neighbour, neighbour_table
 from xrayhpc.bench.precision import bench_precision, precision_table
+from xrayhpc.bench.probes import bench_probes, probes_table
 from xrayhpc.bench.report_build import bench_report, report_table
 from xrayhpc.bench.runs import ROOT, Unavailable, data_view, find_data
 from xrayhpc.bench.worker import bench_scaling, compare, scaling_table, task1_cases, task2_cases, worker_table
@@ -48,11 +51,12 @@ from xrayhpc.errors import cli
 from xrayhpc.schema import write_atomic, write_json
 from xrayhpc.study.device import cpu_model
 
-PARTS = ("worker", "task2", "scaling", "dispatch", "report", "neighbour", "precision", "head", "jax", "gpu")
+PARTS = ("worker", "task2", "scaling", "dispatch", "report", "neighbour", "precision", "head", "jax", "probes", "gpu")
 
 # Task 1 runs the report's 40 epochs; Task 2 (100 in the report) and the scaling runs take fewer, or
 # the template's Task 2 VGG16 alone would need hours here (~90 s an epoch on 2 cores).
-FULL_EPOCHS = {"worker": 40, "task2": 5, "scaling": 3, "neighbour": 40, "precision": 40, "jax": 2, "gpu": 40}
+FULL_EPOCHS = {"worker": 40, "task2": 5, "scaling": 3, "neighbour": 40, "precision": 40, "jax": 2, "probes": 40,
+               "gpu": 40}  # fmt: skip
 
 QUICK_EPOCHS = 2
 HEAD_STEPS = 840  # Task 1's 40 epochs of 21 batches
@@ -143,6 +147,11 @@ def main(argv: list[str] | None = None) -> int:
             ),
             "head": ("Head training step against its floor", lambda tmp: bench_head(head_steps), head_table),
             "jax": ("Keras on JAX, compiled and not", lambda tmp: bench_jax(data, epochs["jax"], tmp), jax_table),
+            "probes": (
+                "What the models look at: the probe phase",
+                lambda tmp: bench_probes(data, {"binary": epochs["probes"], "multiclass": epochs["task2"]}, tmp),
+                probes_table,
+            ),
             "gpu": (
                 "Our worker on a GPU",
                 lambda tmp: bench_gpu(

@@ -214,9 +214,16 @@ def reconcile(
         row.state, row.reason, row.cancelled = "deleted", "cancelled with `submit --cancel`", True
     if unreadable and row.state not in ("queued", "running", "error"):
         row.state, row.reason = "unreadable", unreadable
+    if row.state == "running" and progress and progress.state == "running" and progress.phase not in QUIET_PHASES:
+        # after training: evaluating, probing (Grad-CAM and the probes), drawing; each written as it starts
+        doing = f"{progress.phase} for {max(0.0, now - progress.updated):.0f} s"
+        row.reason = f"{row.reason}; {doing}" if row.reason else doing
     row.cause = _cause(row, progress)
     row.reason = one_line(row.reason)
     return row
+
+
+QUIET_PHASES = ("starting", "training")  # the epoch column says where training stands
 
 
 def _row(folder: Path, record: JobRecord | None, progress: Progress | None, info: JobInfo | None) -> Row:
