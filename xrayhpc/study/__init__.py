@@ -9,6 +9,9 @@ augment     the template's transforms: scipy on the CPU, one warp per image on t
 models      keras.applications backbones and the study's head
 training    the frozen-feature and fine-tuning paths, with checkpoints (checkpoint); events: TensorBoard's files
 evaluate    test metrics;  plots: curves, confusion, t-SNE;  runlog: the worker's log
-worker      the phases in order: `python -m xrayhpc.worker`
+regions     where a model may look (centre and border, or lung masks), and images with a part taken away
+gradcam     Grad-CAM of the last convolutional layer, by TensorFlow's tape or jax.grad
+probes      what a trained model looks at: the probes, Grad-CAM's share, the sentence; kept: its weights
+worker      the phases in order: `python -m xrayhpc.worker`; probe: the probes of finished runs
 audit, baseline   file facts and the metadata control;  synthetic: demo data;  weights: fetcher
 """
