@@ -193,3 +193,25 @@ def test_report_part_times_the_report_and_the_live_page_on_the_same_folders(tmp_
     page = (tmp_path / "watched-10" / "report.html").read_text()
     assert "1 of 10 done" not in page and "10 of 10 done" in page  # the last refresh: the running one finished
     assert report_table({"sizes": {"10": figures}}).splitlines()[-1].startswith("| 10 |")
+
+
+def test_welch_interval_of_two_unpaired_samples() -> None:
+    from xrayhpc.stats import welch
+
+    d = welch([0.556, 0.889, 0.5], [0.611, 1.0, 1.0])  # the issue's hand-measured Task 1 runs
+    assert d.mean == pytest.approx(-0.222, abs=1e-3) and d.low < 0 < d.high  # no evidence at n = 3
+    assert welch([1.0, 1.0], [1.0, 1.0]).low == 0 == welch([1.0, 1.0], [1.0, 1.0]).high
+
+
+@pytest.mark.slow
+def test_seeds_part_runs_both_pipelines_seeded_and_tabulates(synthetic: Path, tmp_path: Path) -> None:
+    """Two seeds of each pipeline: the template takes `--seed`, each seed its own run, one table."""
+    exp = bench.report_experiment("binary", "vgg16", synthetic, epochs=1, augment=True, image_size=32)
+    assert bench.template_args(exp, tmp_path / "t.json", seeded=True)[-2:] == ["--seed", "0"]
+    figures = bench.bench_seeds(exp, 2, tmp_path)
+    assert [r["seed"] for r in figures["runs"]["template"]] == [0, 1] == [r["seed"] for r in figures["runs"]["ours"]]
+    accuracy = figures["summary"]["accuracy"]
+    ours = [r["accuracy"] for r in figures["runs"]["ours"]]
+    assert accuracy["ours"]["mean"] == pytest.approx(sum(ours) / 2)
+    table = bench.seeds_table(figures)
+    assert "| 1 |" in table and "95% Welch interval" in table

@@ -51,3 +51,20 @@ def paired(a: dict[int, float], b: dict[int, float]) -> Summary | None:
     if len(common) < 2:
         return None
     return summary([a[s] - b[s] for s in common])
+
+
+def welch(a: list[float], b: list[float]) -> Summary:
+    """mean(a) − mean(b) of two unpaired samples, with Welch's 95% t-interval (Satterthwaite's degrees
+    of freedom); sd is the difference's standard error, lowest and highest the mean. Where neither
+    varies, the interval is the point."""
+    from scipy.stats import t
+
+    sa, sb = summary(a), summary(b)
+    va, vb = sa.sd**2 / sa.n, sb.sd**2 / sb.n
+    mean = sa.mean - sb.mean
+    se = math.sqrt(va + vb)
+    if se == 0:
+        return Summary(sa.n + sb.n, mean, 0.0, mean, mean, mean, mean)
+    df = (va + vb) ** 2 / ((va**2 / (sa.n - 1) if sa.n > 1 else 0) + (vb**2 / (sb.n - 1) if sb.n > 1 else 0))
+    half = t.ppf(0.975, df) * se
+    return Summary(sa.n + sb.n, mean, se, float(mean - half), float(mean + half), mean, mean)

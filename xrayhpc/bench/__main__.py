@@ -8,6 +8,8 @@ says so), CPU, `weights = "none"`: our worker against the course template's pipe
 MobileNet with it off. Each run is a fresh process with a cold image cache, timed end to end, with
 its peak memory, test accuracy and its roofline: the backbone passes it needs at this machine's
 measured float32 matmul rate.
+seeds: Task 1 (augmentation on) by our worker and by the template, each seeded, over --seeds seeds:
+test accuracy and loss, and the difference of the means with its Welch interval.
 scaling: our worker's fast path on the data repeated x1, x2, x4.
 dispatch: scheduler calls and wall time of one submit and of one status refresh for grids of 1 to
 10,000 experiments (dry-run, and on the local Grid Engine with jobs held and then deleted), against
@@ -46,16 +48,39 @@ from xrayhpc.bench.precision import bench_precision, precision_table
 from xrayhpc.bench.probes import bench_probes, probes_table
 from xrayhpc.bench.report_build import bench_report, report_table
 from xrayhpc.bench.runs import ROOT, Unavailable, data_view, find_data
-from xrayhpc.bench.worker import bench_scaling, compare, scaling_table, task1_cases, task2_cases, worker_table
+from xrayhpc.bench.worker import (
+    bench_scaling,
+    bench_seeds,
+    compare,
+    report_experiment,
+    scaling_table,
+    seeds_table,
+    task1_cases,
+    task2_cases,
+    worker_table,
+)
 from xrayhpc.errors import cli
 from xrayhpc.schema import write_atomic, write_json
 from xrayhpc.study.device import cpu_model
 
-PARTS = ("worker", "task2", "scaling", "dispatch", "report", "neighbour", "precision", "head", "jax", "probes", "gpu")
+PARTS = (
+    "worker",
+    "task2",
+    "seeds",
+    "scaling",
+    "dispatch",
+    "report",
+    "neighbour",
+    "precision",
+    "head",
+    "jax",
+    "probes",
+    "gpu",
+)
 
 # Task 1 runs the report's 40 epochs; Task 2 (100 in the report) and the scaling runs take fewer, or
 # the template's Task 2 VGG16 alone would need hours here (~90 s an epoch on 2 cores).
-FULL_EPOCHS = {"worker": 40, "task2": 5, "scaling": 3, "neighbour": 40, "precision": 40, "jax": 2, "probes": 40,
+FULL_EPOCHS = {"worker": 40, "task2": 5, "seeds": 40, "scaling": 3, "neighbour": 40, "precision": 40, "jax": 2, "probes": 40,
                "gpu": 40}  # fmt: skip
 
 QUICK_EPOCHS = 2
@@ -86,6 +111,9 @@ def main(argv: list[str] | None = None) -> int:
         "--task2-epochs",
         type=int,
         help="epochs of Task 2's MobileNet in the gpu part (default: the report's 100, quick 2)",
+    )
+    parser.add_argument(
+        "--seeds", type=int, default=3, help="seeds of each pipeline in the seeds part (default 3, quick 2)"
     )
     parser.add_argument(
         "--augment",
@@ -125,6 +153,15 @@ def main(argv: list[str] | None = None) -> int:
                 "Worker benchmark: Task 2",
                 lambda tmp: compare(task2_cases(data, epochs["task2"]), tmp),
                 worker_table,
+            ),
+            "seeds": (
+                "Our worker and the course template over seeds",
+                lambda tmp: bench_seeds(
+                    report_experiment("binary", "vgg16", data, epochs=epochs["seeds"], augment=True),
+                    2 if args.quick and args.seeds == 3 else args.seeds,
+                    tmp,
+                ),
+                seeds_table,
             ),
             "scaling": ("Worker scaling", lambda tmp: bench_scaling(data, epochs["scaling"], tmp), scaling_table),
             "dispatch": (

@@ -8,6 +8,10 @@ features come from a generator over the training folder.
 
     python -m xrayhpc.bench.template DATA_TASK_DIR OUT_JSON --epochs 40 --batch-size 5 [--no-augment]
         [--backbone mobilenet --trainable --head-units 256 256 --dropouts 0.5 0.25 --checkpoint val_accuracy]
+        [--seed N]
+
+Unseeded as the notebooks are (their generators' order fixed at 42), unless --seed: then Keras's
+seed (weights, dropout) and the generators' (order, augmentation) both follow it.
 """
 
 from __future__ import annotations
@@ -35,6 +39,7 @@ def run(
     head_units: tuple[int, ...] = (256,),
     dropouts: tuple[float, ...] = (0.5,),
     checkpoint: str = "last",
+    seed: int | None = None,
 ) -> dict:
     start = time.perf_counter()
     import numpy as np
@@ -42,6 +47,9 @@ def run(
     from tensorflow import keras
     from tensorflow.keras.preprocessing.image import ImageDataGenerator
 
+    if seed is not None:
+        keras.utils.set_random_seed(seed)
+    order = 42 if seed is None else seed
     size = (image_size, image_size)
     classes = sorted(p.name for p in (data / "train").iterdir() if p.is_dir())
     mode = "binary" if len(classes) == 2 else "categorical"
@@ -69,7 +77,7 @@ def run(
             class_mode=mode,
             subset=subset,
             shuffle=True,
-            seed=42,
+            seed=order,
         )
         for subset in ("training", "validation")
     )
@@ -106,7 +114,7 @@ def run(
 
     t = time.perf_counter()
     test = ImageDataGenerator(rescale=1.0 / 255).flow_from_directory(
-        data / "test", target_size=size, batch_size=1, class_mode=mode, shuffle=True, seed=42
+        data / "test", target_size=size, batch_size=1, class_mode=mode, shuffle=True, seed=order
     )
     loss, accuracy = model.evaluate(test, steps=len(test), verbose=0)
     evaluate_s = time.perf_counter() - t
@@ -146,6 +154,7 @@ def main() -> int:
     parser.add_argument("--head-units", type=int, nargs="+", default=[256])
     parser.add_argument("--dropouts", type=float, nargs="+", default=[0.5])
     parser.add_argument("--checkpoint", choices=("last", "val_accuracy", "val_loss"), default="last")
+    parser.add_argument("--seed", type=int, help="seed Keras and the generators (default: the notebooks' way)")
     args = parser.parse_args()
     result = run(
         args.data,
@@ -159,6 +168,7 @@ def main() -> int:
         tuple(args.head_units),
         tuple(args.dropouts),
         args.checkpoint,
+        args.seed,
     )
     args.out.write_text(json.dumps(result, indent=2))
     return 0

@@ -1,4 +1,4 @@
-"""Our worker against the course template, side by side, with the roofline; and its scaling."""
+"""Our worker against the course template, side by side, with the roofline, and over seeds; and its scaling."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from xrayhpc import stats
 from xrayhpc.bench.runs import ROOT, data_view, roofline, run_child
 from xrayhpc.experiment import Experiment, load_grid
 from xrayhpc.render import markdown
@@ -27,8 +28,8 @@ def report_experiment(task: str, backbone: str, data: Path, **settings: Any) -> 
     return dataclasses.replace(exp, **{"device": "cpu", **settings})
 
 
-def template_args(exp: Experiment, out: Path) -> list[str]:
-    """The course template's command line for the same experiment."""
+def template_args(exp: Experiment, out: Path, seeded: bool = False) -> list[str]:
+    """The course template's command line for the same experiment (`seeded`: with its seed too)."""
     args = [
         sys.executable,
         "-m",
@@ -52,6 +53,7 @@ def template_args(exp: Experiment, out: Path) -> list[str]:
         "--dropouts",
         *map(str, exp.dropouts),
     ]
+    args += ["--seed", str(exp.seed)] if seeded else []
     return args + ["--trainable"] * exp.trainable_backbone + ["--no-augment"] * (not exp.augment)
 
 
@@ -267,3 +269,60 @@ def scaling_table(s: dict[str, Any]) -> str:
             ),
         ]
     )
+
+
+def bench_seeds(exp: Experiment, seeds: int, workdir: Path) -> dict[str, Any]:
+    """Our worker and the course template, each seeded, over seeds 0 to `seeds` - 1: test accuracy
+    and loss of each, and the difference of their means with its Welch interval (a seed of ours and
+    the template's seed of the same number draw different streams: the runs are not paired)."""
+    runs: dict[str, list[dict[str, float]]] = {"ours": [], "template": []}
+    for seed in range(seeds):
+        one = dataclasses.replace(exp, seed=seed)
+        print(f"bench: seeds: seed {seed}: our worker, {exp.epochs} epochs ...", flush=True)
+        wall, metrics = run_worker(one, workdir, f"seed{seed}")
+        runs["ours"].append({"seed": seed, "accuracy": metrics.test.accuracy, "loss": metrics.test.loss,
+                             "wall_s": wall["wall_s"]})  # fmt: skip
+        print(f"bench: seeds: seed {seed}: the course template ...", flush=True)
+        out = workdir / f"template-seed{seed}.json"
+        wall = run_child(template_args(one, out, seeded=True), {}, workdir / f"template-seed{seed}.log")
+        result = json.loads(out.read_text())["test"]
+        runs["template"].append({"seed": seed, "accuracy": result["accuracy"], "loss": result["loss"],
+                                 "wall_s": wall["wall_s"]})  # fmt: skip
+    summary = {}
+    for key in ("accuracy", "loss"):
+        ours, template = ([r[key] for r in runs[name]] for name in ("ours", "template"))
+        summary[key] = {"ours": dataclasses.asdict(stats.summary(ours)), "template": dataclasses.asdict(stats.summary(template)),
+                        "difference": dataclasses.asdict(stats.welch(ours, template))}  # fmt: skip
+    return {
+        "experiment": exp.id,
+        "epochs": exp.epochs,
+        "augment": exp.augment,
+        "seeds": seeds,
+        "runs": runs,
+        "summary": summary,
+    }
+
+
+def seeds_table(s: dict[str, Any]) -> str:
+    header = ["seed", "ours acc", "template acc", "ours loss", "template loss"]
+    ours, template = s["runs"]["ours"], s["runs"]["template"]
+    body = [
+        [str(o["seed"]), f"{o['accuracy']:.3f}", f"{t['accuracy']:.3f}", f"{o['loss']:.3f}", f"{t['loss']:.3f}"]
+        for o, t in zip(ours, template, strict=True)
+    ]
+    lines = [
+        f"{s['experiment']}, {s['epochs']} epochs, augmentation {'on' if s['augment'] else 'off'}, random weights, "
+        f"CPU; each pipeline seeded (ours: `seed`; the template: `--seed`, Keras's and its generators')",
+        "",
+        markdown(header, body, "lrrrr"),
+        "",
+    ]
+    for key in ("accuracy", "loss"):
+        o, t, d = (s["summary"][key][k] for k in ("ours", "template", "difference"))
+        lines.append(
+            f"- test {key}: ours {o['mean']:.3f} ± {o['sd']:.3f}, the template {t['mean']:.3f} ± {t['sd']:.3f} "
+            f"(mean ± sd over {o['n']} seeds); ours − template {d['mean']:+.3f}, 95% Welch interval "
+            f"{d['low']:+.3f} to {d['high']:+.3f}"
+            + (": holds 0, no evidence that they differ" if d["low"] <= 0 <= d["high"] else "")
+        )
+    return "\n".join(lines)
