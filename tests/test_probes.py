@@ -213,3 +213,75 @@ def test_status_says_a_run_is_probing_and_for_how_long(tmp_path: Path) -> None:
     [row] = collect(tmp_path / "results")[0]
     assert row.state == "running" and row.reason.startswith("probing for ") and row.reason.endswith(" s")
     assert int(row.reason.split()[2]) >= 7
+
+
+def planted_probes(root: Path, **edits: object) -> Path:
+    """A finished run's folder with a probes.json that passes the record check, `edits` applied."""
+    from xrayhpc.bench.report_build import synthetic_result
+
+    metrics = synthetic_result(root, Experiment("binary", "vgg16", "cpu", data="/data"), 10.0, 15, 18)
+    folder = root / metrics.id
+    record = {
+        "id": metrics.id, "fingerprint": metrics.experiment["fingerprint"], "region": "centre",
+        "outside": "border", "area": 0.36, "images": 18, "accuracy": 0.8, "loss": 0.4, "chance": 0.5,
+        "probes": [dict(score(k, 0, 0, 0).__dict__) for k in ("hidden", "only", "normalised")],
+        "shares": [{"label": "all", "images": 18, "share": 0.4, "low": 0.3, "high": 0.5}],
+        "verdict": "neither", "gradcam_verdict": "neither", "sentence": "accuracy 0.80; fine.",
+        "seconds": 1.0, "schema_version": 1, **edits,
+    }  # fmt: skip
+    (folder / PROBES).write_text(json.dumps(record))
+    return folder
+
+
+@pytest.mark.parametrize(
+    ("edits", "said"),
+    [({"probes": []}, "its probes"), ({"shares": []}, "its shares"),
+     ({"sentence": "x\n\n## Fake\n<img src=x onerror=alert(1)>"}, "its sentence"),
+     ({"verdict": "\x1b[2Jlungs"}, "its verdicts"), ({"region": "lungs", "outside": "border"}, "its region"),
+     ({"shares": [{"label": "all", "images": 18, "share": 0.4, "low": 0.3, "high": None}]}, "one end"),
+     ({"accuracy": 1e15}, "out of range"), ({"schema_version": 7}, "newer xrayhpc")],
+)  # fmt: skip
+def test_a_planted_or_damaged_probes_file_is_named_in_one_line_and_left_out(
+    tmp_path: Path, edits: dict, said: str
+) -> None:
+    from xrayhpc.report.build import build
+    from xrayhpc.report.writers import to_markdown
+
+    folder = planted_probes(tmp_path / "results", **edits)
+    probes, problem = check_probes(folder)
+    assert probes is None and said in problem and "\n" not in problem
+    sections, notes, _ = build(tmp_path / "results")
+    assert any(str(folder / PROBES) in n for n in notes)
+    assert not any(s.title.endswith("what the models look at") for s in sections)
+    assert "Fake" not in to_markdown(sections, notes, tmp_path / "results")
+
+
+def test_the_probe_command_leaves_another_users_runs_and_probed_runs_alone(tmp_path: Path) -> None:
+    """Another user's metrics.json names the files the command would read: never followed. A run probed
+    already is said so, without building a model or reading its data (/data is not there)."""
+    folder = planted_probes(tmp_path / "results")
+    command = [sys.executable, "-m", "xrayhpc.probe", "--results", str(tmp_path / "results")]
+    out = subprocess.run(command, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0 and "task1-vgg16-cpu: probed already" in out.stdout, out.stdout + out.stderr
+    if os.getuid() != 0:
+        pytest.skip("making a file another user's needs root")
+    os.chown(folder / "metrics.json", 65534, -1)
+    out = subprocess.run([*command, "--again"], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 2 and "not to you" in out.stdout and "not probed" in out.stdout, out.stdout + out.stderr
+    assert "no finished image experiment" in out.stderr and "Traceback" not in out.stderr
+
+
+def test_a_weights_file_of_another_user_or_of_nan_is_refused_in_one_line(tmp_path: Path) -> None:
+    from xrayhpc.safefiles import UnsafeFile, read_own_bytes
+    from xrayhpc.study.probes import finite
+
+    with pytest.raises(UserError, match="predictions are not finite"):
+        finite(np.array([[0.5, np.nan]]), "task1-vgg16-cpu")
+    planted = tmp_path / WEIGHTS
+    planted.write_bytes(b"\x89HDF")
+    assert read_own_bytes(planted) == b"\x89HDF"
+    if os.getuid() != 0:
+        pytest.skip("making a file another user's needs root")
+    os.chown(planted, 65534, -1)
+    with pytest.raises(UnsafeFile, match="belongs to .*, not to you"):
+        read_own_bytes(planted)

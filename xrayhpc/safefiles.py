@@ -141,6 +141,29 @@ def read_bytes(path: Path, limit: int = MAX_READ) -> bytes:
         return f.read(limit + 1)[:limit]
 
 
+def read_own_bytes(path: Path, limit: int = MAX_READ) -> bytes:
+    """A regular file's bytes, where it is this user's own: what another user wrote there (a weights
+    file, say, that a library parses) is refused as UnsafeFile, naming its owner."""
+    with open_read(path, limit) as f:
+        owner = os.fstat(f.fileno()).st_uid
+        if owner != os.getuid():
+            raise UnsafeFile(f"{path}: belongs to {owner_name(owner)}, not to you ({user_name()}); left alone")
+        return f.read(limit + 1)[:limit]
+
+
+def foreign(path: Path) -> str:
+    """ "" where `path` is a regular file of this user's; else one line saying whose it is, or what."""
+    try:
+        info = os.lstat(path)
+    except OSError as err:
+        return f"{path}: {err.strerror}"
+    if not stat.S_ISREG(info.st_mode):
+        return f"{path}: is not a regular file; left alone"
+    if info.st_uid != os.getuid():
+        return f"{path}: belongs to {owner_name(info.st_uid)}, not to you ({user_name()}); left alone"
+    return ""
+
+
 def read_text(path: Path, limit: int = MAX_READ) -> str:
     return read_bytes(path, limit).decode("utf-8", errors="replace")
 

@@ -127,9 +127,11 @@ RANGES = {
     "share": (0, 1),
     "area": (0, 1),
     "chance": (0, 1),
+    "accuracy": (0, 1),
+    "loss": (0, 1e6),
 }
 # Lists that grow with a run, bounded before each entry is checked: an epoch a record.
-LENGTHS = {"history": 100_000}
+LENGTHS = {"history": 100_000, "probes": 3, "shares": 1001}
 # Strings that name something for a command: a job id is digits, an array task's `_N` after them.
 PATTERNS = {
     "job_id": re.compile(r"[0-9]{1,20}(_[0-9]{1,9})?"),
@@ -420,12 +422,37 @@ class Probes:
         write_json(Path(folder) / PROBES, {**dataclasses.asdict(self), "schema_version": self.schema_version})
 
 
+# What a probes.json may say, word for word: its strings reach the report's Markdown and the terminal.
+REGIONS = {"centre": "border", "lung field": "outside the lungs"}
+PROBE_KINDS = ("hidden", "only", "normalised")
+NEWER_PROBES = "written by a newer xrayhpc"
+SENTENCE = re.compile(r"[A-Za-z0-9 .,;:()%+?\-]{1,2000}")
+
+
 def check_probes(folder: Path) -> tuple[Probes | None, str]:
-    """(probes.json, "") or (None, why), as `check`; one of another schema version is named."""
-    probes, problem = check(Probes, Path(folder) / PROBES)
-    if probes is not None and probes.schema_version != SCHEMA_VERSION:
-        return None, f"{Path(folder) / PROBES}: schema_version {probes.schema_version} is not one this xrayhpc reads"
-    return probes, problem
+    """(probes.json, "") or (None, why), as `check`, and checked for sense: the three probes, the share
+    over all images first, intervals with both ends or none, and only the words the probes write."""
+    path = Path(folder) / PROBES
+    probes, problem = check(Probes, path)
+    if probes is None:
+        return None, problem
+    if probes.schema_version > SCHEMA_VERSION:
+        return None, f"{path}: {NEWER_PROBES} (schema version {probes.schema_version}); left out"
+    if probes.schema_version != SCHEMA_VERSION:
+        return None, f"{path}: schema_version {probes.schema_version} is not one this xrayhpc reads"
+    words = {probes.region, probes.outside, "both", "neither", "chance"}
+    ends = [(s.accuracy_low, s.accuracy_high) for s in probes.probes] + [(s.low, s.high) for s in probes.shares]
+    wrong = (
+        REGIONS.get(probes.region) != probes.outside and "its region"
+        or [s.probe for s in probes.probes] != list(PROBE_KINDS) and f"its probes (not {', '.join(PROBE_KINDS)})"
+        or (not probes.shares or probes.shares[0].label != "all") and "its shares (the first is not `all`)"
+        or any((low is None) != (high is None) for low, high in ends) and "an interval with one end"
+        or not {probes.verdict, probes.gradcam_verdict} <= words and "its verdicts"
+        or not SENTENCE.fullmatch(probes.sentence) and "its sentence (characters the probes never write)"
+    )  # fmt: skip
+    if wrong:
+        return None, f"{path}: damaged ({wrong}); left out"
+    return probes, ""
 
 
 @dataclass(frozen=True)

@@ -121,7 +121,10 @@ def looks_section(title: str, results: list[Result]) -> Section | None:
     if not probed:
         return None
     facts = [r for r in results if r.exp["backbone"] == "metadata"]
-    rows = [(r.id, "random weights" if r.exp["weights"] == "none" else "study", r.probes) for r in probed]
+    rows = [
+        (r.id, "random weights" if r.exp["weights"] == "none" else "study", r.metrics.test.accuracy, r.probes)
+        for r in probed
+    ]
     control = "".join(
         f" The file-facts control {r.id} reaches {r.metrics.test.accuracy:.3f} with no pixels at all: it has "
         "nothing to probe, and stands here as the bar a model that looks at the lungs must clear."

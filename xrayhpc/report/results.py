@@ -32,7 +32,7 @@ def load_results(root: Path) -> tuple[list[Result], dict[str, str]]:
     for folder in experiment_folders(root):
         data, problem = check_metrics(folder)
         if data is not None:
-            probes, why = check_probes(folder)
+            probes, why = check_probes(folder) if data.experiment["backbone"] != "metadata" else (None, "")
             if probes is not None and (probes.fingerprint, probes.id) != (data.experiment["fingerprint"], data.id):
                 probes, why = None, f"{folder.name}: probes.json is of another run of the experiment; left out"
             results.append(Result(folder, data, probes, why))

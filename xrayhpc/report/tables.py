@@ -179,12 +179,12 @@ def _probed(score: Any) -> str:
     )
 
 
-def looks_table(rows: list[tuple[str, str, Any]]) -> tuple[list[str], list[list[str]]]:
-    """(id, role, probes.json) of each experiment: the probes beside the original accuracy."""
+def looks_table(rows: list[tuple[str, str, float, Any]]) -> tuple[list[str], list[list[str]]]:
+    """(id, role, test accuracy, probes.json) of each experiment: the probes beside the accuracy."""
     header = ["experiment", "role", "test acc", "region hidden", "only region", "normalised",
               "Grad-CAM in region (area)", "probes say", FileOnly("Grad-CAM says")]  # fmt: skip
     body = []
-    for ident, role, p in rows:
+    for ident, role, accuracy, p in rows:
         scores = {s.probe: s for s in p.probes}
         share = p.shares[0]
         interval = f", {share.low:.0%}–{share.high:.0%}" if share.low is not None else ""
@@ -192,7 +192,7 @@ def looks_table(rows: list[tuple[str, str, Any]]) -> tuple[list[str], list[list[
             [
                 ident,
                 role,
-                f"{p.accuracy:.3f}",
+                f"{accuracy:.3f}",
                 _probed(scores["hidden"]),
                 _probed(scores["only"]),
                 _probed(scores["normalised"]),

@@ -4,6 +4,8 @@
 
 An experiment probed already (probes.json of its run, with the same kind of region) is left alone
 unless --again; one whose data changed since it ran, or that kept no weights, is named in one line.
+Only your own runs are probed: a metrics.json names the data, masks and weights files to read, and
+one another user wrote could point this command at your private files (its owner can probe it).
 The metadata baseline has no pixels to probe: it stays the file-facts control beside the others.
 """
 
@@ -15,9 +17,18 @@ import os
 from fnmatch import fnmatch
 from pathlib import Path
 
-from xrayhpc.errors import UserError, cli
+from xrayhpc.errors import UserError, cli, os_error
 from xrayhpc.experiment import BASELINES, Experiment
-from xrayhpc.schema import METRICS, Metrics, check_metrics, check_probes, experiment_folders, results_root
+from xrayhpc.safefiles import foreign
+from xrayhpc.schema import (
+    METRICS,
+    NEWER_PROBES,
+    Metrics,
+    check_metrics,
+    check_probes,
+    experiment_folders,
+    results_root,
+)
 from xrayhpc.study import device
 
 
@@ -30,7 +41,26 @@ def _wanted(folder: Path, only: str | None) -> tuple[Metrics | None, str]:
         return None, ""
     if metrics.experiment["backbone"] in BASELINES:
         return None, ""
+    if whose := foreign(folder / METRICS):
+        return None, f"{whose}: not probed (its owner can probe it)"
     return metrics, ""
+
+
+def _probed(folder: Path, metrics: Metrics, masks: str | None) -> str:
+    """Why `folder` needs no probing ("" where it does): probed already for this run and kind of region,
+    or probed by a newer xrayhpc; a damaged probes.json is named and probed again."""
+    done, problem = check_probes(folder)
+    if done is None:
+        if NEWER_PROBES in problem:
+            return f"{problem}: not probed over"
+        if problem:
+            print(f"{problem}: probing it again")
+        return ""
+    lungs = bool(masks if masks is not None else metrics.experiment.get("masks"))
+    same = (done.id, done.fingerprint) == (metrics.id, metrics.experiment["fingerprint"])
+    if same and (done.region == "lung field") == lungs:
+        return f"{metrics.id}: probed already (--again to probe it again): {done.verdict}"
+    return ""
 
 
 def _experiment(folder: Path, metrics: Metrics, data: str | None, masks: str | None) -> Experiment:
@@ -96,20 +126,14 @@ def main(argv: list[str] | None = None) -> int:
     failed = 0
     with device.configured("cpu"):
         for folder, metrics in chosen:
+            if not args.again and (skip := _probed(folder, metrics, args.masks)):
+                print(skip)
+                continue
             try:
                 exp = _experiment(folder, metrics, args.data, args.masks)
-                done, _ = check_probes(folder)
-                if (
-                    done
-                    and not args.again
-                    and done.fingerprint == metrics.experiment["fingerprint"]
-                    and ((done.region == "lung field") == bool(exp.masks))
-                ):
-                    print(f"{metrics.id}: probed already (--again to probe it again): {done.sentence}")
-                    continue
                 print(f"{metrics.id}: probing", flush=True)
                 print(f"{metrics.id}: {probe_one(folder, metrics, exp)}")
-            except UserError as err:
+            except (UserError, OSError) as err:  # one folder's problem: the others are still probed
                 failed += 1
-                print(f"error: {err}")
+                print(f"error: {os_error(err) if isinstance(err, OSError) else err}")
     return 1 if failed else 0

@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from xrayhpc.errors import UserError
 from xrayhpc.experiment import TASKS, Experiment
 from xrayhpc.schema import Probes, ProbeScore, RegionShare, write_atomic
 from xrayhpc.stats import summary, wilson
@@ -145,6 +146,13 @@ def verdicts(
     return verdict, looks, sentence
 
 
+def finite(probs: np.ndarray, ident: str) -> np.ndarray:
+    """`probs`, or UserError where the model gave NaN or infinity (its weights are damaged)."""
+    if not np.isfinite(probs).all():
+        raise UserError(f"{ident}: the model's predictions are not finite (NaN or inf): its weights are damaged")
+    return probs
+
+
 def probe(
     predict: Predict,
     probs: np.ndarray,
@@ -159,6 +167,7 @@ def probe(
     """Grad-CAM of every test image (`explain(images, classes)`) and the three probes beside the
     original's `probs`; `ident` is the run's (id, fingerprint)."""
     start = time.perf_counter()
+    finite(probs, ident[0])
     base = (probs.argmax(1) == labels, image_losses(probs, labels))
     explained = probs.argmax(1)
     log(f"Grad-CAM of {len(images)} test images")
@@ -174,7 +183,7 @@ def probe(
     scores = {}
     for key, (shown, probed) in probes.items():
         log(f"probe: the test set, {shown}")
-        scores[key] = _score(key, shown, predict(probed), labels, base)
+        scores[key] = _score(key, shown, finite(predict(probed), ident[0]), labels, base)
     shares = [_share("all", per_image)] + [_share(c, per_image[labels == i]) for i, c in enumerate(classes)]
     chance = float(np.bincount(labels, minlength=len(classes)).max() / max(1, len(labels)))
     accuracy = float(base[0].mean()) if len(labels) else 0.0

@@ -65,8 +65,8 @@ def lung_masks(masks: Path, files: list[str], size: int) -> np.ndarray:
                 f"masks = {str(masks)!r}: no mask {path} for {file}; give every test image a PNG mask "
                 "at the same relative path, or leave `masks` unset to use the centre and border"
             ) from None
-        except (OSError, ValueError, Image.DecompressionBombError) as err:
-            raise UserError(f"masks = {str(masks)!r}: cannot read {path}: {err}") from None
+        except Exception as err:  # PIL raises many kinds (SyntaxError among them) for a damaged PNG
+            raise UserError(f"masks = {str(masks)!r}: cannot read {path}: {type(err).__name__}: {err}") from None
         out[i] = np.asarray(grey) > 0
         if not out[i].any():
             raise UserError(f"masks = {str(masks)!r}: {path} is empty (no lung pixel); check the mask")
