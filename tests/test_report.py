@@ -198,7 +198,7 @@ def test_report_from_real_worker_runs_of_the_smoke_grid(tmp_path: Path, syntheti
     assert skipped == []
     for title, eid in (("Task 1", "task1-vgg16-cpu"), ("Task 2", "task2-mobilenet-cpu")):
         test = json.loads((root / eid / "metrics.json").read_text())["test"]
-        [section] = [s for s in sections if s.title.startswith(title)]
+        [section] = [s for s in sections if s.title.startswith(title) and s.title.endswith(f"({eid[:5]})")]
         [row] = section.table[1]
         low, high = wilson(test["correct"], test["count"])
         assert row[0] == eid and row[6] == f"{test['accuracy']:.3f} ({low:.2f}–{high:.2f})"
@@ -206,7 +206,9 @@ def test_report_from_real_worker_runs_of_the_smoke_grid(tmp_path: Path, syntheti
         recalls = [f"{v['recall']:.3f}" for v in test["per_class"].values()]
         assert row[10 : 10 + len(recalls)] == recalls
         [gallery] = [s for s in sections if s.title == f"Gallery: {eid}"]
-        assert len(gallery.images) == 4
+        assert len(gallery.images) == 7  # Grad-CAM, t-SNE by class and by source twice, curves, confusion
+        [looks] = [s for s in sections if s.title.startswith(title) and s.title.endswith("what the models look at")]
+        assert [r[0] for r in looks.table[1]] == [eid]
     timing = next(s for s in sections if s.title == "GPU versus CPU")
     assert "Ran on one device only: task1-vgg16-cpu, task2-mobilenet-cpu" in timing.text
 

@@ -426,7 +426,7 @@ class Probes:
 REGIONS = {"centre": "border", "lung field": "outside the lungs"}
 PROBE_KINDS = ("hidden", "only", "normalised")
 NEWER_PROBES = "written by a newer xrayhpc"
-SENTENCE = re.compile(r"[A-Za-z0-9 .,;:()%+?\-]{1,2000}")
+SENTENCE = re.compile(r"[A-Za-z0-9 .,;:()%+?'\-]{1,2000}")
 
 
 def check_probes(folder: Path) -> tuple[Probes | None, str]:
