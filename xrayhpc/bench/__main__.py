@@ -98,7 +98,9 @@ def main(argv: list[str] | None = None) -> int:
         help=f"a quarter of each class folder and {QUICK_EPOCHS} epochs: every part in a few minutes",
     )
     parser.add_argument(
-        "--epochs", type=int, help=f"epochs for Task 1 (default {FULL_EPOCHS['worker']}, quick {QUICK_EPOCHS})"
+        "--epochs",
+        type=int,
+        help=f"epochs for Task 1 in the worker and seeds parts (default {FULL_EPOCHS['worker']}, quick {QUICK_EPOCHS})",
     )
     parser.add_argument(
         "--data", help="data root with two/ and all/ (default: $XRAYHPC_DATA, ../shared/data/covid-xray)"
@@ -124,7 +126,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     epochs = dict(FULL_EPOCHS) if not args.quick else dict.fromkeys(FULL_EPOCHS, QUICK_EPOCHS)
     if args.epochs:
-        epochs["worker"] = args.epochs
+        epochs["worker"] = epochs["seeds"] = args.epochs
     head_steps = QUICK_HEAD_STEPS if args.quick else HEAD_STEPS
     source, kind = find_data(args.data)
     command = "python -m xrayhpc.bench " + " ".join(argv if argv is not None else sys.argv[1:])
