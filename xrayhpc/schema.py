@@ -385,6 +385,13 @@ class ProbeScore:
     loss_low: float | None
     loss_high: float | None
 
+    def change(self, sep: str = ",") -> str:
+        """Its accuracy with the paired change and interval: `0.67 (-0.33, -0.57 to -0.09)`."""
+        if self.accuracy_low is None or self.accuracy_high is None:
+            return f"{self.accuracy:.2f}"
+        low, high = self.accuracy_low, self.accuracy_high
+        return f"{self.accuracy:.2f} ({self.accuracy_change:+.2f}{sep} {low:+.2f} to {high:+.2f})"
+
 
 @dataclass(frozen=True)
 class RegionShare:
@@ -442,15 +449,15 @@ def check_probes(folder: Path) -> tuple[Probes | None, str]:
         return None, f"{path}: schema_version {probes.schema_version} is not one this xrayhpc reads"
     words = {probes.region, probes.outside, "both", "neither", "chance"}
     ends = [(s.accuracy_low, s.accuracy_high) for s in probes.probes] + [(s.low, s.high) for s in probes.shares]
-    wrong = (
-        REGIONS.get(probes.region) != probes.outside and "its region"
-        or [s.probe for s in probes.probes] != list(PROBE_KINDS) and f"its probes (not {', '.join(PROBE_KINDS)})"
-        or (not probes.shares or probes.shares[0].label != "all") and "its shares (the first is not `all`)"
-        or any((low is None) != (high is None) for low, high in ends) and "an interval with one end"
-        or not {probes.verdict, probes.gradcam_verdict} <= words and "its verdicts"
-        or not SENTENCE.fullmatch(probes.sentence) and "its sentence (characters the probes never write)"
-    )  # fmt: skip
-    if wrong:
+    faults = [
+        (REGIONS.get(probes.region) != probes.outside, "its region"),
+        ([s.probe for s in probes.probes] != list(PROBE_KINDS), f"its probes (not {', '.join(PROBE_KINDS)})"),
+        (not probes.shares or probes.shares[0].label != "all", "its shares (the first is not `all`)"),
+        (any((low is None) != (high is None) for low, high in ends), "an interval with one end"),
+        (not {probes.verdict, probes.gradcam_verdict} <= words, "its verdicts"),
+        (not SENTENCE.fullmatch(probes.sentence), "its sentence (characters the probes never write)"),
+    ]
+    if wrong := next((why for bad, why in faults if bad), ""):
         return None, f"{path}: damaged ({wrong}); left out"
     return probes, ""
 

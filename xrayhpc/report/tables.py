@@ -170,15 +170,6 @@ def state_table(rows: list[Row]) -> tuple[list[str], list[list[str]]]:
     ]
 
 
-def _probed(score: Any) -> str:
-    """A probe's accuracy with its paired change and interval."""
-    if score.accuracy_low is None:
-        return f"{score.accuracy:.2f}"
-    return (
-        f"{score.accuracy:.2f} ({score.accuracy_change:+.2f}; {score.accuracy_low:+.2f} to {score.accuracy_high:+.2f})"
-    )
-
-
 def looks_table(rows: list[tuple[str, str, float, Any]]) -> tuple[list[str], list[list[str]]]:
     """(id, role, test accuracy, probes.json) of each experiment: the probes beside the accuracy."""
     header = ["experiment", "role", "test acc", "region hidden", "only region", "normalised",
@@ -193,9 +184,9 @@ def looks_table(rows: list[tuple[str, str, float, Any]]) -> tuple[list[str], lis
                 ident,
                 role,
                 f"{accuracy:.3f}",
-                _probed(scores["hidden"]),
-                _probed(scores["only"]),
-                _probed(scores["normalised"]),
+                scores["hidden"].change(";"),
+                scores["only"].change(";"),
+                scores["normalised"].change(";"),
                 f"{share.share:.0%}{interval} ({p.area:.0%}, {p.region})" if share.share is not None else "–",
                 p.verdict,
                 p.gradcam_verdict,

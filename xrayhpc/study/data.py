@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -18,6 +19,7 @@ from PIL import Image
 
 from xrayhpc.datadigest import IMAGE_SUFFIXES, cache_dir
 from xrayhpc.errors import UserError
+from xrayhpc.experiment import Experiment
 from xrayhpc.safefiles import write_atomic
 from xrayhpc.study import regions
 
@@ -177,6 +179,22 @@ def discover(task_dir: Path) -> Files:
         )
     train = _class_files(task_dir / "train", None)
     return Files(list(train), train, _class_files(task_dir / "test", list(train)))
+
+
+def experiment_data(exp: Experiment, log: Callable[[str], None] = print) -> Dataset:
+    """`exp`'s task folder as its settings decode it, with as many threads as the job's slots."""
+    from xrayhpc.study.device import slots
+
+    return load_dataset(
+        exp.data_dir,
+        exp.image_size,
+        exp.interpolation,
+        exp.validation_split,
+        threads=slots() or os.cpu_count() or 1,
+        log=log,
+        colour=exp.colour,
+        normalise=exp.normalise,
+    )
 
 
 def load_dataset(

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import os
 from fnmatch import fnmatch
 from pathlib import Path
 
@@ -85,15 +84,12 @@ def _experiment(folder: Path, metrics: Metrics, data: str | None, masks: str | N
 def probe_one(folder: Path, metrics: Metrics, exp: Experiment) -> str:
     """Load the data and the kept model, probe, write; the sentence."""
     from xrayhpc.study import kept, probes, training
-    from xrayhpc.study.data import load_dataset
+    from xrayhpc.study.data import experiment_data
 
     def log(line: str) -> None:
         print(f"  {metrics.id}: {line}", flush=True)
 
-    data = load_dataset(
-        exp.data_dir, exp.image_size, exp.interpolation, exp.validation_split,
-        threads=device.slots() or os.cpu_count() or 1, log=log, colour=exp.colour, normalise=exp.normalise,
-    )  # fmt: skip
+    data = experiment_data(exp, log)
     if data.classes != metrics.classes:
         raise UserError(f"{folder.name}: the data's classes {data.classes} are not the run's {metrics.classes}")
     models = training.build(exp, len(data.classes))

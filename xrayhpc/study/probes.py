@@ -92,14 +92,6 @@ def _pct(v: float | None) -> str:
     return "?" if v is None else f"{v:.0%}"
 
 
-def _change(score: ProbeScore) -> str:
-    if score.accuracy_low is None or score.accuracy_high is None:
-        return f"{score.accuracy:.2f}"
-    return (
-        f"{score.accuracy:.2f} ({score.accuracy_change:+.2f}, {score.accuracy_low:+.2f} to {score.accuracy_high:+.2f})"
-    )
-
-
 def verdicts(
     accuracy: float,
     correct: int,
@@ -127,19 +119,16 @@ def verdicts(
         "both": f"it needs the {region} and the {outside} alike",
         "neither": f"hiding either leaves it within its noise: the {region} alone or the {outside} alone suffices",
     }[verdict]
-    if share.low is not None and share.high is not None and share.low > area:
-        looks = region
-    elif share.low is not None and share.high is not None and share.high < area:
-        looks = outside
-    else:
-        looks = "neither"
+    looks = "neither"
+    if share.low is not None and share.high is not None:
+        looks = region if share.low > area else outside if share.high < area else "neither"
     normalised = scores["normalised"]
     sentence = (
-        f"accuracy {accuracy:.2f}; with the {region} hidden {_change(scores['hidden'])}, with only the {region} shown "
-        f"{_change(scores['only'])}: {said}. Grad-CAM puts {_pct(share.share)} "
+        f"accuracy {accuracy:.2f}; with the {region} hidden {scores['hidden'].change()}, with only the {region} shown "
+        f"{scores['only'].change()}: {said}. Grad-CAM puts {_pct(share.share)} "
         f"({_pct(share.low)} to {_pct(share.high)}) of its mass in the {region}, which is {area:.0%} of the image"
         + (" (more than its area)" if looks == region else " (less than its area)" if looks == outside else "")
-        + f". Normalised (grey, equalised) {_change(normalised)}"
+        + f". Normalised (grey, equalised) {normalised.change()}"
         + (": the file's colour or contrast carried part of it" if _falls(normalised) else "")
         + "."
     )
@@ -167,9 +156,8 @@ def probe(
     """Grad-CAM of every test image (`explain(images, classes)`) and the three probes beside the
     original's `probs`; `ident` is the run's (id, fingerprint)."""
     start = time.perf_counter()
-    finite(probs, ident[0])
-    base = (probs.argmax(1) == labels, image_losses(probs, labels))
-    explained = probs.argmax(1)
+    explained = finite(probs, ident[0]).argmax(1)  # each map explains the predicted class
+    base = (explained == labels, image_losses(probs, labels))
     log(f"Grad-CAM of {len(images)} test images")
     cams = explain(images, explained)
     up = gradcam.upsampled(cams, images.shape[1])

@@ -33,7 +33,7 @@ from xrayhpc.schema import AUDIT, LOG, GpuUse, Metrics, Progress, Scores, Timing
 from xrayhpc.signals import Held
 from xrayhpc.study import device, gpuuse, kept, kernels
 from xrayhpc.study.checkpoint import Checkpoint
-from xrayhpc.study.data import Dataset, discover, load_dataset
+from xrayhpc.study.data import Dataset, discover, experiment_data
 from xrayhpc.study.events import EpochEvents
 from xrayhpc.study.runlog import RunLog
 
@@ -226,17 +226,7 @@ def _gpu_sampler(run: Run, used: str) -> gpuuse.Sampler | None:
 
 
 def _load(run: Run) -> Dataset:
-    exp = run.exp
-    data = load_dataset(
-        exp.data_dir,
-        exp.image_size,
-        exp.interpolation,
-        exp.validation_split,
-        threads=device.slots() or os.cpu_count() or 1,
-        log=run.log,
-        colour=exp.colour,
-        normalise=exp.normalise,
-    )
+    data = experiment_data(run.exp, run.log)
     run.log(_images_line(data.counts(), data.classes))
     return data
 
@@ -322,10 +312,10 @@ def _draw(run: Run, data: Dataset, models: Any, cached: dict[str, np.ndarray], f
         points = plots.tsne_points(feats, exp.seed)
         title = f"{exp.id}: t-SNE of `{training.FEATURE_LAYER}`, {name} ({len(labels)})"
         plots.tsne_png(points, labels, data.classes, title, folder / f"tsne-{name}.png")
-        names = [sources.get(f, "unread") for f in files[name]]
-        kinds = sorted(set(names))
-        index = np.array([kinds.index(n) for n in names], dtype=np.int64)
-        plots.tsne_png(points, index, kinds, title, folder / f"tsne-{name}-source.png", legend="file as stored")
+        kinds, index = np.unique([sources.get(f, "unread") for f in files[name]], return_inverse=True)
+        plots.tsne_png(
+            points, index, kinds.tolist(), title, folder / f"tsne-{name}-source.png", legend="file as stored"
+        )
     plots.curves_png(fitted.history, fitted.best_epoch, exp.id, folder / "curves.png")
     plots.confusion_png(test.confusion, data.classes, f"{exp.id}: test", folder / "confusion.png")
 
