@@ -14,7 +14,7 @@ import pytest
 
 from conftest import faked
 from xrayhpc.bench import worker as bench
-from xrayhpc.bench.runs import data_view
+from xrayhpc.bench.runs import ROOT, data_view, shown_command
 from xrayhpc.study.data import load_dataset
 
 COUNTS = {"train": 104, "val": 25, "test": 18}  # Task 1 of the real data
@@ -52,6 +52,15 @@ def test_template_runs_the_same_experiment(synthetic: Path, tmp_path: Path) -> N
     ):
         assert part in text
     assert exp.device == "cpu" and exp.weights == "none"
+
+
+def test_recorded_command_names_no_path_of_this_machine(synthetic: Path) -> None:
+    """The figures are committed: a data folder outside the checkout is named, not located."""
+    argv = ["--only", "seeds", "--data", str(synthetic), f"--out={ROOT / 'results' / 'bench'}", "--epochs", "20"]
+    assert shown_command(argv) == (
+        f"python -m xrayhpc.bench --only seeds --data .../{synthetic.name} --out=results/bench --epochs 20"
+    )
+    assert shown_command(["--data", "data/covid-xray"]).endswith("--data data/covid-xray")  # as typed
 
 
 def test_data_views_take_a_fraction_and_repeat(synthetic: Path, tmp_path: Path) -> None:

@@ -47,7 +47,7 @@ from xrayhpc.bench.neighbour import bench_neighbour, neighbour_table
 from xrayhpc.bench.precision import bench_precision, precision_table
 from xrayhpc.bench.probes import bench_probes, probes_table
 from xrayhpc.bench.report_build import bench_report, report_table
-from xrayhpc.bench.runs import ROOT, Unavailable, data_view, find_data
+from xrayhpc.bench.runs import ROOT, Unavailable, data_view, find_data, shown_command
 from xrayhpc.bench.worker import (
     bench_scaling,
     bench_seeds,
@@ -129,7 +129,7 @@ def main(argv: list[str] | None = None) -> int:
         epochs["worker"] = epochs["seeds"] = args.epochs
     head_steps = QUICK_HEAD_STEPS if args.quick else HEAD_STEPS
     source, kind = find_data(args.data)
-    command = "python -m xrayhpc.bench " + " ".join(argv if argv is not None else sys.argv[1:])
+    command = shown_command(argv if argv is not None else sys.argv[1:])
     start = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="xrayhpc-bench-") as views:
         data = data_view(source, Path(views), fraction=QUICK_FRACTION) if args.quick else source

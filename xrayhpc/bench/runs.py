@@ -92,6 +92,21 @@ def _matmul_gflops() -> float:
     return round(best, 1)
 
 
+def shown_command(argv: list[str]) -> str:
+    """The bench's command line as its figures record it: a path of this machine (an absolute one
+    outside the checkout) is shown by its name alone, since the figures are committed and shared."""
+
+    def shown(arg: str) -> str:
+        option, eq, value = arg.partition("=") if arg.startswith("--") else ("", "", arg)
+        path = Path(value)
+        if not path.is_absolute():
+            return arg
+        short = str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else f".../{path.name}"
+        return f"{option}{eq}{short}"
+
+    return " ".join(["python -m xrayhpc.bench", *map(shown, argv)])
+
+
 def find_data(given: str | None) -> tuple[Path, str]:
     """The real data when it can be found, else a synthetic set made for the run; a copy made by
     `make gpu-carry` is labelled as the copy it is (its COPY.md's first line)."""
