@@ -152,7 +152,7 @@ def test_the_report_sets_the_study_beside_its_controls_and_says_what_it_gains(tm
 @pytest.mark.slow
 @pytest.mark.skipif(real_data() is None, reason="the real dataset is not beside this checkout")
 def test_on_the_real_data_file_facts_alone_reach_the_published_accuracy(tmp_path: Path) -> None:
-    """DESIGN.md's finding, held: covid images stored in colour modes, the rest grey; 0.944 from file facts."""
+    """What the controls rest on, held: covid images stored in colour modes, the rest grey; 0.944 from file facts."""
     two = audit(real_data())["tasks"]["two"]
     rows = {(r["split"], r["class"]): r for r in two["rows"]}
     assert rows[("train", "covid")]["modes"] == "RGB 46, RGBA 10, L 3" and rows[("train", "normal")]["modes"] == "L 70"

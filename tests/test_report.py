@@ -271,3 +271,14 @@ def test_a_perfect_score_is_charted_where_its_intervals_end_rounds_under_it(tmp_
     fake(root, "cpu", 10.0, correct=count, count=count)
     sections, _, _ = build(root)
     assert any(s.title == "Accuracy at a glance" for s in sections) and (root / "accuracy.png").stat().st_size > 0
+
+
+def test_the_published_figures_stand_beside_the_reports_runs_and_not_their_normalised_twins() -> None:
+    """A normalised twin of jobs/report.toml is not the report's run: no 0.944 beside it."""
+    from xrayhpc.experiment import load_grid
+    from xrayhpc.report.compare import reference
+
+    task1 = [e for e in load_grid(ROOT / "jobs" / "report.toml") if e.id.startswith("task1-vgg16-gpu")]
+    row = {e.id: reference({**e.settings(), "id": e.id}) for e in task1}
+    assert row["task1-vgg16-gpu"] == (PUBLISHED["binary", "vgg16"], [])
+    assert row["task1-vgg16-gpu-normalised"] == (None, ["normalise true (report: false)"])

@@ -39,6 +39,8 @@ COMPARED = (
     "checkpoint",
     "validation_split",
     "colour",
+    "normalise",
+    "interpolation",
     "precision",
 )
 # Runs that differ only in these are repeats of one configuration.
@@ -47,9 +49,10 @@ NOT_CONFIGURATION = ("seed", "fingerprint", "id")
 
 @functools.lru_cache
 def _report_settings() -> dict[tuple[str, str], dict[str, Any]]:
-    """(task, backbone) -> the report's settings, from the packaged jobs/report.toml."""
+    """(task, backbone) -> the report's settings, from the packaged jobs/report.toml (its study
+    runs, not their normalised twins, which the report never ran)."""
     experiments = load_grid(sitefiles.packaged("jobs", "report.toml"))
-    return {(e.task, e.backbone): e.settings() for e in experiments if role(e.settings()) == "study"}
+    return {(e.task, e.backbone): e.settings() for e in experiments if role(e.settings()) == "study" and not e.normalise}
 
 
 def reference(exp: dict[str, Any]) -> tuple[tuple[float, float] | None, list[str]]:
