@@ -25,7 +25,8 @@ IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".ppm", ".tif", ".tiff")
 
 
 def cache_dir() -> Path:
-    """Decoded images and digests live here: $XRAYHPC_CACHE, else $XDG_CACHE_HOME/xrayhpc, else ~/.cache.
+    """Decoded images and digests live here: $XRAYHPC_CACHE, else $XDG_CACHE_HOME/xrayhpc,
+    else ~/.cache/xrayhpc.
 
     Resolved once: a cache folder that is itself a link (to /projectnb, say) is yours to set.
     """

@@ -157,8 +157,9 @@ class Experiment:
     def from_settings(cls, settings: dict[str, Any], source: str = "spec", files: bool = True) -> Experiment:
         """Build from a dict such as metrics.json's `experiment` or a JSON spec, validated.
 
-        Its `id` and `fingerprint`, as metrics.json holds them, are checked, not taken as settings: the
-        id keeps its varying suffix (`task1-vgg16-gpu-seed3`), so the run writes to that same folder.
+        Its `id` and `fingerprint`, as metrics.json holds them, are not taken as settings. The id is
+        checked and keeps its varying suffix (`task1-vgg16-gpu-seed3`), so the run writes to that same
+        folder; the fingerprint takes the data's content, so whoever reads the data compares it.
         `files=False` skips checks of files the settings name (a finished run's weights file may be gone).
         """
         values = {k: v for k, v in settings.items() if k not in ("id", "fingerprint")}

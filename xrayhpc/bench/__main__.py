@@ -105,7 +105,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--data", help="data root with two/ and all/ (default: $XRAYHPC_DATA, ../shared/data/covid-xray)"
     )
-    parser.add_argument("--out", type=Path, default=ROOT / "results" / "bench")
+    parser.add_argument(
+        "--out", type=Path, default=ROOT / "results" / "bench", help="where the figures go (default results/bench/)"
+    )
     parser.add_argument(
         "--only", nargs="+", choices=PARTS, metavar="PART", help=f"run these parts only: {', '.join(PARTS)}"
     )

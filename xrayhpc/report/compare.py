@@ -52,7 +52,9 @@ def _report_settings() -> dict[tuple[str, str], dict[str, Any]]:
     """(task, backbone) -> the report's settings, from the packaged jobs/report.toml (its study
     runs, not their normalised twins, which the report never ran)."""
     experiments = load_grid(sitefiles.packaged("jobs", "report.toml"))
-    return {(e.task, e.backbone): e.settings() for e in experiments if role(e.settings()) == "study" and not e.normalise}
+    return {
+        (e.task, e.backbone): e.settings() for e in experiments if role(e.settings()) == "study" and not e.normalise
+    }
 
 
 def reference(exp: dict[str, Any]) -> tuple[tuple[float, float] | None, list[str]]:

@@ -3,7 +3,8 @@
     python -m xrayhpc.worker --grid jobs/report.toml --id task1-vgg16-cpu
     python -m xrayhpc.worker --spec experiment.json
 
-Reads top to bottom: device, data, model, training, evaluation, features and t-SNE, files.
+Reads top to bottom: device, data, model, training, evaluation, the probes (Grad-CAM, occlusion),
+features and t-SNE, the kept weights, files.
 Nothing here knows about schedulers; the dispatcher calls `run_experiment` inside a job.
 """
 
@@ -154,7 +155,8 @@ def _failure(err: BaseException, checkpoint: Checkpoint) -> tuple[str, str]:
 
 
 def _run(run: Run) -> Path:
-    """Data, model, features, training, evaluation, plots, then metrics.json: each a phase below."""
+    """Data, model, features, training, evaluation, probes, plots, then the weights and metrics.json:
+    each a phase below."""
     exp = run.exp
     run.log(f"settings {json.dumps(exp.settings())} fingerprint {exp.fingerprint}")
     discover(exp.data_dir)  # a missing data folder is said at once, before the backend starts
