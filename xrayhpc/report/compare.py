@@ -49,12 +49,10 @@ NOT_CONFIGURATION = ("seed", "fingerprint", "id")
 
 @functools.lru_cache
 def _report_settings() -> dict[tuple[str, str], dict[str, Any]]:
-    """(task, backbone) -> the report's settings, from the packaged jobs/report.toml (its study
-    runs, not their normalised twins, which the report never ran)."""
+    """(task, backbone) -> the report's settings, from the packaged jobs/report.toml: its own study
+    runs, the untagged ones (every twin there, random-weight or normalised, carries a tag)."""
     experiments = load_grid(sitefiles.packaged("jobs", "report.toml"))
-    return {
-        (e.task, e.backbone): e.settings() for e in experiments if role(e.settings()) == "study" and not e.normalise
-    }
+    return {(e.task, e.backbone): e.settings() for e in experiments if role(e.settings()) == "study" and not e.tag}
 
 
 def reference(exp: dict[str, Any]) -> tuple[tuple[float, float] | None, list[str]]:
